@@ -1,0 +1,44 @@
+"""What every task shares: Hydra wiring, clean errors, and the JSON summary line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+import hydra
+from omegaconf import DictConfig
+
+from faqtune.config import register_configs
+from faqtune.errors import FaqtuneError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+log = logging.getLogger("faqtune")
+
+
+def emit_summary(summary: dict) -> None:
+    """The last stdout line of every task: one JSON object."""
+    sys.stdout.flush()
+    print(json.dumps(summary, default=str), flush=True)
+
+
+def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
+    """Turn `run(cfg) -> summary` into a Hydra app that prints errors as one paragraph."""
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    @functools.wraps(run)
+    def main(cfg: DictConfig) -> dict:
+        try:
+            summary = run(cfg)
+        except FaqtuneError as exc:
+            log.error("%s", exc)
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        emit_summary(summary)
+        return summary
+
+    return main

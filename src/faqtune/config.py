@@ -1,0 +1,239 @@
+"""Structured configs: the schema every file in `conf/` is checked against.
+
+Hydra merges `conf/` into these dataclasses, so a wrong type or an unknown key fails at
+composition; `validate` then checks ranges and names the offending key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from faqtune.errors import ConfigError
+
+DATA_SOURCES = ("synthetic", "reference_tsv", "stackexchange", "table")
+MODEL_NAMES = ("reference", "matcher")
+OBJECTIVES = ("binary", "lambdarank")
+NEGATIVES = ("random", "hard")
+SAMPLERS = ("random", "tpe", "grid", "qmc", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+BACKENDS = ("optuna", "azureml")
+
+
+@dataclass
+class SyntheticConfig:
+    originals: int = 120
+    dupes_median: int = 16
+    dupes_max: int = 400
+    noise: float = 0.35
+
+
+@dataclass
+class TableConfig:
+    faqs: str = "faqs.csv"
+    questions: str = "questions.csv"
+    faq_id: str = "id"
+    faq_text: str = "question"
+    faq_answer: Optional[str] = "answer"
+    question_id: str = "id"
+    question_faq_id: str = "faq_id"
+    question_text: str = "text"
+
+
+@dataclass
+class DownloadConfig:
+    timeout_s: float = 60.0
+    max_bytes: int = 2_000_000_000
+    sha256: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic"
+    path: Optional[str] = None
+    min_text: int = 150
+    min_dupes: int = 12
+    test_size: float = 0.10
+    tune_size: float = 0.10
+    match: int = 40
+    seed: int = 42
+    tag: Optional[str] = None
+    encoding: str = "utf-8"
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    table: TableConfig = field(default_factory=TableConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "matcher"
+    estimators: int = 300
+    ngrams: int = 2
+    min_child_samples: int = 20
+    match: int = 20
+    unweighted: bool = False
+    learning_rate: float = 0.1
+    num_leaves: int = 31
+    feature_fraction: float = 1.0
+    objective: str = "binary"
+    negatives: str = "hard"
+    char_ngrams: int = 4
+    n_jobs: int = 0
+
+
+@dataclass
+class TrainingConfig:
+    period: int = 100
+    early_stopping_periods: int = 0
+    top_k: int = 5
+    log_model: bool = True
+    score_block: int = 256
+
+
+@dataclass
+class TrackingConfig:
+    uri: Optional[str] = None
+    experiment: str = "faqtune"
+    run_name: Optional[str] = None
+    kind: str = "mlflow"
+
+
+@dataclass
+class PathsConfig:
+    cache: str = ".faqtune"
+
+
+@dataclass
+class SpaceConfig:
+    model: str = "matcher"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepConfig:
+    name: str = "faqtune-sweep"
+    n_trials: int = 8
+    n_workers: int = 2
+    timeout_s: Optional[float] = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    delay_evaluation: int = 5
+    max_failures: int = 3
+    seed: int = 0
+    storage: Optional[str] = None
+    metric: str = "tune_gain_at_3"
+    final_estimators: int = 0
+    final_on_train_tune: bool = False
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+
+
+@dataclass
+class BackendConfig:
+    name: str = "optuna"
+    dry_run: bool = False
+
+
+@dataclass
+class RegistryConfig:
+    model_name: str = "faqtune-faq-matcher"
+    alias: str = "champion"
+    metric: str = "test_gain_at_3"
+
+
+@dataclass
+class FaqtuneConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    model_uri: Optional[str] = None
+    run_id: Optional[str] = None
+
+
+def register_configs() -> None:
+    """Make the schema available to `conf/config.yaml` as `faqtune_schema`."""
+    ConfigStore.instance().store(name="faqtune_schema", node=FaqtuneConfig)
+
+
+def _expect(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"Invalid configuration: {key}={value!r}; expected {expected}.")
+
+
+def _int_range(key: str, value: int, low: int, high: int | None = None) -> None:
+    upper = "" if high is None else f" and at most {high}"
+    _expect(value >= low and (high is None or value <= high), key, value,
+            f"an integer at least {low}{upper}")
+
+
+def _one_of(key: str, value: str, options: tuple[str, ...]) -> None:
+    _expect(value in options, key, value, "one of " + ", ".join(options))
+
+
+def validate_data(data: DataConfig) -> None:
+    _one_of("data.source", data.source, DATA_SOURCES)
+    _int_range("data.min_text", data.min_text, 0)
+    _int_range("data.min_dupes", data.min_dupes, 2)
+    _int_range("data.match", data.match, 2)
+    for key in ("test_size", "tune_size"):
+        value = getattr(data, key)
+        _expect(0.0 < value < 0.5, f"data.{key}", value, "a fraction between 0 and 0.5")
+    if data.source != "synthetic":
+        _expect(bool(data.path), "data.path", data.path,
+                f"a folder, file or URL holding the {data.source} data")
+    syn = data.synthetic
+    _int_range("data.synthetic.originals", syn.originals, 2)
+    _int_range("data.synthetic.dupes_median", syn.dupes_median, 1)
+    _int_range("data.synthetic.dupes_max", syn.dupes_max, syn.dupes_median)
+    _expect(0.0 <= syn.noise <= 1.0, "data.synthetic.noise", syn.noise, "a number in 0..1")
+
+
+def validate_model(model: ModelConfig, prefix: str = "model") -> None:
+    _one_of(f"{prefix}.name", model.name, MODEL_NAMES)
+    _int_range(f"{prefix}.estimators", model.estimators, 1)
+    _int_range(f"{prefix}.ngrams", model.ngrams, 1, 4)
+    _int_range(f"{prefix}.min_child_samples", model.min_child_samples, 1)
+    _int_range(f"{prefix}.match", model.match, 2)
+    _int_range(f"{prefix}.num_leaves", model.num_leaves, 2, 131072)
+    _int_range(f"{prefix}.char_ngrams", model.char_ngrams, 2, 6)
+    _int_range(f"{prefix}.n_jobs", model.n_jobs, 0)
+    _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
+            "a number in (0, 1]")
+    _expect(0.0 < model.feature_fraction <= 1.0, f"{prefix}.feature_fraction",
+            model.feature_fraction, "a number in (0, 1]")
+    _one_of(f"{prefix}.objective", model.objective, OBJECTIVES)
+    _one_of(f"{prefix}.negatives", model.negatives, NEGATIVES)
+
+
+def validate(cfg: FaqtuneConfig) -> None:
+    validate_data(cfg.data)
+    validate_model(cfg.model)
+    _int_range("training.period", cfg.training.period, 1)
+    _int_range("training.early_stopping_periods", cfg.training.early_stopping_periods, 0)
+    _int_range("training.top_k", cfg.training.top_k, 1, 100)
+    _int_range("training.score_block", cfg.training.score_block, 1)
+    _one_of("tracking.kind", cfg.tracking.kind, ("mlflow", "azureml"))
+    sweep = cfg.sweep
+    _int_range("sweep.n_trials", sweep.n_trials, 1)
+    _int_range("sweep.n_workers", sweep.n_workers, 1)
+    _int_range("sweep.max_failures", sweep.max_failures, 0)
+    _int_range("sweep.delay_evaluation", sweep.delay_evaluation, 0)
+    _int_range("sweep.final_estimators", sweep.final_estimators, 0)
+    _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
+    _one_of("sweep.pruner", sweep.pruner, PRUNERS)
+    _one_of("sweep.space.model", sweep.space.model, MODEL_NAMES)
+    _one_of("backend.name", cfg.backend.name, BACKENDS)
+
+
+def to_object(cfg: DictConfig) -> FaqtuneConfig:
+    """Turn the composed Hydra config into validated dataclasses."""
+    obj = OmegaConf.to_object(cfg)
+    validate(obj)
+    return obj

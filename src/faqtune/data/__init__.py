@@ -1,0 +1,1 @@
+"""Data: raw sources, cleaning, preparation and the prepared data set."""

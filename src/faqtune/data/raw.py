@@ -1,0 +1,21 @@
+"""The raw corpus every source produces, before cleaning and filtering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass
+class RawCorpus:
+    """FAQs (`id`, `text`, `answer`) and labelled questions (`id`, `original_id`, `text`).
+
+    Texts are raw (HTML allowed); ids are strings. `require_answers` keeps only FAQs with an
+    answer, as the reference did when it had answer files.
+    """
+
+    originals: pd.DataFrame
+    duplicates: pd.DataFrame
+    source: str
+    require_answers: bool

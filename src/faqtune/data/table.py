@@ -1,0 +1,64 @@
+"""A user's own FAQ tables, CSV or Parquet: FAQs and labelled questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from faqtune.config import DataConfig
+from faqtune.data.raw import RawCorpus
+from faqtune.errors import DataError
+
+
+def read_table(path: Path, needed: list[str]) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path} does not exist; set data.path to the folder holding it or "
+                        "data.table.faqs / data.table.questions to its file name.")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: bytes that are not valid UTF-8 at byte {exc.start}; save the "
+                        "table as UTF-8.") from None
+    except Exception as exc:  # parsers raise many types; all mean the same to the user
+        raise DataError(f"{path} could not be read as a table ({exc}).") from None
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path} lacks column(s) {', '.join(missing)}; it has "
+                        f"{', '.join(map(str, frame.columns))}. Name the columns with "
+                        "data.table.* settings.")
+    return frame[needed].astype(str)
+
+
+def load(cfg: DataConfig, cache: Path) -> RawCorpus:
+    t = cfg.table
+    folder = Path(cfg.path)
+    faq_columns = [t.faq_id, t.faq_text] + ([t.faq_answer] if t.faq_answer else [])
+    faqs = read_table(folder / t.faqs, faq_columns)
+    questions = read_table(folder / t.questions, [t.question_id, t.question_faq_id, t.question_text])
+    known = set(faqs[t.faq_id])
+    unknown = ~questions[t.question_faq_id].isin(known)
+    if unknown.any():
+        row = int(unknown.idxmax())
+        raise DataError(
+            f"{folder / t.questions}, row {row + 1}: {t.question_faq_id}="
+            f"{questions[t.question_faq_id].iloc[row]!r} names no FAQ in {folder / t.faqs} "
+            f"({int(unknown.sum())} such rows in all)."
+        )
+    return RawCorpus(
+        originals=pd.DataFrame({
+            "id": faqs[t.faq_id],
+            "text": faqs[t.faq_text],
+            "answer": faqs[t.faq_answer] if t.faq_answer else None,
+        }),
+        duplicates=pd.DataFrame({
+            "id": questions[t.question_id],
+            "original_id": questions[t.question_faq_id],
+            "text": questions[t.question_text],
+        }),
+        source="table",
+        require_answers=False,
+    )

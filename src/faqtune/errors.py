@@ -1,0 +1,13 @@
+"""User-facing errors: one clear paragraph, no traceback."""
+
+
+class FaqtuneError(Exception):
+    """An error caused by input or configuration that the user can fix."""
+
+
+class ConfigError(FaqtuneError):
+    """A configuration value is out of range or inconsistent."""
+
+
+class DataError(FaqtuneError):
+    """Input data is missing, malformed or filtered down to nothing."""

@@ -1,0 +1,60 @@
+"""Shared fixtures: Hydra composition, the shared real data, and a temp MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from faqtune.cli import CONF_DIR
+from faqtune.config import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FAQTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
+CS_DATA = SHARED_DATA / "cs-stackexchange-2014"
+
+# Tiny synthetic settings that keep each test to seconds.
+TINY_DATA = ["data.synthetic.originals=24", "data.synthetic.dupes_median=14",
+             "data.min_dupes=8", "data.match=10"]
+
+
+def needs_cs_data():
+    return pytest.mark.skipif(
+        not (CS_DATA / "orig-q.tsv.gz").exists(),
+        reason=f"real Stack Exchange sample not found at {CS_DATA} (set FAQTUNE_SHARED_DATA)",
+    )
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """Compose the real `conf/` with overrides, caching under the test's temp dir."""
+    register_configs()
+
+    def _make(*overrides: str):
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+            return compose("config", overrides=[f"paths.cache={tmp_path / 'cache'}", *overrides])
+
+    return _make
+
+
+def run_task(module: str, *overrides: str, cwd: Path, env: dict | None = None,
+             check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m faqtune.<module>` as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"faqtune.{module}", *overrides],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def last_json(stdout: str) -> dict:
+    import json
+
+    return json.loads(stdout.strip().splitlines()[-1])

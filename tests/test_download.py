@@ -1,0 +1,112 @@
+"""Downloads from a real HTTP server on 127.0.0.1: resume, cache, checksum, clear errors."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from faqtune.config import DataConfig, DownloadConfig
+from faqtune.data.download import download
+from faqtune.data.prepare import prepare
+from faqtune.errors import DataError
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with single-range support, counting the bytes it sends."""
+
+    sent: list[int] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = 0
+        if "Range" in self.headers:
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        RangeHandler.sent.append(len(body))
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(RangeHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    RangeHandler.sent = []
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _questions(path: Path, rows: list[str]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(rows) + "\n")
+
+
+def test_reference_files_from_a_url_are_downloaded_once_and_answers_are_optional(server, tmp_path):
+    root, url = server
+    text = "how to sort an array of numbers in javascript " * 5
+    _questions(root / "orig-q.tsv.gz", [f"1\ta1\t{text}\t2015", f"2\ta2\t{text} twice\t2015"])
+    _questions(root / "dup-q.tsv.gz", [f"{10 + i}\ta{1 + i % 2}\t{text} dup {i}\t2015"
+                                       for i in range(8)])
+    cfg = DataConfig(source="reference_tsv", path=url + "/", min_dupes=2)
+    prepared, _, _ = prepare(cfg, tmp_path / "cache")
+    assert prepared.counts()["faqs"] == 2
+    assert prepared.faqs["answer"].isna().all()
+    files = sorted(p.name for p in (tmp_path / "cache" / "downloads").rglob("*") if p.is_file())
+    assert files == ["dup-q.tsv.gz", "orig-q.tsv.gz"], "cached, no .part left"
+
+
+def test_an_interrupted_download_resumes_from_the_part_file(server, tmp_path):
+    root, url = server
+    payload = bytes(range(256)) * 400
+    (root / "big.bin").write_bytes(payload)
+    target = tmp_path / "dl" / "big.bin"
+    target.parent.mkdir()
+    (target.parent / "big.bin.part").write_bytes(payload[:30000])
+    download(f"{url}/big.bin", target, DownloadConfig())
+    assert target.read_bytes() == payload
+    assert RangeHandler.sent == [len(payload) - 30000], "only the missing bytes were fetched"
+
+
+def test_checksum_mismatch_and_size_limit_leave_no_file(server, tmp_path):
+    root, url = server
+    (root / "f.bin").write_bytes(b"x" * 5000)
+    target = tmp_path / "dl" / "f.bin"
+    with pytest.raises(DataError, match="Checksum mismatch.*discarded"):
+        download(f"{url}/f.bin", target, DownloadConfig(sha256={"f.bin": "0" * 64}))
+    with pytest.raises(DataError, match="max_bytes"):
+        download(f"{url}/f.bin", target, DownloadConfig(max_bytes=100))
+    assert list(target.parent.iterdir()) == []
+    good = hashlib.sha256(b"x" * 5000).hexdigest()
+    assert download(f"{url}/f.bin", target, DownloadConfig(sha256={"f.bin": good})).exists()
+
+
+def test_unreachable_url_is_a_clear_error(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    cfg = DataConfig(source="reference_tsv", path=f"http://127.0.0.1:{port}/data/",
+                     download=DownloadConfig(timeout_s=5))
+    with pytest.raises(DataError, match=r"Could not reach http://127\.0\.0\.1:\d+/data/orig-q"):
+        prepare(cfg, tmp_path / "cache")

@@ -1,0 +1,32 @@
+"""The project's own files agree with each other."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_conda_env_lists_the_same_runtime_packages_as_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    conda = yaml.safe_load((REPO / "conda.yaml").read_text())
+    pip_section = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert {_name(r) for r in pip_section} == {_name(r) for r in project["dependencies"]}
+    # and with the same version ranges, so both environments resolve alike
+    assert sorted(r.replace(" ", "") for r in pip_section) == sorted(
+        r.replace(" ", "") for r in project["dependencies"])
+
+
+def test_mlproject_has_every_task_as_an_entry_point_with_overrides():
+    spec = yaml.safe_load((REPO / "MLproject").read_text())
+    for task in ("main", "prepare", "train", "sweep", "evaluate", "register"):
+        entry = spec["entry_points"][task]
+        assert "overrides" in entry["parameters"]
+        assert f"faqtune.mlproject {task} {{overrides}}" in entry["command"]
