@@ -28,7 +28,7 @@ class SyntheticConfig:
     originals: int = 120
     dupes_median: int = 16
     dupes_max: int = 400
-    noise: float = 0.35
+    noise: float = 0.5
 
 
 @dataclass
@@ -79,7 +79,8 @@ class ModelConfig:
     num_leaves: int = 31
     feature_fraction: float = 1.0
     objective: str = "binary"
-    negatives: str = "hard"
+    negatives: str = "random"
+    monotone: bool = True
     char_ngrams: int = 4
     n_jobs: int = 0
 

@@ -56,6 +56,8 @@ def cache_key(cfg: DataConfig) -> str:
     if cfg.path:
         params["path"] = _fingerprint(cfg.path)
     params["format"] = FORMAT_VERSION
+    if cfg.source == "synthetic":
+        params["generator"] = synthetic.VERSION
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
 

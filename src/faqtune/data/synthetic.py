@@ -17,6 +17,8 @@ import pandas as pd
 from faqtune.config import SyntheticConfig
 from faqtune.data.raw import RawCorpus
 
+VERSION = 2  # bump when the generator changes, so cached data sets are rebuilt
+
 SUBJECTS: dict[str, list[str]] = {
     "array": ["array", "list", "js array", "collection of items", "array of values"],
     "object": ["object", "js object", "dictionary", "hash map", "key value object"],
@@ -127,6 +129,16 @@ FILLER = ["please help", "thanks in advance", "what am i doing wrong", "any idea
           "this drives me crazy", "is there a cleaner way", "tested in chrome and firefox"]
 IDENTIFIERS = ["data", "items", "result", "obj", "arr", "list", "response", "user", "cfg",
                "values", "row", "el", "payload", "tmp", "myvar", "output", "record", "stuff"]
+# Names from the asker's own code: each FAQ has a few, its duplicates mention some of them.
+NAME_VERBS = ["get", "set", "load", "render", "update", "parse", "build", "calc", "fetch",
+              "init", "handle", "format", "check", "toggle", "sort", "save", "show", "hide"]
+NAME_NOUNS = ["user", "cart", "total", "item", "list", "price", "date", "name", "row", "table",
+              "form", "modal", "menu", "token", "score", "image", "page", "count", "field",
+              "order", "post", "comment", "file", "tab", "slide", "chart", "map", "city"]
+GENERIC_SUBJECTS = ["variable", "thing", "value", "object thing", "data", "stuff", "result"]
+GENERIC_SAY = ["handle", "deal with", "work with", "fix", "use"]
+GENERIC_SYMPTOMS = ["does not work", "throws an error", "behaves weird", "breaks in safari",
+                    "gives the wrong result", "returns undefined"]
 TITLE_TEMPLATES = [
     "how do i {say} a {subject} in javascript",
     "{say} {subject}",
@@ -159,7 +171,7 @@ class _Writer:
         return self.pick(CONTEXTS).format(app=self.pick(APPS), lib=self.pick(LIBS))
 
     def stray_words(self, vocabulary: list[str]) -> str:
-        count = int(self.rng.binomial(6, self.noise))
+        count = int(self.rng.binomial(10, self.noise))
         return " ".join(self.pick(vocabulary) for _ in range(count))
 
 
@@ -169,32 +181,60 @@ def _faq_pairs(n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
     return [pairs[i] for i in order]
 
 
-def _original(w: _Writer, task: str, subject: str, hints: list[str]) -> tuple[str, str]:
+def _key_terms(rng: np.random.Generator, count: int) -> list[str]:
+    """Identifiers from the FAQ's own code, e.g. `loadcarttotal`."""
+    return ["".join([NAME_VERBS[rng.integers(len(NAME_VERBS))],
+                     *(NAME_NOUNS[i] for i in rng.choice(len(NAME_NOUNS), 2, replace=False))])
+            for _ in range(count)]
+
+
+def _original(w: _Writer, task: str, subject: str, hints: list[str],
+              terms: list[str]) -> tuple[str, str]:
     t, names = TASKS[task], SUBJECTS[subject]
     title = f"How to {t['say'][0]} a {names[0]} in JavaScript?"
     body = (f"<p>What is the correct way to {t['say'][0]} a {names[0]}? "
             f"When I try it, the {names[0]} {t['symptom'][0]}. I read about "
             f"{hints[0]} and {hints[1]} but I am not sure which applies to a {names[0]}.</p>"
-            f"{w.code_block()}<p>Is there a standard approach that works in all browsers?</p>")
+            f"{w.code_block()}<p>My code calls {', '.join(terms)}. "
+            "Is there a standard approach that works in all browsers?</p>")
     answer = (f"<p>Use {hints[0]} to {t['say'][0]} the {names[0]}; {hints[1]} also works "
               f"in older browsers. Avoid {hints[2]} because the {names[0]} "
               f"{t['symptom'][1]}.</p>{w.code_block()}")
     return f"{title}. {body}", answer
 
 
-def _duplicate(w: _Writer, task: str, subject: str, hints: list[str],
+def _duplicate(w: _Writer, task: str, subject: str, hints: list[str], terms: list[str],
                vocabulary: list[str]) -> str:
-    t, names = TASKS[task], SUBJECTS[subject]
-    fill = {"say": w.pick(t["say"]), "subject": w.pick(names), "symptom": w.pick(t["symptom"]),
-            "lib": w.pick(LIBS)}
+    """A question about (task, subject) as one asker might phrase it.
+
+    Askers often name the subject vaguely or wrongly, describe a symptom instead of the
+    task, and mention other things they tried; `noise` sets how often.
+    """
+    t = TASKS[task]
+    roll = w.rng.random()
+    if roll < 1.0 - w.noise:
+        subject_words = w.pick(SUBJECTS[subject])
+    elif roll < 1.0 - w.noise / 2:
+        subject_words = w.pick(GENERIC_SUBJECTS)
+    else:
+        subject_words = w.pick(SUBJECTS[w.pick(list(SUBJECTS))])
+    say = w.pick(t["say"]) if w.rng.random() > w.noise / 2 else w.pick(GENERIC_SAY)
+    symptom = w.pick(t["symptom"]) if w.rng.random() > w.noise else w.pick(GENERIC_SYMPTOMS)
+    fill = {"say": say, "subject": subject_words, "symptom": symptom, "lib": w.pick(LIBS)}
     title = w.pick(TITLE_TEMPLATES).format(**fill)
+    other_task = TASKS[w.pick(list(TASKS))]
     sentences = [
         w.context(),
-        f"i have a {w.pick(names)} called {w.pick(IDENTIFIERS)} and it {w.pick(t['symptom'])}",
-        f"i need to {w.pick(t['say'])} it",
-        f"someone mentioned {w.pick(hints)}" if w.rng.random() < 0.6 else w.pick(FILLER),
+        f"i have a {subject_words} called {w.pick(IDENTIFIERS)} and it {symptom}",
+        f"i need to {say} it" if w.rng.random() < 0.5 else w.pick(FILLER),
+        f"someone mentioned {w.pick(hints)}" if w.rng.random() < 0.5 else w.pick(FILLER),
+        (f"earlier i had to {w.pick(other_task['say'])} a "
+         f"{w.pick(SUBJECTS[w.pick(list(SUBJECTS))])} and that worked"
+         if w.rng.random() < w.noise else ""),
         w.stray_words(vocabulary),
         w.pick(FILLER),
+        *(f"the problem is in {term}" for term in
+          w.rng.choice(terms, min(len(terms), int(w.rng.poisson(1.2))), replace=False)),
     ]
     w.rng.shuffle(sentences)
     body = "".join(f"<p>{s}.</p>" for s in sentences if s)
@@ -219,12 +259,13 @@ def generate(cfg: SyntheticConfig, seed: int) -> RawCorpus:
     originals, duplicates = [], []
     for faq_index, ((task, subject), count) in enumerate(zip(faqs, counts)):
         hints = list(rng.permutation(TASKS[task]["hint"]))
-        text, answer = _original(writer, task, subject, hints)
+        terms = _key_terms(rng, 5)
+        text, answer = _original(writer, task, subject, hints, terms)
         faq_id = str(1000 + faq_index)
         originals.append((faq_id, text, answer))
         for k in range(count):
             duplicates.append((f"{faq_id}-{k}", faq_id,
-                               _duplicate(writer, task, subject, hints, vocabulary)))
+                               _duplicate(writer, task, subject, hints, terms, vocabulary)))
     return RawCorpus(
         originals=pd.DataFrame(originals, columns=["id", "text", "answer"]),
         duplicates=pd.DataFrame(duplicates, columns=["id", "original_id", "text"]),

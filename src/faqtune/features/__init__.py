@@ -1,0 +1,1 @@
+"""Features: TF-IDF vectors of each distinct text and similarities between them."""

@@ -1,0 +1,1 @@
+"""Models: the reference pipeline, faqtune's matcher, and the ranking metrics."""

@@ -1,0 +1,135 @@
+"""What both models share: a FAQ catalogue, blockwise scoring and per-period monitoring.
+
+A model is a scikit-learn classifier over (question, FAQ) text pairs (`Text_x`, `Text_y`).
+After `fit` it also ranks new questions against every FAQ in its catalogue, one block of
+questions at a time, so memory stays bounded however many FAQs there are.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+PeriodCallback = Callable[[int, np.ndarray], "int | None"]
+
+
+@dataclass
+class Monitor:
+    """Scores `questions` against all FAQs every `period` rounds and at the end.
+
+    `on_period(round, scores)` gets an (n_questions, n_faqs) score matrix and returns None to
+    go on, or the best round so far to stop early and keep the model at that round (it may
+    also raise, e.g. to prune a trial).
+    """
+
+    questions: Sequence[str]
+    period: int
+    on_period: PeriodCallback
+    block: int = 256
+
+
+class PairRanker(ClassifierMixin, BaseEstimator):
+    """Base class; subclasses supply features and the LightGBM training call."""
+
+    score_block: int = 256
+
+    # -- to implement -------------------------------------------------------------------
+    def _fit(self, X: pd.DataFrame, y: np.ndarray, faqs: list[str], callbacks: list,
+             answers: list | None) -> None:
+        raise NotImplementedError
+
+    def _candidate_blocks(self, questions: Sequence[str], block: int) -> Iterator:
+        """Features of (question, FAQ) for every FAQ, one block of questions at a time."""
+        raise NotImplementedError
+
+    def _pair_features(self, X: pd.DataFrame):
+        raise NotImplementedError
+
+    @property
+    def booster_(self) -> lgb.Booster:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y, faqs: Sequence[str] | None = None,
+            answers: Sequence[str | None] | None = None, monitor: Monitor | None = None):
+        """Fit on pairs; `faqs` is the full catalogue (default: the distinct `Text_y`) and
+        `answers` their answer texts where known."""
+        y = np.asarray(y).astype(int)
+        self.classes_ = np.array([0, 1])
+        self.faqs_ = list(pd.unique(pd.Series(X["Text_y"]))) if faqs is None else list(faqs)
+        self.timings_ = {"featurize_seconds": 0.0, "monitor_seconds": 0.0}
+        callbacks = [self._period_callback(monitor)] if monitor else []
+        self._fit(X, y, self.faqs_, callbacks, None if answers is None else list(answers))
+        if monitor:
+            with self._timed("monitor_seconds"):
+                self._report_final(monitor)
+        return self
+
+    @contextmanager
+    def _timed(self, key: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_[key] += time.perf_counter() - started
+
+    def decision_scores(self, questions: Sequence[str], block: int | None = None,
+                        start_iteration: int = 0, num_iteration: int | None = None) -> np.ndarray:
+        """Raw scores (n_questions, n_faqs): higher means a better match."""
+        block = block or self.score_block
+        out = np.empty((len(questions), len(self.faqs_)), dtype=np.float64)
+        for rows, features in self._candidate_blocks(questions, block):
+            out[rows] = self._raw(features, start_iteration, num_iteration).reshape(
+                -1, len(self.faqs_))
+        return out
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self._raw(self._pair_features(X), 0, None)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def _raw(self, features, start_iteration: int, num_iteration: int | None) -> np.ndarray:
+        return self.booster_.predict(features, raw_score=True, start_iteration=start_iteration,
+                                     num_iteration=num_iteration)
+
+    # -- monitoring ---------------------------------------------------------------------
+    def _period_callback(self, monitor: Monitor):
+        """A LightGBM callback that accumulates tune scores period by period."""
+        state = {"done": 0, "scores": None, "blocks": None}
+
+        def callback(env: lgb.callback.CallbackEnv) -> None:
+            rounds = env.iteration + 1
+            if rounds % monitor.period == 0:
+                with self._timed("monitor_seconds"):
+                    score_period(env, rounds)
+
+        def score_period(env: lgb.callback.CallbackEnv, rounds: int) -> None:
+            booster = env.model
+            if state["blocks"] is None:
+                state["blocks"] = list(self._candidate_blocks(monitor.questions, monitor.block))
+                state["scores"] = np.zeros((len(monitor.questions), len(self.faqs_)))
+            for rows, features in state["blocks"]:
+                state["scores"][rows] += booster.predict(
+                    features, raw_score=True, start_iteration=state["done"],
+                    num_iteration=rounds - state["done"]).reshape(-1, len(self.faqs_))
+            state["done"] = rounds
+            best_round = monitor.on_period(rounds, state["scores"])
+            if best_round is not None:
+                raise lgb.callback.EarlyStopException(best_round - 1, env.evaluation_result_list)
+
+        return callback
+
+    def _report_final(self, monitor: Monitor) -> None:
+        """Always report the final model, also when estimators < period (reference bug #79)."""
+        rounds = self.booster_.current_iteration()
+        if rounds % monitor.period or rounds == 0:
+            monitor.on_period(rounds, self.decision_scores(monitor.questions, monitor.block))

@@ -1,0 +1,197 @@
+"""faqtune's matcher: how alike a question is to each FAQ, learned to rank by LightGBM.
+
+Features of a (question, FAQ) pair: cosine of word and character TF-IDF vectors, similarity
+to the FAQ's answer, term overlap, similarity to the centroid of the FAQ's training questions
+(leave-one-out for training rows: the explicit form of what the reference memorises), each
+similarity's gap to the question's best FAQ and the FAQ's rank, and the FAQ's popularity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils.class_weight import compute_sample_weight
+
+from faqtune.features import similarity as sim
+from faqtune.features.vectors import fit_tfidf
+from faqtune.model.base import PairRanker
+
+FEATURES = (
+    "word_cosine", "char_cosine", "answer_cosine", "word_overlap",
+    "word_centroid", "char_centroid",
+    "word_cosine_gap", "word_cosine_rank", "char_cosine_gap", "char_cosine_rank",
+    "word_centroid_gap", "word_centroid_rank", "char_centroid_gap", "char_centroid_rank",
+    "faq_popularity", "question_length",
+)
+# A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best).
+MONOTONE = tuple(-1 if f.endswith("_rank") else 0 if f in ("faq_popularity", "question_length")
+                 else 1 for f in FEATURES)
+
+
+@dataclass
+class _Space:
+    """One vector space (word or char): the fitted vectorizer and the FAQ-side matrices."""
+
+    vectorizer: object
+    faqs: sp.csr_matrix
+    centroid_sums: sp.csr_matrix
+    centroid_sq_norms: np.ndarray
+
+
+class FaqMatcher(PairRanker):
+    def __init__(self, estimators: int = 300, ngrams: int = 2, char_ngrams: int = 4,
+                 min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.1,
+                 feature_fraction: float = 1.0, objective: str = "binary",
+                 negatives: str = "random", monotone: bool = True, unweighted: bool = False,
+                 n_jobs: int = 0,
+                 random_state: int = 0, cache_dir: str | None = None):
+        self.estimators = estimators
+        self.ngrams = ngrams
+        self.char_ngrams = char_ngrams
+        self.min_child_samples = min_child_samples
+        self.num_leaves = num_leaves
+        self.learning_rate = learning_rate
+        self.feature_fraction = feature_fraction
+        self.objective = objective
+        self.negatives = negatives
+        self.monotone = monotone
+        self.unweighted = unweighted
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.cache_dir = cache_dir
+
+    # -- features -----------------------------------------------------------------------
+    def _space(self, corpus: list[str], analyzer: str, ngram_range, faqs: list[str],
+               questions: list[int], owner: np.ndarray) -> tuple[_Space, sp.csr_matrix]:
+        vectorizer, matrix = fit_tfidf(corpus, ngram_range, analyzer, self.cache_dir)
+        faq_vectors, question_vectors = matrix[: len(faqs)], matrix[questions]
+        sums = sim.centroid_sums(question_vectors, owner, len(faqs))
+        sq_norms = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
+        return _Space(vectorizer, faq_vectors, sums, sq_norms), question_vectors
+
+    def _block_features(self, word: sp.csr_matrix, char: sp.csr_matrix, lengths: np.ndarray,
+                        own_faq: np.ndarray | None) -> np.ndarray:
+        """(n_block * n_faqs, n_features) for every pair of block question and FAQ."""
+        w, c = self.word_, self.char_
+        word_cos, char_cos = sim.cosine(word, w.faqs), sim.cosine(char, c.faqs)
+        word_cen = sim.centroid_cosine(word, w.centroid_sums, w.centroid_sq_norms, own_faq)
+        char_cen = sim.centroid_cosine(char, c.centroid_sums, c.centroid_sq_norms, own_faq)
+        columns = [word_cos, char_cos, sim.cosine(word, self.answer_vectors_),
+                   sim.overlap(word, w.faqs), word_cen, char_cen]
+        for similarity in (word_cos, char_cos, word_cen, char_cen):
+            columns.extend(sim.relative(similarity))
+        shape = word_cos.shape
+        columns.append(np.broadcast_to(self.popularity_, shape))
+        columns.append(np.broadcast_to(lengths[:, None], shape))
+        return np.stack(columns, axis=-1).reshape(-1, len(FEATURES)).astype(np.float32)
+
+    def _vectors(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+        texts = list(texts)
+        lengths = np.log1p([len(t) for t in texts]).astype(np.float32)
+        return (self.word_.vectorizer.transform(texts), self.char_.vectorizer.transform(texts),
+                lengths)
+
+    def _candidate_blocks(self, questions: Sequence[str], block: int,
+                          own_faq: np.ndarray | None = None) -> Iterator:
+        word, char, lengths = self._vectors(questions)
+        for start in range(0, len(lengths), block):
+            rows = np.arange(start, min(start + block, len(lengths)))
+            own = None if own_faq is None else own_faq[rows]
+            yield rows, self._block_features(word[rows], char[rows], lengths[rows], own)
+
+    def _pair_features(self, X: pd.DataFrame) -> np.ndarray:
+        """Features of arbitrary pairs, computed once per distinct question."""
+        faq_row = {text: i for i, text in enumerate(self.faqs_)}
+        faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
+        codes, questions = pd.factorize(X["Text_x"])
+        out = np.empty((len(X), len(FEATURES)), np.float32)
+        for rows, block in self._candidate_blocks(list(questions), self.score_block):
+            block = block.reshape(len(rows), len(self.faqs_), -1)
+            mask = (codes >= rows[0]) & (codes <= rows[-1])
+            out[mask] = block[codes[mask] - rows[0], faqs[mask]]
+        return out
+
+    # -- training -----------------------------------------------------------------------
+    def _fit(self, X, y, faqs, callbacks, answers):
+        with self._timed("featurize_seconds"):
+            dataset = self._training_set(X, y, faqs, answers)
+        self.lgb_booster_ = lgb.train(self._params(), dataset, num_boost_round=self.estimators,
+                                      callbacks=callbacks)
+
+    def _training_set(self, X, y, faqs, answers) -> lgb.Dataset:
+        faq_row = {text: i for i, text in enumerate(faqs)}
+        positives = X[y == 1]
+        questions = list(pd.unique(positives["Text_x"]))
+        owner = np.array([faq_row[t] for t in
+                          positives.drop_duplicates("Text_x")["Text_y"]], dtype=np.int64)
+        corpus = list(faqs) + questions
+        q_index = list(range(len(faqs), len(corpus)))
+        self.word_, word_q = self._space(corpus, "word", (1, self.ngrams), faqs, q_index, owner)
+        self.char_, char_q = self._space(corpus, "char_wb", (2, self.char_ngrams), faqs,
+                                         q_index, owner)
+        answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
+        self.answer_vectors_ = self.word_.vectorizer.transform(answer_texts)
+        self.popularity_ = np.log1p(np.bincount(owner, minlength=len(faqs))).astype(np.float32)
+
+        per_question = X.groupby("Text_x", sort=False).size()
+        candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
+        features, labels, groups = [], [], []
+        lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
+        for start in range(0, len(questions), self.score_block):
+            rows = np.arange(start, min(start + self.score_block, len(questions)))
+            block = self._block_features(word_q[rows], char_q[rows], lengths[rows], owner[rows])
+            block = block.reshape(len(rows), len(faqs), -1)
+            for local, row in enumerate(rows):
+                chosen = candidates[row]
+                features.append(block[local, chosen])
+                labels.append((chosen == owner[row]).astype(int))
+                groups.append(len(chosen))
+        features, labels = np.vstack(features), np.concatenate(labels)
+        weights = (None if self.unweighted or self.objective == "lambdarank"
+                   else compute_sample_weight("balanced", labels))
+        return lgb.Dataset(features, labels, weight=weights,
+                           group=groups if self.objective == "lambdarank" else None,
+                           feature_name=list(FEATURES), free_raw_data=True)
+
+    def _choose_candidates(self, X, questions, word_q, owner, per_question,
+                           faq_row) -> list[np.ndarray]:
+        """The true FAQ first, then the given negatives or the hardest ones."""
+        if self.negatives == "random":
+            grouped = X.groupby("Text_x", sort=False)["Text_y"].apply(list)
+            return [np.array([owner[i]] + [faq_row[t] for t in grouped[q] if faq_row[t] != owner[i]])
+                    for i, q in enumerate(questions)]
+        hardness = sim.cosine(word_q, self.word_.faqs) + sim.centroid_cosine(
+            word_q, self.word_.centroid_sums, self.word_.centroid_sq_norms, owner)
+        hardness[np.arange(len(owner)), owner] = -np.inf
+        chosen = []
+        for i, q in enumerate(questions):
+            k = max(1, min(int(per_question[q]) - 1, len(self.faqs_) - 1))
+            hardest = np.argpartition(-hardness[i], k - 1)[:k]
+            chosen.append(np.concatenate([[owner[i]], hardest]))
+        return chosen
+
+    def _params(self) -> dict:
+        return {
+            "objective": self.objective,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "num_threads": self.n_jobs,
+            "monotone_constraints": list(MONOTONE) if self.monotone else None,
+            "seed": self.random_state,
+            "deterministic": True,
+            "verbosity": -1,
+        }
+
+    @property
+    def booster_(self) -> lgb.Booster:
+        return self.lgb_booster_
+
+    def feature_importances(self) -> pd.Series:
+        return pd.Series(self.lgb_booster_.feature_importance("gain"), index=FEATURES)

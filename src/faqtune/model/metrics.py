@@ -1,0 +1,29 @@
+"""Ranking metrics: gain@k (recall@k with one relevant FAQ) and mean reciprocal rank."""
+
+from __future__ import annotations
+
+import numpy as np
+
+K_VALUES = (1, 2, 3, 4, 5)
+
+
+def true_rank(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """0-based rank of each question's true FAQ; ties count against it."""
+    true_scores = scores[np.arange(len(truth)), truth][:, None]
+    return (scores >= true_scores).sum(axis=1) - 1
+
+
+def ranking_metrics(scores: np.ndarray, truth: np.ndarray, prefix: str) -> dict[str, float]:
+    """`{prefix}_gain_at_k` for k = 1..5 and `{prefix}_mrr`, as MLflow metric names."""
+    ranks = true_rank(scores, truth)
+    metrics = {f"{prefix}_gain_at_{k}": float(np.mean(ranks < k)) for k in K_VALUES}
+    metrics[f"{prefix}_mrr"] = float(np.mean(1.0 / (ranks + 1)))
+    return metrics
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k best scores per row, best first, without a full sort."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)

@@ -1,0 +1,1 @@
+"""Tracking: MLflow runs, what each run logs, and the model registry."""

@@ -1,0 +1,95 @@
+"""Where runs go and how they nest: MLflow URI, experiment, parent and child runs.
+
+Under `mlflow run`, MLFLOW_RUN_ID names the run the project created; tasks log into it,
+and child runs name their parent explicitly, because a nested `start_run` would be
+hijacked by that variable (mlflow#1348).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from faqtune.config import TrackingConfig
+
+log = logging.getLogger(__name__)
+PARENT_TAG = "mlflow.parentRunId"
+REPO = Path(__file__).resolve().parents[3]
+
+
+def configure(tracking: TrackingConfig) -> str:
+    """Point MLflow at the configured store and experiment; return the tracking URI."""
+    if tracking.kind == "azureml":
+        from faqtune.tracking.azureml import workspace_tracking_uri
+
+        mlflow.set_tracking_uri(workspace_tracking_uri())
+    elif tracking.uri:
+        mlflow.set_tracking_uri(tracking.uri)
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(tracking.experiment)
+    return mlflow.get_tracking_uri()
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """{"model": {"ngrams": 2}} -> {"model.ngrams": 2}."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def create_child_run(parent_run_id: str, run_name: str | None, tags: dict | None = None) -> str:
+    """A run under `parent_run_id`, created explicitly (safe under MLFLOW_RUN_ID)."""
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    child = client.create_run(parent.info.experiment_id, run_name=run_name,
+                              tags={PARENT_TAG: parent_run_id, **(tags or {})})
+    return child.info.run_id
+
+
+@contextlib.contextmanager
+def task_run(run_name: str | None = None, parent_run_id: str | None = None,
+             tags: dict | None = None):
+    """The active run of a task: a child of `parent_run_id`, the `mlflow run` run, or new."""
+    if parent_run_id:
+        run_id = create_child_run(parent_run_id, run_name, tags)
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+    else:
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+            yield run
+
+
+def find_or_create_parent(experiment: str, group_tag: str, group: str, run_name: str) -> str:
+    """The one parent run of a group (a Hydra multirun, a sweep), made on first use."""
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return os.environ["MLFLOW_RUN_ID"]
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{group_tag}` = '{group}' and tags.`faqtune.role` = 'parent'",
+        max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={group_tag: group, "faqtune.role": "parent"})
+    return run.info.run_id
