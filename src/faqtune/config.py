@@ -75,12 +75,14 @@ class ModelConfig:
     min_child_samples: int = 20
     match: int = 20
     unweighted: bool = False
-    learning_rate: float = 0.1
+    learning_rate: float = 0.03
     num_leaves: int = 31
     feature_fraction: float = 1.0
     objective: str = "binary"
     negatives: str = "random"
     monotone: bool = True
+    prior_weight: float = 30.0
+    centroid_prior: float = 3.0
     char_ngrams: int = 4
     n_jobs: int = 0
 

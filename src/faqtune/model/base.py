@@ -56,6 +56,10 @@ class PairRanker(ClassifierMixin, BaseEstimator):
     def booster_(self) -> lgb.Booster:
         raise NotImplementedError
 
+    def _prior(self, features) -> np.ndarray | float:
+        """Raw score boosting starts from (LightGBM's init_score); none by default."""
+        return 0.0
+
     # -- shared -------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y, faqs: Sequence[str] | None = None,
             answers: Sequence[str | None] | None = None, monitor: Monitor | None = None):
@@ -98,8 +102,9 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
     def _raw(self, features, start_iteration: int, num_iteration: int | None) -> np.ndarray:
-        return self.booster_.predict(features, raw_score=True, start_iteration=start_iteration,
-                                     num_iteration=num_iteration)
+        raw = self.booster_.predict(features, raw_score=True, start_iteration=start_iteration,
+                                    num_iteration=num_iteration)
+        return raw + self._prior(features) if start_iteration == 0 else raw
 
     # -- monitoring ---------------------------------------------------------------------
     def _period_callback(self, monitor: Monitor):
@@ -117,6 +122,10 @@ class PairRanker(ClassifierMixin, BaseEstimator):
             if state["blocks"] is None:
                 state["blocks"] = list(self._candidate_blocks(monitor.questions, monitor.block))
                 state["scores"] = np.zeros((len(monitor.questions), len(self.faqs_)))
+                for rows, features in state["blocks"]:
+                    state["scores"][rows] += np.reshape(
+                        np.broadcast_to(self._prior(features), features.shape[0]),
+                        (-1, len(self.faqs_)))
             for rows, features in state["blocks"]:
                 state["scores"][rows] += booster.predict(
                     features, raw_score=True, start_iteration=state["done"],

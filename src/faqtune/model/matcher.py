@@ -2,8 +2,8 @@
 
 Features of a (question, FAQ) pair: cosine of word and character TF-IDF vectors, similarity
 to the FAQ's answer, term overlap, similarity to the centroid of the FAQ's training questions
-(leave-one-out for training rows: the explicit form of what the reference memorises), each
-similarity's gap to the question's best FAQ and the FAQ's rank, and the FAQ's popularity.
+(leave-one-out for training rows: the explicit form of what the reference memorises), and
+each similarity's gap to the question's best FAQ and the FAQ's rank under it.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ FEATURES = (
     "word_centroid", "char_centroid",
     "word_cosine_gap", "word_cosine_rank", "char_cosine_gap", "char_cosine_rank",
     "word_centroid_gap", "word_centroid_rank", "char_centroid_gap", "char_centroid_rank",
-    "faq_popularity", "question_length",
+    "question_length",
 )
+PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
 # A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best).
-MONOTONE = tuple(-1 if f.endswith("_rank") else 0 if f in ("faq_popularity", "question_length")
-                 else 1 for f in FEATURES)
+MONOTONE = tuple(-1 if f.endswith("_rank") else 0 if f == "question_length" else 1
+                 for f in FEATURES)
 
 
 @dataclass
@@ -45,10 +46,11 @@ class _Space:
 
 class FaqMatcher(PairRanker):
     def __init__(self, estimators: int = 300, ngrams: int = 2, char_ngrams: int = 4,
-                 min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.1,
+                 min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
                  feature_fraction: float = 1.0, objective: str = "binary",
-                 negatives: str = "random", monotone: bool = True, unweighted: bool = False,
-                 n_jobs: int = 0,
+                 negatives: str = "random", monotone: bool = True, prior_weight: float = 30.0,
+                 centroid_prior: float = 3.0,
+                 unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None):
         self.estimators = estimators
         self.ngrams = ngrams
@@ -60,6 +62,8 @@ class FaqMatcher(PairRanker):
         self.objective = objective
         self.negatives = negatives
         self.monotone = monotone
+        self.prior_weight = prior_weight
+        self.centroid_prior = centroid_prior
         self.unweighted = unweighted
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -70,7 +74,10 @@ class FaqMatcher(PairRanker):
                questions: list[int], owner: np.ndarray) -> tuple[_Space, sp.csr_matrix]:
         vectorizer, matrix = fit_tfidf(corpus, ngram_range, analyzer, self.cache_dir)
         faq_vectors, question_vectors = matrix[: len(faqs)], matrix[questions]
-        sums = sim.centroid_sums(question_vectors, owner, len(faqs))
+        # The FAQ's own text counts as `centroid_prior` extra questions: FAQs with few
+        # training questions get a centroid near their text instead of an empty one.
+        sums = (sim.centroid_sums(question_vectors, owner, len(faqs))
+                + self.centroid_prior * faq_vectors).tocsr()
         sq_norms = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
         return _Space(vectorizer, faq_vectors, sums, sq_norms), question_vectors
 
@@ -86,7 +93,6 @@ class FaqMatcher(PairRanker):
         for similarity in (word_cos, char_cos, word_cen, char_cen):
             columns.extend(sim.relative(similarity))
         shape = word_cos.shape
-        columns.append(np.broadcast_to(self.popularity_, shape))
         columns.append(np.broadcast_to(lengths[:, None], shape))
         return np.stack(columns, axis=-1).reshape(-1, len(FEATURES)).astype(np.float32)
 
@@ -136,7 +142,6 @@ class FaqMatcher(PairRanker):
                                          q_index, owner)
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
         self.answer_vectors_ = self.word_.vectorizer.transform(answer_texts)
-        self.popularity_ = np.log1p(np.bincount(owner, minlength=len(faqs))).astype(np.float32)
 
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
@@ -154,7 +159,7 @@ class FaqMatcher(PairRanker):
         features, labels = np.vstack(features), np.concatenate(labels)
         weights = (None if self.unweighted or self.objective == "lambdarank"
                    else compute_sample_weight("balanced", labels))
-        return lgb.Dataset(features, labels, weight=weights,
+        return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
                            group=groups if self.objective == "lambdarank" else None,
                            feature_name=list(FEATURES), free_raw_data=True)
 
@@ -174,6 +179,11 @@ class FaqMatcher(PairRanker):
             hardest = np.argpartition(-hardness[i], k - 1)[:k]
             chosen.append(np.concatenate([[owner[i]], hardest]))
         return chosen
+
+    def _prior(self, features: np.ndarray) -> np.ndarray:
+        """Start boosting from plain text similarity, so that little data cannot do worse
+        than cosine ranking; the trees learn corrections to it."""
+        return self.prior_weight * (features[:, PRIOR[0]] + features[:, PRIOR[1]])
 
     def _params(self) -> dict:
         return {

@@ -10,6 +10,7 @@ import mlflow
 
 from faqtune.config import FaqtuneConfig
 from faqtune.data.dataset import PreparedData
+from faqtune.model.factory import hyperparameters
 from faqtune.model.training import TrainResult
 from faqtune.serving.pyfunc import matcher_model, model_size_mb
 from faqtune.tracking import plots
@@ -21,7 +22,9 @@ DATA_HASH_PARAM = "data.hash"
 
 def log_setup(conf: FaqtuneConfig, config_yaml: str, data: PreparedData, data_path: Path) -> None:
     """Everything known before training: hyperparameters, data set, code version, config."""
-    params = flatten({"data": asdict(conf.data), "model": asdict(conf.model),
+    used = hyperparameters(conf.model.name) | {"name"}
+    model_params = {k: v for k, v in asdict(conf.model).items() if k in used}
+    params = flatten({"data": asdict(conf.data), "model": model_params,
                       "training": asdict(conf.training)})
     params[DATA_HASH_PARAM] = data.data_hash
     mlflow.log_params({k: v for k, v in params.items() if not isinstance(v, (list, dict))})

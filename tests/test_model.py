@@ -1,0 +1,137 @@
+"""Models and their math: metrics, similarities, estimator conventions, monitoring."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from faqtune.config import DataConfig, ModelConfig, SyntheticConfig, TrainingConfig, to_object
+from faqtune.data import synthetic
+from faqtune.data.prepare import build
+from faqtune.errors import ConfigError
+from faqtune.features import similarity as sim
+from faqtune.features.vectors import DistinctTfidf
+from faqtune.model.base import Monitor
+from faqtune.model.factory import build_model
+from faqtune.model.metrics import ranking_metrics, top_k, true_rank
+from faqtune.model.training import train_model
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=20, dupes_median=12), min_dupes=6,
+                     match=8)
+    return build(synthetic.generate(cfg.synthetic, cfg.seed), cfg)
+
+
+def test_gain_at_k_counts_ties_against_the_true_faq():
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.2, 0.1], [0.1, 0.3, 0.8]])
+    truth = np.array([0, 0, 1])
+    assert true_rank(scores, truth).tolist() == [0, 1, 1]
+    metrics = ranking_metrics(scores, truth, "tune")
+    assert metrics["tune_gain_at_1"] == pytest.approx(1 / 3)
+    assert metrics["tune_gain_at_2"] == pytest.approx(1.0)
+    assert metrics["tune_mrr"] == pytest.approx((1 + 0.5 + 0.5) / 3)
+
+
+def test_top_k_matches_a_full_sort():
+    scores = np.random.default_rng(0).random((50, 40))
+    assert (top_k(scores, 5) == np.argsort(-scores, axis=1)[:, :5]).all()
+    assert top_k(scores[:, :3], 5).shape == (50, 3)
+
+
+def test_leave_one_out_centroid_matches_explicit_recomputation():
+    rng = np.random.default_rng(1)
+    questions = normalize(sp.random(30, 50, density=0.2, random_state=1, format="csr"))
+    owner = rng.integers(0, 4, size=30)
+    sums = sim.centroid_sums(questions, owner, 4)
+    sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
+    got = sim.centroid_cosine(questions, sums, sq, own_faq=owner)
+    dense = questions.toarray()
+    for i in range(30):
+        for faq in range(4):
+            members = [j for j in range(30) if owner[j] == faq and j != i]
+            centroid = dense[members].sum(axis=0)
+            expected = dense[i] @ centroid / (np.linalg.norm(centroid) or 1)
+            assert got[i, faq] == pytest.approx(expected, abs=1e-5)
+
+
+def test_distinct_tfidf_equals_tfidf_on_the_whole_column():
+    column = pd.Series(["aa bb cc", "aa bb", "aa bb cc", "dd ee aa", "aa bb cc", "ee"])
+    expected = TfidfVectorizer().fit_transform(column).toarray()
+    got = DistinctTfidf().fit_transform(column).toarray()
+    assert np.allclose(got, expected, atol=1e-6)
+    assert np.allclose(DistinctTfidf().fit(column).transform(column[:2]).toarray(),
+                       expected[:2], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["reference", "matcher"])
+def test_models_follow_scikit_learn_conventions(small_data, name):
+    cfg = ModelConfig(name=name, estimators=20, match=5)
+    model = build_model(cfg)
+    assert clone(model).get_params() == model.get_params()
+    assert not hasattr(model, "faqs_"), "no work in __init__"
+    pairs = small_data.pairs(cfg.match)
+    model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(small_data.faqs["text"]))
+    restored = pickle.loads(pickle.dumps(model))
+    test = small_data.split("test")
+    assert np.allclose(restored.decision_scores(list(test["text"])),
+                       model.decision_scores(list(test["text"])))
+    # pairwise probabilities agree with the catalogue ranking for the same pairs
+    question = test["text"].iloc[0]
+    pair_frame = pd.DataFrame({"Text_x": [question] * len(model.faqs_), "Text_y": model.faqs_})
+    proba = model.predict_proba(pair_frame)[:, 1]
+    assert np.argmax(proba) == np.argmax(model.decision_scores([question])[0])
+    assert proba.shape == (len(model.faqs_),) and ((0 <= proba) & (proba <= 1)).all()
+
+
+@pytest.mark.parametrize("name", ["reference", "matcher"])
+def test_tune_gain_is_reported_every_period_and_at_the_end(small_data, name):
+    steps = []
+    train_model(ModelConfig(name=name, estimators=25, match=5),
+                TrainingConfig(period=10), small_data,
+                report=lambda rounds, metrics: steps.append((rounds, sorted(metrics))))
+    assert [s for s, _ in steps] == [10, 20, 25]
+    assert steps[0][1] == sorted([f"tune_gain_at_{k}" for k in range(1, 6)] + ["tune_mrr"])
+    few = []
+    train_model(ModelConfig(name=name, estimators=7, match=5), TrainingConfig(period=100),
+                small_data, report=lambda rounds, metrics: few.append(rounds))
+    assert few == [7], "estimators < period must still report (reference bug #79)"
+
+
+def test_early_stopping_keeps_the_best_round(small_data):
+    result = train_model(ModelConfig(name="matcher", estimators=400, match=5),
+                         TrainingConfig(period=5, early_stopping_periods=2), small_data)
+    rounds = [r for r, _ in result.history]
+    assert rounds[-1] < 400, "training stopped early"
+    best = max(result.history, key=lambda h: (h[1]["tune_gain_at_3"], -h[0]))
+    assert result.best_round == best[0] and result.metrics == best[1]
+    assert result.model.booster_.best_iteration == best[0]
+
+
+def test_matcher_beats_the_reference_on_synthetic_data(small_data):
+    common = TrainingConfig(period=1000)
+    matcher = train_model(ModelConfig(name="matcher", estimators=100), common, small_data)
+    reference = train_model(ModelConfig(name="reference", estimators=100, match=5), common,
+                            small_data)
+    assert matcher.metrics["tune_gain_at_1"] > reference.metrics["tune_gain_at_1"]
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.ngrams=0", "model.ngrams=0"),
+    ("model.estimators=-5", "model.estimators=-5"),
+    ("model.objective=poisson", "model.objective='poisson'"),
+    ("model.learning_rate=2.0", "model.learning_rate=2.0"),
+    ("data.test_size=0.7", "data.test_size=0.7"),
+    ("sweep.sampler=bogus", "sweep.sampler='bogus'"),
+])
+def test_invalid_hyperparameters_name_the_field_and_range(make_cfg, override, key):
+    with pytest.raises(ConfigError, match=rf"{key}.*expected"):
+        to_object(make_cfg(override))

@@ -1,0 +1,192 @@
+"""The train and evaluate tasks against a real MLflow store (SQLite in a temp folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from faqtune import evaluate, train
+from faqtune.errors import FaqtuneError
+from faqtune.model.metrics import ranking_metrics
+from tests.conftest import CS_DATA, REPO, TINY_DATA, last_json, needs_cs_data, run_task
+
+# `mlflow run` runs `python` from PATH: make it this interpreter, as an activated venv does
+VENV_PATH = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
+FAST_TRAIN = [*TINY_DATA, "model.estimators=30", "training.period=10"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize("model", ["matcher", "reference"])
+def test_train_logs_params_stepwise_metrics_artifacts_and_a_working_model(
+        make_cfg, store, model):
+    cfg = make_cfg(f"model={model}", *FAST_TRAIN, f"tracking.uri={store}", "model.match=5")
+    summary = train.run(cfg)
+    client = MlflowClient(store)
+    run = client.get_run(summary["run_id"])
+    params = run.data.params
+    assert params["model.name"] == model and params["model.estimators"] == "30"
+    assert params["data.min_dupes"] == "8" and len(params["data.hash"]) == 64
+    assert run.data.tags["faqtune.git_commit"]
+    history = client.get_metric_history(run.info.run_id, "tune_gain_at_3")
+    assert sorted({m.step for m in history}) == [10, 20, 30]
+    for k in range(1, 6):
+        assert 0 <= run.data.metrics[f"tune_gain_at_{k}"] <= 1
+    assert run.data.metrics["fit_seconds"] > 0 and run.data.metrics["model_size_mb"] > 0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "config.yaml" in artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/tune_gain_curve.png", "plots/feature_importance.png"}
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == params["data.hash"][:32]
+
+    mlflow.set_tracking_uri(store)
+    served = mlflow.pyfunc.load_model(summary["model_uri"])
+    assert served.metadata.get_input_schema().input_names() == ["question"]
+    faqs = served.unwrap_python_model().faqs
+    data = pd.read_parquet(f"{summary['data_path']}/faqs.parquet")
+    own_text = data["text"].tolist()[:5]
+    answer = served.predict(pd.DataFrame({"question": own_text}), params={"top_k": 3})
+    assert list(answer.columns) == ["question_index", "rank", "faq_id", "score", "answer"]
+    assert len(answer) == 15
+    top1 = answer[answer["rank"] == 1].sort_values("question_index")
+    if model == "matcher":  # an FAQ's own text must find that FAQ
+        assert top1["faq_id"].tolist() == data["faq_id"].tolist()[:5]
+    assert set(answer["faq_id"]) <= set(faqs["faq_id"])
+    assert (answer.groupby("question_index")["score"].apply(
+        lambda s: s.is_monotonic_decreasing)).all()
+
+
+def test_evaluate_logs_test_metrics_into_the_trained_run(make_cfg, store):
+    summary = train.run(make_cfg(*FAST_TRAIN, f"tracking.uri={store}"))
+    result = evaluate.run(make_cfg(*FAST_TRAIN, f"tracking.uri={store}",
+                                   f"model_uri=runs:/{summary['run_id']}/model"))
+    assert result["run_id"] == summary["run_id"]
+    metrics = MlflowClient(store).get_run(summary["run_id"]).data.metrics
+    for k in range(1, 6):
+        assert metrics[f"test_gain_at_{k}"] == pytest.approx(result[f"test_gain_at_{k}"])
+    assert metrics["test_gain_at_1"] <= metrics["test_gain_at_5"]
+    with pytest.raises(FaqtuneError, match="trained on data"):
+        evaluate.run(make_cfg(*FAST_TRAIN, "data.seed=3", f"tracking.uri={store}",
+                              f"model_uri=runs:/{summary['run_id']}/model"))
+
+
+@needs_cs_data()
+def test_on_real_cs_data_the_matcher_beats_the_reference_and_cosine(make_cfg, store):
+    data = ["data=reference_tsv", f"data.path={CS_DATA}", "data.min_dupes=2",
+            f"tracking.uri={store}", "training.log_model=false"]
+    matcher = train.run(make_cfg(*data))
+    reference = train.run(make_cfg(*data, "model=reference"))
+    from faqtune.data.dataset import PreparedData
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    prepared = PreparedData.load(matcher["data_path"])
+    tune = prepared.split("tune")
+    vectorizer = TfidfVectorizer(sublinear_tf=True).fit(prepared.faqs["text"])
+    cosine = (vectorizer.transform(tune["text"]) @ vectorizer.transform(prepared.faqs["text"]).T)
+    cosine_gain = ranking_metrics(cosine.toarray(), tune["faq_row"].to_numpy(),
+                                  "tune")["tune_gain_at_1"]
+    print(f"cs tune gain@1: matcher {matcher['tune_gain_at_1']:.3f}, reference "
+          f"{reference['tune_gain_at_1']:.3f}, cosine {cosine_gain:.3f}")
+    assert matcher["tune_gain_at_1"] > reference["tune_gain_at_1"]
+    assert matcher["tune_gain_at_1"] >= cosine_gain
+
+
+@pytest.mark.slow
+def test_hydra_multirun_nests_one_run_per_job_under_a_parent(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_task("train", "-m", "model.ngrams=1,2", *FAST_TRAIN, "training.log_model=false",
+                    f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}", cwd=tmp_path)
+    summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(summaries) == 2
+    client = MlflowClient(store)
+    parent = {s["parent_run_id"] for s in summaries}
+    assert len(parent) == 1
+    children = client.search_runs([client.get_experiment_by_name("faqtune").experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.pop()}'")
+    assert sorted(r.data.params["model.ngrams"] for r in children) == ["1", "2"]
+    assert len({r.data.tags["faqtune.multirun"] for r in children}) == 1
+
+
+@pytest.mark.slow
+def test_mlflow_run_train_entry_point_logs_into_the_project_run(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = " ".join([*FAST_TRAIN, f"paths.cache={tmp_path / 'cache'}"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "train", "--env-manager",
+         "local", "--experiment-name", "faqtune", "-P", f"overrides={overrides}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc.stdout)
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("faqtune").experiment_id])
+    assert [r.info.run_id for r in runs] == [summary["run_id"]], "one run: the project's own"
+    assert runs[0].data.tags.get("mlflow.project.entryPoint") == "train"
+    assert "tune_gain_at_1" in runs[0].data.metrics
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tmp_path):
+    summary = train.run(make_cfg(*FAST_TRAIN, f"tracking.uri={store}"))
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", summary["model_uri"],
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        body = json.dumps({"dataframe_split": {"columns": ["question"], "data": [
+            ["<p>how do I remove duplicates from an array?</p>"]]},
+            "params": {"top_k": 2}}).encode()
+        deadline = time.time() + 120
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/invocations", data=body,
+                    headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answer = json.loads(response.read())
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError(f"server did not answer: {server.stderr.read()[-2000:]}")
+                time.sleep(1)
+        predictions = answer["predictions"]
+        assert [p["rank"] for p in predictions] == [1, 2]
+        assert all(np.isfinite(p["score"]) and p["faq_id"] for p in predictions)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_default_synthetic_data_is_neither_trivial_nor_hopeless_for_the_reference(make_cfg,
+                                                                                store):
+    cfg = [f"tracking.uri={store}", "model=reference"]
+    summary = train.run(make_cfg(*cfg))
+    result = evaluate.run(make_cfg(*cfg, f"model_uri={summary['model_uri']}"))
+    assert 0.25 <= result["test_gain_at_1"] <= 0.75, result
