@@ -18,7 +18,7 @@ DATA_SOURCES = ("synthetic", "reference_tsv", "stackexchange", "table")
 MODEL_NAMES = ("reference", "matcher")
 OBJECTIVES = ("binary", "lambdarank")
 NEGATIVES = ("random", "hard")
-SAMPLERS = ("random", "tpe", "grid", "qmc", "cmaes")
+SAMPLERS = ("random", "tpe", "grid", "qmc")
 PRUNERS = ("median", "hyperband", "none")
 BACKENDS = ("optuna", "azureml")
 
@@ -124,12 +124,14 @@ class SweepConfig:
     sampler: str = "tpe"
     pruner: str = "median"
     delay_evaluation: int = 5
+    startup_trials: int = 3
     max_failures: int = 3
+    heartbeat_seconds: float = 5.0
+    stale_after_seconds: float = 30.0
     seed: int = 0
     storage: Optional[str] = None
     metric: str = "tune_gain_at_3"
     final_estimators: int = 0
-    final_on_train_tune: bool = False
     space: SpaceConfig = field(default_factory=SpaceConfig)
 
 
@@ -228,6 +230,9 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("sweep.n_workers", sweep.n_workers, 1)
     _int_range("sweep.max_failures", sweep.max_failures, 0)
     _int_range("sweep.delay_evaluation", sweep.delay_evaluation, 0)
+    _int_range("sweep.startup_trials", sweep.startup_trials, 0)
+    _expect(0 < sweep.heartbeat_seconds < sweep.stale_after_seconds, "sweep.heartbeat_seconds",
+            sweep.heartbeat_seconds, "a positive number below sweep.stale_after_seconds")
     _int_range("sweep.final_estimators", sweep.final_estimators, 0)
     _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)

@@ -1,0 +1,58 @@
+"""Score a logged model on the test split and log the metrics to its run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+
+from faqtune.config import FaqtuneConfig
+from faqtune.data.dataset import PreparedData
+from faqtune.data.prepare import prepare
+from faqtune.errors import FaqtuneError
+from faqtune.model.metrics import ranking_metrics
+from faqtune.tracking.record import DATA_HASH_PARAM
+from faqtune.tracking.runs import task_run
+
+
+def load_matcher(model_uri: str):
+    """The FaqMatcherModel behind an MLflow URI, with a clear error if there is none."""
+    try:
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    except Exception as exc:  # MLflow raises many types for a bad URI; all mean "not found"
+        raise FaqtuneError(f"Could not load model_uri={model_uri}: {exc}. Use runs:/<run_id>/"
+                           "model, models:/<name>/<version> or models:/<name>@<alias>.") from None
+
+
+def test_metrics(matcher, data: PreparedData) -> dict[str, float]:
+    """gain@k and MRR on the test split, against the model's own FAQ catalogue."""
+    position = {faq_id: i for i, faq_id in enumerate(matcher.faqs["faq_id"])}
+    test = data.split("test")
+    wanted = data.faqs["faq_id"].to_numpy()[test["faq_row"].to_numpy()]
+    missing = sorted({f for f in wanted if f not in position})
+    if missing:
+        raise FaqtuneError(f"The model does not know FAQ(s) {missing[:5]} of the test split; "
+                           "evaluate it on the data it was trained on.")
+    truth = np.array([position[f] for f in wanted])
+    return ranking_metrics(matcher.estimator.decision_scores(list(test["text"])), truth, "test")
+
+
+def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
+    """Test metrics of `model_uri`, logged into the run that produced it (or a new run)."""
+    matcher = load_matcher(model_uri)
+    data, _, _ = prepare(conf.data, Path(conf.paths.cache))
+    run_id = mlflow.models.get_model_info(model_uri).run_id
+    if run_id:
+        trained_on = mlflow.get_run(run_id).data.params.get(DATA_HASH_PARAM)
+        if trained_on and trained_on != data.data_hash:
+            raise FaqtuneError(
+                f"The model was trained on data {trained_on[:12]}, but the data options given "
+                f"prepare data {data.data_hash[:12]}: pass the same data.* overrides as at "
+                "training.")
+    metrics = test_metrics(matcher, data)
+    context = mlflow.start_run(run_id=run_id) if run_id else task_run("evaluate")
+    with context as run:
+        mlflow.log_metrics(metrics)
+        mlflow.set_tag("faqtune.evaluated_model", model_uri)
+    return {"run_id": run.info.run_id, **metrics, "model_uri": model_uri}

@@ -1,0 +1,256 @@
+"""The local sweep: Optuna workers in separate processes sharing one storage.
+
+Each worker claims a trial under a lock (so the sweep never runs more than `n_trials`),
+keeps a heartbeat on it, and logs it as an MLflow child run of the sweep's parent run.
+A trial whose heartbeat stops (a killed worker) is failed and queued again with the same
+parameters, so re-running a sweep after a crash completes exactly the trials still missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from faqtune.config import FaqtuneConfig, SweepConfig
+from faqtune.data.dataset import PreparedData
+from faqtune.tuning.space import SearchSpace
+from faqtune.tuning.trial import RUN_ID_ATTR, STATE_TAG, run_trial
+
+log = logging.getLogger(__name__)
+HEARTBEAT_ATTR = "heartbeat"
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# -- storage, sampler, pruner -------------------------------------------------------------
+def storage_location(sweep: SweepConfig, cache: Path) -> str:
+    """An RDB URL as given, else a journal file (default: under the cache folder)."""
+    return sweep.storage or str(cache / "optuna" / f"{sweep.name}.journal")
+
+
+def open_storage(location: str):
+    if "://" in location:
+        return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
+    Path(location).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(location))
+
+
+def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int) -> optuna.samplers.BaseSampler:
+    """Seeded per worker, so parallel workers do not draw the same points."""
+    seed = sweep.seed * 1000 + worker
+    if sweep.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sweep.sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if sweep.sampler == "qmc":
+        return optuna.samplers.QMCSampler(seed=sweep.seed, scramble=True)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=sweep.startup_trials)
+
+
+def make_pruner(sweep: SweepConfig, period: int, max_rounds: int) -> optuna.pruners.BasePruner:
+    """`median` is HyperDrive's MedianStoppingPolicy: no stopping before `delay_evaluation`
+    reports, then stop a trial below the median of the others at the same round."""
+    if sweep.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=sweep.startup_trials,
+                                           n_warmup_steps=sweep.delay_evaluation * period)
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=period, max_resource=max_rounds)
+    return optuna.pruners.NopPruner()
+
+
+def load_study(conf: FaqtuneConfig, space: SearchSpace, worker: int = 0) -> optuna.Study:
+    return optuna.create_study(
+        study_name=conf.sweep.name, direction="maximize", load_if_exists=True,
+        storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache))),
+        sampler=make_sampler(conf.sweep, space, worker),
+        pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators))
+
+
+# -- claiming trials -----------------------------------------------------------------------
+@dataclass
+class Counts:
+    complete: int = 0
+    pruned: int = 0
+    running: int = 0
+    failed: int = 0
+    best: float | None = None
+
+    @property
+    def done(self) -> int:
+        return self.complete + self.pruned
+
+
+def count(study: optuna.Study) -> Counts:
+    counts = Counts()
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.COMPLETE:
+            counts.complete += 1
+            counts.best = trial.value if counts.best is None else max(counts.best, trial.value)
+        elif trial.state == TrialState.PRUNED:
+            counts.pruned += 1
+        elif trial.state == TrialState.RUNNING:
+            counts.running += 1
+        elif trial.state == TrialState.FAIL and "error" in trial.user_attrs:
+            counts.failed += 1  # crashes and interruptions are retried, not counted
+    return counts
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
+    """Fail running trials whose heartbeat stopped; queue them again with the same params."""
+    storage, now, failed = study._storage, time.time(), []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = trial.user_attrs.get(HEARTBEAT_ATTR, trial.datetime_start.timestamp())
+        if now - beat < stale_after:
+            continue
+        storage.set_trial_user_attr(trial._trial_id, "stale", True)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            continue
+        failed.append(trial.number)
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
+                            skip_if_exists=False)
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        if run_id:
+            MlflowClient().set_tag(run_id, STATE_TAG, "FAIL")
+            MlflowClient().set_terminated(run_id, "KILLED")
+        log.warning("trial %d lost its worker; queued again", trial.number)
+    return failed
+
+
+class _Wait:
+    """Nothing to claim now, but running trials may still fail and need a rerun."""
+
+
+def claim(study: optuna.Study, sweep: SweepConfig, lock_path: Path, deadline: float | None):
+    """The next trial to run, `_Wait`, or None when the sweep is finished."""
+    with _lock(lock_path):
+        fail_stale_trials(study, sweep.stale_after_seconds)
+        counts = count(study)
+        if sweep.max_failures and counts.failed >= sweep.max_failures:
+            log.error("stopping: %d trials failed (sweep.max_failures=%d)", counts.failed,
+                      sweep.max_failures)
+            return None
+        if counts.done >= sweep.n_trials or (deadline and time.time() > deadline):
+            return None
+        if counts.done + counts.running >= sweep.n_trials:
+            return _Wait()
+        return study.ask()
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial, every: float):
+    """Mark `trial` alive every `every` seconds while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
+            except Exception:  # the trial just finished: nothing left to keep alive
+                return
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+# -- workers and the sweep -----------------------------------------------------------------
+def threads_per_worker(n_workers: int) -> int:
+    """Trials are CPU-bound: split the cores between workers."""
+    return max(1, (os.cpu_count() or 1) // n_workers)
+
+
+def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, tracking_uri: str,
+                parent_run_id: str, worker: int, deadline: float | None) -> None:
+    """A worker process: claim and run trials until the sweep is done."""
+    os.environ.pop("MLFLOW_RUN_ID", None)  # children name their parent explicitly
+    logging.basicConfig(level=logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri)
+    study = load_study(conf, space, worker)
+    data = PreparedData.load(data_path)
+    lock_path = Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock"
+    n_jobs = threads_per_worker(conf.sweep.n_workers)
+    try:
+        while True:
+            trial = claim(study, conf.sweep, lock_path, deadline)
+            if trial is None:
+                return
+            if isinstance(trial, _Wait):
+                time.sleep(min(2.0, conf.sweep.heartbeat_seconds))
+                continue
+            with heartbeat(study, trial, conf.sweep.heartbeat_seconds):
+                run_trial(study, trial, conf, data, space.suggest(trial), parent_run_id, n_jobs)
+    except KeyboardInterrupt:
+        return
+
+
+def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
+                parent_run_id: str) -> Counts:
+    """Start the workers and show progress until they finish; Ctrl-C stops them cleanly."""
+    deadline = time.time() + conf.sweep.timeout_s if conf.sweep.timeout_s else None
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=worker_main, daemon=False, args=(
+        conf, space, data_path, mlflow.get_tracking_uri(), parent_run_id, i, deadline))
+        for i in range(conf.sweep.n_workers)]
+    for process in workers:
+        process.start()
+    study = load_study(conf, space)
+    bar = tqdm(total=conf.sweep.n_trials, desc=f"sweep {conf.sweep.name}", unit="trial",
+               disable=None)
+    try:
+        while any(p.is_alive() for p in workers):
+            _show(bar, count(study))
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping the workers")
+        for process in workers:
+            if process.is_alive():
+                os.kill(process.pid, 2)  # SIGINT: each worker marks its trial killed
+        for process in workers:
+            process.join(timeout=60)
+    finally:
+        for process in workers:
+            process.join()
+        counts = count(study)
+        _show(bar, counts)
+        bar.close()
+    return counts
+
+
+def _show(bar: tqdm, counts: Counts) -> None:
+    bar.n = counts.done
+    best = "-" if counts.best is None else f"{counts.best:.4f}"
+    bar.set_postfix_str(f"running {counts.running} pruned {counts.pruned} "
+                        f"failed {counts.failed} best {best}")
+    bar.refresh()
