@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
-	$(BIN)/python -m faqtune.prepare
+	$(BIN)/python -m faqtune.main
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

@@ -109,15 +109,22 @@ def count(study: optuna.Study) -> Counts:
     return counts
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+class SweepLock:
+    """A lock file shared by the workers on this machine: claiming a trial is atomic."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = path.open("a")
+        self.held = False
+
+    def acquire(self) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
 
 
 def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
@@ -141,24 +148,28 @@ def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
     return failed
 
 
-class _Wait:
-    """Nothing to claim now, but running trials may still fail and need a rerun."""
+def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
+              deadline: float | None) -> str:
+    """"run" a new trial, "wait" for running ones (they may fail and need a rerun), or
+    "stop". Call it holding the sweep lock."""
+    fail_stale_trials(study, sweep.stale_after_seconds)
+    counts = count(study)
+    if sweep.max_failures and counts.failed >= sweep.max_failures:
+        log.error("stopping: %d trials failed (sweep.max_failures=%d)", counts.failed,
+                  sweep.max_failures)
+        return "stop"
+    if counts.done >= sweep.n_trials or (deadline and time.time() > deadline):
+        return "stop"
+    if counts.done + counts.running >= sweep.n_trials:
+        return "wait"
+    if grid_size is not None and _grid_points_used(study) >= grid_size:
+        return "wait" if counts.running else "stop"
+    return "run"
 
 
-def claim(study: optuna.Study, sweep: SweepConfig, lock_path: Path, deadline: float | None):
-    """The next trial to run, `_Wait`, or None when the sweep is finished."""
-    with _lock(lock_path):
-        fail_stale_trials(study, sweep.stale_after_seconds)
-        counts = count(study)
-        if sweep.max_failures and counts.failed >= sweep.max_failures:
-            log.error("stopping: %d trials failed (sweep.max_failures=%d)", counts.failed,
-                      sweep.max_failures)
-            return None
-        if counts.done >= sweep.n_trials or (deadline and time.time() > deadline):
-            return None
-        if counts.done + counts.running >= sweep.n_trials:
-            return _Wait()
-        return study.ask()
+def _grid_points_used(study: optuna.Study) -> int:
+    return len({t.system_attrs.get("grid_id") for t in study.get_trials(deepcopy=False)
+                if not t.user_attrs.get("stale") and not t.user_attrs.get("interrupted")})
 
 
 @contextlib.contextmanager
@@ -199,20 +210,30 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     mlflow.set_tracking_uri(tracking_uri)
     study = load_study(conf, space, worker)
     data = PreparedData.load(data_path)
-    lock_path = Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock"
+    lock = SweepLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock")
     n_jobs = threads_per_worker(conf.sweep.n_workers)
+    grid_size = space.grid_size() if conf.sweep.sampler == "grid" else None
+
+    def objective(trial: optuna.Trial) -> float:
+        lock.release()  # the trial exists now: other workers may claim the next one
+        with heartbeat(study, trial, conf.sweep.heartbeat_seconds):
+            return run_trial(trial, conf, data, space.suggest(trial), parent_run_id, n_jobs)
+
     try:
         while True:
-            trial = claim(study, conf.sweep, lock_path, deadline)
-            if trial is None:
+            lock.acquire()
+            step = next_step(study, conf.sweep, grid_size, deadline)
+            if step == "run":
+                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            lock.release()
+            if step == "stop":
                 return
-            if isinstance(trial, _Wait):
+            if step == "wait":
                 time.sleep(min(2.0, conf.sweep.heartbeat_seconds))
-                continue
-            with heartbeat(study, trial, conf.sweep.heartbeat_seconds):
-                run_trial(study, trial, conf, data, space.suggest(trial), parent_run_id, n_jobs)
     except KeyboardInterrupt:
         return
+    finally:
+        lock.release()
 
 
 def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,

@@ -34,20 +34,23 @@ def apply_params(conf: FaqtuneConfig, params: dict[str, Any], n_jobs: int) -> Fa
     return dataclasses.replace(conf, model=model)
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, conf: FaqtuneConfig,
-              data: PreparedData, params: dict[str, Any], parent_run_id: str,
-              n_jobs: int) -> None:
-    """Train with `params`, logging a child run; tell the study how it ended."""
+def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData,
+              params: dict[str, Any], parent_run_id: str, n_jobs: int) -> float:
+    """Train with `params` as an MLflow child run; the objective value for Optuna.
+
+    Pruning raises `optuna.TrialPruned`; any other error is recorded on the run and the
+    trial (and re-raised for Optuna to mark the trial failed).
+    """
     client = MlflowClient()
     run_id = create_child_run(parent_run_id, f"trial {trial.number}", {
-        "optuna.study": study.study_name, "optuna.trial": str(trial.number)})
+        "optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
     trial.set_user_attr(RUN_ID_ATTR, run_id)
     metric = conf.sweep.metric
     try:
         trial_conf = apply_params(conf, params, n_jobs)
         client.log_batch(run_id, params=[
             mlflow.entities.Param(k, str(v)) for k, v in {
-                **flatten({"model": dataclasses.asdict(trial_conf.model)}, ""),
+                **flatten({"model": dataclasses.asdict(trial_conf.model)}),
                 DATA_HASH_PARAM: data.data_hash}.items()])
 
         def report(rounds: int, metrics: dict[str, float]) -> None:
@@ -64,24 +67,23 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, conf: FaqtuneConfig,
         for name, value in {**result.timings, "best_round": result.best_round}.items():
             client.log_metric(run_id, name, value)
     except optuna.TrialPruned:
-        _end(study, trial, client, run_id, optuna.trial.TrialState.PRUNED, "KILLED")
+        _end(client, run_id, "PRUNED", "KILLED")
+        raise
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
-        _end(study, trial, client, run_id, optuna.trial.TrialState.FAIL, "KILLED")
+        _end(client, run_id, "FAIL", "KILLED")
         raise
-    except Exception as exc:  # a failing trial is recorded and the sweep goes on
+    except Exception as exc:
         message = f"{exc.__class__.__name__}: {exc}"[:4000]
         log.warning("trial %d failed: %s", trial.number, message)
         client.set_tag(run_id, "error", message)
         trial.set_user_attr("error", message)
-        _end(study, trial, client, run_id, optuna.trial.TrialState.FAIL, "FAILED")
-    else:
-        study.tell(trial, result.metrics[metric])
-        client.set_tag(run_id, STATE_TAG, "COMPLETE")
-        client.set_terminated(run_id, "FINISHED")
+        _end(client, run_id, "FAIL", "FAILED")
+        raise
+    _end(client, run_id, "COMPLETE", "FINISHED")
+    return result.metrics[metric]
 
 
-def _end(study, trial, client: MlflowClient, run_id: str, state, status: str) -> None:
-    study.tell(trial, state=state)
-    client.set_tag(run_id, STATE_TAG, state.name)
+def _end(client: MlflowClient, run_id: str, state: str, status: str) -> None:
+    client.set_tag(run_id, STATE_TAG, state)
     client.set_terminated(run_id, status)

@@ -1,0 +1,80 @@
+"""Search spaces in HyperDrive's vocabulary, drawn through real Optuna trials."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from faqtune.errors import ConfigError
+from faqtune.tuning.space import parse_space
+
+FULL = {
+    "ngrams": {"choice": [1, 2, 3]},
+    "num_leaves": {"randint": 8},
+    "feature_fraction": {"uniform": [0.5, 1.0]},
+    "min_child_samples": {"quniform": [5, 50, 5]},
+    "learning_rate": {"loguniform": [-4.6, -1.2]},
+    "estimators": {"qloguniform": [3.0, 6.0, 10]},
+    "prior_weight": {"normal": [30.0, 5.0]},
+    "centroid_prior": {"qnormal": [3.0, 1.0, 0.5]},
+}
+
+
+def _draws(space, n=200, seed=0):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    draws = []
+    for _ in range(n):
+        trial = study.ask()
+        draws.append(space.suggest(trial))
+        study.tell(trial, 0.0)
+    return draws
+
+
+def test_every_expression_draws_values_with_hyperdrive_meaning():
+    draws = _draws(parse_space("matcher", FULL))
+    column = {name: np.array([d[name] for d in draws]) for name in FULL}
+    assert set(column["ngrams"]) == {1, 2, 3}
+    assert set(column["num_leaves"]) <= set(range(8)) and len(set(column["num_leaves"])) > 4
+    assert column["feature_fraction"].min() >= 0.5 and column["feature_fraction"].max() <= 1.0
+    assert set(column["min_child_samples"]) <= set(range(5, 51, 5))
+    lr = column["learning_rate"]
+    assert math.exp(-4.6) <= lr.min() and lr.max() <= math.exp(-1.2)
+    assert np.median(np.log(lr)) == pytest.approx((-4.6 - 1.2) / 2, abs=0.4), "log-uniform"
+    assert all(v % 10 == 0 for v in column["estimators"])
+    normal = column["prior_weight"]
+    assert normal.mean() == pytest.approx(30, abs=1.5) and normal.std() == pytest.approx(5, abs=1)
+    assert all((v / 0.5).is_integer() for v in column["centroid_prior"])
+
+
+@pytest.mark.parametrize("params, message", [
+    ({}, "the space is empty"),
+    ({"ngrams": {"choice": []}}, r"ngrams: choice needs at least one value"),
+    ({"learning_rate": {"uniform": [0.5, 0.1]}}, r"learning_rate: uniform needs low < high"),
+    ({"colour": {"choice": [1]}}, r"'matcher' has no hyperparameter 'colour'"),
+    ({"ngrams": {"poisson": [3]}}, r"unknown expression 'poisson'"),
+    ({"ngrams": {"quniform": [1, 4]}}, r"quniform takes 3 number\(s\)"),
+    ({"ngrams": [1, 2]}, r"expected one expression"),
+])
+def test_invalid_spaces_fail_with_the_key(params, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space("matcher", params)
+
+
+def test_grid_needs_a_discrete_space():
+    space = parse_space("reference", {"ngrams": {"choice": [1, 2]},
+                                      "min_child_samples": {"quniform": [1, 3, 1]}})
+    assert space.grid() == {"ngrams": [1, 2], "min_child_samples": [1, 2, 3]}
+    assert space.grid_size() == 6
+    with pytest.raises(ConfigError, match="Grid sampling needs a discrete space"):
+        parse_space("matcher", {"learning_rate": {"uniform": [0.01, 0.1]}}).grid()
+
+
+def test_the_shipped_reference_space_has_the_published_grid_size(make_cfg):
+    from faqtune.config import to_object
+
+    conf = to_object(make_cfg("model=reference", "sweep/space=reference"))
+    space = parse_space(conf.sweep.space.model, conf.sweep.space.params)
+    assert space.grid_size() == 9360  # design: 4 ngrams x 39 match x 30 mcs x 2 weighting

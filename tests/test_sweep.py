@@ -1,0 +1,202 @@
+"""The Optuna sweep with real storage, real worker processes and a real MLflow store."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from faqtune import register as register_task
+from faqtune import train
+from faqtune.config import to_object
+from faqtune.errors import ConfigError
+from faqtune.sweep import sweep
+from faqtune.tracking.registry import register
+from faqtune.tuning.optuna_backend import storage_location
+from tests.conftest import REPO, TINY_DATA, last_json, run_task
+
+FAST = [*TINY_DATA, "model.estimators=20", "training.period=5", "sweep.n_workers=2",
+        "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=8", "sweep.startup_trials=1",
+        "sweep.delay_evaluation=1"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def _conf(make_cfg, store, *overrides, params=None):
+    cfg = make_cfg(*FAST, f"tracking.uri={store}", *overrides)
+    if params is not None:
+        cfg.sweep.space.params = params  # assignment replaces the whole space
+    return to_object(cfg), OmegaConf.to_yaml(cfg)
+
+
+def _study(conf):
+    location = storage_location(conf.sweep, __import__("pathlib").Path(conf.paths.cache))
+    return optuna.load_study(study_name=conf.sweep.name,
+                             storage=optuna.storages.JournalStorage(
+                                 optuna.storages.journal.JournalFileBackend(location)))
+
+
+def _children(store, parent):
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("faqtune").experiment_id
+    return client.search_runs([experiment],
+                              filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+
+
+def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_cfg, store):
+    conf, yaml = _conf(make_cfg, store, "sweep.n_trials=6", "sweep.pruner=none",
+                       params={"ngrams": {"choice": [1, 2]},
+                               "learning_rate": {"loguniform": [-3.9, -1.6]}})
+    summary = sweep(conf, yaml)
+    assert summary["complete"] == 6 and summary["failed"] == 0
+    children = _children(store, summary["run_id"])
+    trials = [r for r in children if "optuna.trial" in r.data.tags]
+    final = [r for r in children if r.data.tags.get("faqtune.role") == "final"]
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == list(range(6))
+    assert {r.info.status for r in trials} == {"FINISHED"}
+    assert all(r.data.tags["optuna.state"] == "COMPLETE" for r in trials)
+    assert all(len(MlflowClient(store).get_metric_history(r.info.run_id, "tune_gain_at_3")) == 4
+               for r in trials), "stepwise metrics at rounds 5, 10, 15, 20"
+    assert len(final) == 1 and "test_gain_at_3" in final[0].data.metrics
+    parent = MlflowClient(store).get_run(summary["run_id"])
+    assert parent.data.metrics["best_tune_gain_at_3"] == pytest.approx(
+        summary["best_tune_gain_at_3"])
+    artifacts = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"])}
+    assert {"trials.csv", "search_space.yaml"} <= artifacts
+    plots = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"], "plots")}
+    assert "plots/optimization_history.png" in plots
+    assert summary["model_name"] == "faqtune-faq-matcher" and summary["promoted"]
+
+
+def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make_cfg, store):
+    # num_leaves=1 is invalid: those trials raise. A tiny learning rate with no similarity
+    # prior learns nothing, so the median rule prunes it once a good trial has finished.
+    conf, yaml = _conf(make_cfg, store, "sweep.n_trials=4", "sweep.n_workers=1",
+                       "sweep.sampler=grid", "sweep.max_failures=0", "model.prior_weight=0",
+                       params={"num_leaves": {"choice": [1, 15, 31]},
+                               "learning_rate": {"choice": [0.3, 0.000001]}})
+    summary = sweep(conf, yaml)
+    study = _study(conf)
+    states = [t.state for t in study.trials]
+    assert summary["complete"] + summary["pruned"] == 4
+    assert summary["pruned"] >= 1 and summary["failed"] >= 1
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all(t.params["num_leaves"] == 1 for t in failed)
+    runs = {r.data.tags.get("optuna.trial"): r for r in _children(store, summary["run_id"])}
+    for trial in failed:
+        run = runs[str(trial.number)]
+        assert run.info.status == "FAILED"
+        assert "trial model.num_leaves=1" in run.data.tags["error"]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert all(runs[str(t.number)].data.tags["optuna.state"] == "PRUNED" for t in pruned)
+    assert optuna.trial.TrialState.RUNNING not in states
+
+
+def test_a_bad_space_fails_before_any_trial(make_cfg, store, tmp_path):
+    conf, yaml = _conf(make_cfg, store, params={"colour": {"choice": [1]}})
+    with pytest.raises(ConfigError, match="no hyperparameter 'colour'"):
+        sweep(conf, yaml)
+    conf, yaml = _conf(make_cfg, store, "sweep/space=reference")
+    with pytest.raises(ConfigError, match="add model=reference"):
+        sweep(conf, yaml)
+    assert not (tmp_path / "cache" / "optuna").exists(), "no study was started"
+
+
+def test_registration_moves_the_alias_only_on_improvement(make_cfg, store):
+    conf, _ = _conf(make_cfg, store)
+    mlflow.set_tracking_uri(store)
+    runs = [train.run(make_cfg(*FAST, f"tracking.uri={store}", "training.log_model=true",
+                               f"tracking.run_name=r{i}")) for i in range(3)]
+    client = MlflowClient(store)
+    for run, score in zip(runs, (0.5, 0.4, 0.7)):  # test metrics as evaluation would log them
+        client.log_metric(run["run_id"], "test_gain_at_3", score)
+    first = register(runs[0]["run_id"], conf.registry)
+    worse = register(runs[1]["run_id"], conf.registry)
+    better = register(runs[2]["run_id"], conf.registry)
+    assert (first["promoted"], worse["promoted"], better["promoted"]) == (True, False, True)
+    assert worse["champion_version"] == first["version"]
+    champion = client.get_model_version_by_alias("faqtune-faq-matcher", "champion")
+    assert int(champion.version) == better["version"]
+    assert champion.tags["test_gain_at_3"] == "0.7" and len(champion.tags["data_hash"]) == 64
+
+
+def test_register_task_evaluates_a_run_without_test_metrics(make_cfg, store):
+    trained = train.run(make_cfg(*FAST, f"tracking.uri={store}"))
+    summary = register_task.run(make_cfg(*FAST, f"tracking.uri={store}",
+                                         f"run_id={trained['run_id']}"))
+    assert summary["version"] == 1 and summary["promoted"]
+    assert "test_gain_at_3" in MlflowClient(store).get_run(trained["run_id"]).data.metrics
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_running_sweep_then_rerun_completes_exactly_n_trials(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*FAST, "model.estimators=60", "sweep.n_trials=6", "sweep.pruner=none",
+            f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
+    journal = tmp_path / "cache" / "optuna" / "faqtune-sweep.journal"
+    proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once some trials are done and others running
+        if journal.exists():
+            study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.
+                                      JournalStorage(optuna.storages.journal.JournalFileBackend(
+                                          str(journal))))
+            states = [t.state for t in study.trials]
+            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and \
+                    optuna.trial.TrialState.RUNNING in states:
+                break
+        time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rerun = run_task("sweep", *args, cwd=tmp_path)
+    summary = last_json(rerun.stdout)
+    study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6 == summary["complete"]
+    lost = [t for t in study.trials if t.user_attrs.get("stale")]
+    assert lost, "the killed sweep's running trials were detected as stale"
+    retried = {t.user_attrs["retry_of"] for t in study.trials if "retry_of" in t.user_attrs}
+    assert retried == {t.number for t in lost}
+    runs = _children(store, summary["run_id"])
+    finished = [r for r in runs if r.data.tags.get("optuna.state") == "COMPLETE"]
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in finished) == sorted(
+        t.number for t in complete), "one finished MLflow run per finished trial"
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert {int(r.data.tags["optuna.trial"]) for r in killed} == {t.number for t in lost}
+
+
+@pytest.mark.slow
+def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = " ".join([*FAST, "sweep.n_trials=2", f"paths.cache={tmp_path / 'cache'}"])
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store,
+           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
+         "--experiment-name", "faqtune", "-P", f"overrides={overrides}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = last_json(proc.stdout)
+    assert summary["complete"] == 2 and summary["version"] == 1
+    assert "mlflow ui" in summary["mlflow_ui"] and 0 <= summary["test_gain_at_1"] <= 1
+    client = MlflowClient(store)
+    project_run = client.get_run(summary["run_id"])
+    assert project_run.data.tags.get("mlflow.project.entryPoint") == "main"
+    assert len(_children(store, summary["run_id"])) == 3, "2 trials + the final run"
