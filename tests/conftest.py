@@ -58,3 +58,19 @@ def last_json(stdout: str) -> dict:
     import json
 
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow_env():
+    """MLflow writes MLFLOW_EXPERIMENT_ID into os.environ on set_experiment: undo it, so
+    no test (or the subprocesses it starts) inherits another test's experiment or store."""
+    import mlflow
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    for key in saved:
+        del os.environ[key]
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        del os.environ[key]
+    os.environ.update(saved)
+    mlflow.set_tracking_uri(None)

@@ -30,3 +30,14 @@ def test_mlproject_has_every_task_as_an_entry_point_with_overrides():
         entry = spec["entry_points"][task]
         assert "overrides" in entry["parameters"]
         assert f"faqtune.mlproject {task} {{overrides}}" in entry["command"]
+
+
+def test_experiment_presets_compose_and_validate(make_cfg):
+    from faqtune.config import to_object
+
+    recipe = to_object(make_cfg("experiment=reference_recipe"))
+    assert (recipe.model.name, recipe.sweep.space.model) == ("reference", "reference")
+    assert (recipe.sweep.sampler, recipe.sweep.n_trials, recipe.sweep.final_estimators) == (
+        "random", 96, 8000)
+    quick = to_object(make_cfg("experiment=quick"))
+    assert quick.model.estimators == 60 and quick.sweep.n_trials == 4

@@ -200,3 +200,37 @@ def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
     project_run = client.get_run(summary["run_id"])
     assert project_run.data.tags.get("mlflow.project.entryPoint") == "main"
     assert len(_children(store, summary["run_id"])) == 3, "2 trials + the final run"
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*FAST, "model.estimators=400", "training.period=50", "sweep.n_trials=6",
+            "sweep.pruner=none", f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
+    journal = tmp_path / "cache" / "optuna" / "faqtune-sweep.journal"
+    proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for a trial that has its MLflow run
+        if journal.exists():
+            study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.
+                                      JournalStorage(optuna.storages.journal.JournalFileBackend(
+                                          str(journal))))
+            if any(t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+                   for t in study.trials):
+                break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    summary = last_json(stdout)
+    assert summary["interrupted"] is True and summary["running"] == 0
+    study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    killed = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert killed and all(t.state == optuna.trial.TrialState.FAIL for t in killed)
+    client = MlflowClient(store)
+    for trial in killed:
+        assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    assert not any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)

@@ -79,8 +79,8 @@ def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
     log_study(study, parent, conf.sweep.metric)
     summary = {"run_id": parent, "sweep": conf.sweep.name, "complete": counts.complete,
                "pruned": counts.pruned, "failed": counts.failed, "running": counts.running,
-               f"best_{conf.sweep.metric}": counts.best}
-    if counts.complete:
+               f"best_{conf.sweep.metric}": counts.best, "interrupted": counts.interrupted}
+    if counts.complete and not counts.interrupted:
         best = study.best_trial
         summary["best_params"] = best.params
         summary.update(finalize(conf, config_yaml, best.params, parent, best.number))

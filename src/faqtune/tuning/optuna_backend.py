@@ -13,6 +13,7 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class Counts:
     running: int = 0
     failed: int = 0
     best: float | None = None
+    interrupted: bool = False
 
     @property
     def done(self) -> int:
@@ -249,24 +251,35 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     study = load_study(conf, space)
     bar = tqdm(total=conf.sweep.n_trials, desc=f"sweep {conf.sweep.name}", unit="trial",
                disable=None)
+    interrupted = False
     try:
         while any(p.is_alive() for p in workers):
             _show(bar, count(study))
             time.sleep(1.0)
     except KeyboardInterrupt:
+        interrupted = True
         log.warning("interrupted: stopping the workers")
-        for process in workers:
-            if process.is_alive():
-                os.kill(process.pid, 2)  # SIGINT: each worker marks its trial killed
-        for process in workers:
-            process.join(timeout=60)
+        _stop(workers)
     finally:
         for process in workers:
             process.join()
         counts = count(study)
+        counts.interrupted = interrupted
         _show(bar, counts)
         bar.close()
     return counts
+
+
+def _stop(workers: list) -> None:
+    """Workers in the terminal's process group got Ctrl-C too; others are sent it. Each
+    marks its running trial killed; one that does not stop in time is terminated."""
+    for process in workers:
+        process.join(timeout=10)
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+            process.join(timeout=60)
+        if process.is_alive():
+            process.terminate()
 
 
 def _show(bar: tqdm, counts: Counts) -> None:
