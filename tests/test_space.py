@@ -19,7 +19,7 @@ FULL = {
     "learning_rate": {"loguniform": [-4.6, -1.2]},
     "estimators": {"qloguniform": [3.0, 6.0, 10]},
     "prior_weight": {"normal": [30.0, 5.0]},
-    "centroid_prior": {"qnormal": [3.0, 1.0, 0.5]},
+    "centroid_prior": {"qnormal": [3.0, 1.0, 1]},
 }
 
 
@@ -46,7 +46,7 @@ def test_every_expression_draws_values_with_hyperdrive_meaning():
     assert all(v % 10 == 0 for v in column["estimators"])
     normal = column["prior_weight"]
     assert normal.mean() == pytest.approx(30, abs=1.5) and normal.std() == pytest.approx(5, abs=1)
-    assert all((v / 0.5).is_integer() for v in column["centroid_prior"])
+    assert all(float(v).is_integer() for v in column["centroid_prior"])
 
 
 @pytest.mark.parametrize("params, message", [
@@ -57,6 +57,7 @@ def test_every_expression_draws_values_with_hyperdrive_meaning():
     ({"ngrams": {"poisson": [3]}}, r"unknown expression 'poisson'"),
     ({"ngrams": {"quniform": [1, 4]}}, r"quniform takes 3 number\(s\)"),
     ({"ngrams": [1, 2]}, r"expected one expression"),
+    ({"min_child_samples": {"quniform": [1, 9, 0.5]}}, r"needs an integer q > 0"),
 ])
 def test_invalid_spaces_fail_with_the_key(params, message):
     with pytest.raises(ConfigError, match=message):

@@ -19,7 +19,7 @@ MODEL_NAMES = ("reference", "matcher")
 OBJECTIVES = ("binary", "lambdarank")
 NEGATIVES = ("random", "hard")
 SAMPLERS = ("random", "tpe", "grid", "qmc")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "bandit", "truncation", "hyperband", "none")
 BACKENDS = ("optuna", "azureml")
 
 
@@ -54,6 +54,7 @@ class DownloadConfig:
 class DataConfig:
     source: str = "synthetic"
     path: Optional[str] = None
+    prepared: Optional[str] = None  # a prepared data set folder: used as is, nothing re-prepared
     min_text: int = 150
     min_dupes: int = 12
     test_size: float = 0.10
@@ -124,6 +125,8 @@ class SweepConfig:
     sampler: str = "tpe"
     pruner: str = "median"
     delay_evaluation: int = 5
+    bandit_slack_factor: float = 0.1
+    truncation_percentage: int = 20
     startup_trials: int = 3
     max_failures: int = 3
     heartbeat_seconds: float = 5.0
@@ -136,9 +139,37 @@ class SweepConfig:
 
 
 @dataclass
+class ClusterConfig:
+    name: str = "faqtune-cluster"
+    vm_size: str = "Standard_D4_v2"
+    vm_priority: str = "dedicated"
+    min_nodes: int = 0
+    max_nodes: int = 16
+    idle_seconds_before_scaledown: int = 1800
+
+
+@dataclass
 class BackendConfig:
     name: str = "optuna"
     dry_run: bool = False
+    spec_path: str = "hyperdrive-job.yaml"
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    environment_name: str = "faqtune"
+    max_concurrent_runs: int = 16
+    max_duration_minutes: int = 10080
+    wait: bool = True
+    run_id: Optional[str] = None
+
+
+@dataclass
+class AzureConfig:
+    """Workspace settings; each also comes from the environment variable in the comment."""
+
+    subscription_id: Optional[str] = None  # AZURE_SUBSCRIPTION_ID
+    resource_group: Optional[str] = None  # AZURE_RESOURCE_GROUP
+    workspace_name: Optional[str] = None  # AZUREML_WORKSPACE_NAME
+    config_file: str = "config.json"
+    interactive_login: bool = False
 
 
 @dataclass
@@ -158,6 +189,7 @@ class FaqtuneConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    azure: AzureConfig = field(default_factory=AzureConfig)
     model_uri: Optional[str] = None
     run_id: Optional[str] = None
 
@@ -190,7 +222,7 @@ def validate_data(data: DataConfig) -> None:
     for key in ("test_size", "tune_size"):
         value = getattr(data, key)
         _expect(0.0 < value < 0.5, f"data.{key}", value, "a fraction between 0 and 0.5")
-    if data.source != "synthetic":
+    if data.source != "synthetic" and not data.prepared:
         _expect(bool(data.path), "data.path", data.path,
                 f"a folder, file or URL holding the {data.source} data")
     syn = data.synthetic
@@ -238,6 +270,15 @@ def validate(cfg: FaqtuneConfig) -> None:
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)
     _one_of("sweep.space.model", sweep.space.model, MODEL_NAMES)
     _one_of("backend.name", cfg.backend.name, BACKENDS)
+    _expect(0 < sweep.bandit_slack_factor, "sweep.bandit_slack_factor",
+            sweep.bandit_slack_factor, "a positive number")
+    _int_range("sweep.truncation_percentage", sweep.truncation_percentage, 1, 99)
+    cluster = cfg.backend.cluster
+    _one_of("backend.cluster.vm_priority", cluster.vm_priority, ("dedicated", "lowpriority"))
+    _int_range("backend.cluster.min_nodes", cluster.min_nodes, 0)
+    _int_range("backend.cluster.max_nodes", cluster.max_nodes, max(1, cluster.min_nodes))
+    _int_range("backend.max_concurrent_runs", cfg.backend.max_concurrent_runs, 1)
+    _int_range("backend.max_duration_minutes", cfg.backend.max_duration_minutes, 1)
 
 
 def to_object(cfg: DictConfig) -> FaqtuneConfig:

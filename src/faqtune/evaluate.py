@@ -16,7 +16,7 @@ def run(cfg: DictConfig) -> dict:
     if not conf.model_uri:
         raise ConfigError("Missing model_uri: give runs:/<run_id>/model, "
                           "models:/<name>/<version> or models:/<name>@champion.")
-    configure(conf.tracking)
+    configure(conf.tracking, conf.azure)
     return evaluate_model(conf, conf.model_uri)
 
 

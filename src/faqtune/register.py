@@ -17,7 +17,7 @@ def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
     if not conf.run_id:
         raise ConfigError("Missing run_id: name the training run whose model to register.")
-    configure(conf.tracking)
+    configure(conf.tracking, conf.azure)
     model_uri = model_uri_of(conf.run_id)  # also checks that the run exists
     if conf.registry.metric not in mlflow.get_run(conf.run_id).data.metrics:
         evaluate_model(conf, model_uri)

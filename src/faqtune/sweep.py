@@ -59,9 +59,8 @@ def finalize(conf: FaqtuneConfig, config_yaml: str, best_params: dict, parent: s
 def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
     space = checked_space(conf)
     if conf.backend.name == "azureml":
-        raise ConfigError("backend=azureml is not available in this version; use "
-                          "backend=optuna.")
-    configure(conf.tracking)
+        return sweep_on_azureml(conf, space)
+    configure(conf.tracking, conf.azure)
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     parent = find_or_create_parent(conf.tracking.experiment, SWEEP_TAG, conf.sweep.name,
                                    run_name=f"sweep {conf.sweep.name}")
@@ -87,6 +86,16 @@ def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
     if parent != os.environ.get("MLFLOW_RUN_ID"):
         client.set_terminated(parent)
     return summary
+
+
+def sweep_on_azureml(conf: FaqtuneConfig, space: SearchSpace) -> dict:
+    """HyperDrive on an Azure ML cluster; `backend.dry_run=true` only writes the job spec."""
+    from faqtune.tuning import azureml_backend
+
+    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
+    if conf.backend.dry_run:
+        return azureml_backend.dry_run(conf, space, str(data_path), data.data_hash)
+    return azureml_backend.submit(conf, space, str(data_path), data.data_hash)
 
 
 def run(cfg: DictConfig) -> dict:

@@ -28,7 +28,7 @@ def _multirun() -> tuple[str, int] | None:
 
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
-    configure(conf.tracking)
+    configure(conf.tracking, conf.azure)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     multirun = _multirun()
     if multirun is None:

@@ -176,6 +176,8 @@ def build(raw: RawCorpus, cfg: DataConfig) -> PreparedData:
 
 def prepare(cfg: DataConfig, cache: Path) -> tuple[PreparedData, Path, bool]:
     """Prepared data for `cfg`, reused when the same inputs were prepared before."""
+    if cfg.prepared:
+        return PreparedData.load(cfg.prepared), Path(cfg.prepared), True
     target = cache / "data" / f"{cfg.source}-{cache_key(cfg)[:16]}"
     if (target / "manifest.json").exists():
         log.info("reusing prepared data at %s", target)

@@ -56,7 +56,7 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> str:
     example = data.split("test")["text"].iloc[0]
     with matcher_model(estimator, data.faqs, conf.training.top_k, example) as kwargs:
         mlflow.log_metric("model_size_mb", model_size_mb(kwargs))
-        if conf.tracking.kind == "azureml":
+        if mlflow.get_tracking_uri().startswith("azureml"):
             # Azure ML's MLflow endpoint has no /logged-models (azure-sdk-for-python#44896):
             # save the folder and upload it as plain artifacts, which load the same way.
             with tempfile.TemporaryDirectory() as scratch:

@@ -25,10 +25,22 @@ def model_uri_of(run_id: str) -> str:
     return run.data.tags.get(MODEL_URI_TAG, f"runs:/{run_id}/model")
 
 
+def uses_stages() -> bool:
+    """Azure ML's MLflow registry has stages, not aliases: there the champion is the
+    version in stage Production."""
+    return mlflow.get_tracking_uri().startswith("azureml")
+
+
 def champion_score(client: MlflowClient, registry: RegistryConfig) -> tuple[str, float] | None:
     """(version, metric) of the current champion, if there is one with the metric."""
     try:
-        version = client.get_model_version_by_alias(registry.model_name, registry.alias)
+        if uses_stages():
+            versions = client.get_latest_versions(registry.model_name, stages=["Production"])
+            if not versions:
+                return None
+            version = versions[0]
+        else:
+            version = client.get_model_version_by_alias(registry.model_name, registry.alias)
     except MlflowException:
         return None
     value = client.get_run(version.run_id).data.metrics.get(registry.metric) if version.run_id \
@@ -50,7 +62,10 @@ def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = No
     before = champion_score(client, registry)
     version = mlflow.register_model(model_uri_of(run_id), registry.model_name, tags=tags)
     promoted = before is None or metric > before[1]
-    if promoted:
+    if promoted and uses_stages():
+        client.transition_model_version_stage(registry.model_name, version.version,
+                                              "Production", archive_existing_versions=True)
+    elif promoted:
         client.set_registered_model_alias(registry.model_name, registry.alias, version.version)
         log.info("%s version %s is the new %s (%s %.4f)", registry.model_name, version.version,
                  registry.alias, registry.metric, metric)

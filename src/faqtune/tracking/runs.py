@@ -16,19 +16,19 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from faqtune.config import TrackingConfig
+from faqtune.config import AzureConfig, TrackingConfig
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 REPO = Path(__file__).resolve().parents[3]
 
 
-def configure(tracking: TrackingConfig) -> str:
+def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str:
     """Point MLflow at the configured store and experiment; return the tracking URI."""
     if tracking.kind == "azureml":
         from faqtune.tracking.azureml import workspace_tracking_uri
 
-        mlflow.set_tracking_uri(workspace_tracking_uri())
+        mlflow.set_tracking_uri(workspace_tracking_uri(azure or AzureConfig()))
     elif tracking.uri:
         mlflow.set_tracking_uri(tracking.uri)
     if not os.environ.get("MLFLOW_RUN_ID"):

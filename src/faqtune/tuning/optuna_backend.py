@@ -62,12 +62,39 @@ def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int) -> optuna.
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=sweep.startup_trials)
 
 
+class BanditPruner(optuna.pruners.BasePruner):
+    """HyperDrive's BanditPolicy: stop a trial whose value at a round is below the best
+    value any trial reached at that round divided by (1 + slack_factor)."""
+
+    def __init__(self, slack_factor: float, n_warmup_steps: int):
+        self.slack_factor = slack_factor
+        self.n_warmup_steps = n_warmup_steps
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.n_warmup_steps:
+            return False
+        others = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False)
+                  if t.number != trial.number and step in t.intermediate_values]
+        if not others:
+            return False
+        return trial.intermediate_values[step] < max(others) / (1 + self.slack_factor)
+
+
 def make_pruner(sweep: SweepConfig, period: int, max_rounds: int) -> optuna.pruners.BasePruner:
-    """`median` is HyperDrive's MedianStoppingPolicy: no stopping before `delay_evaluation`
-    reports, then stop a trial below the median of the others at the same round."""
+    """HyperDrive's policies, evaluated at every report after `delay_evaluation` reports:
+    `median` (MedianStoppingPolicy), `bandit` (BanditPolicy), `truncation`
+    (TruncationSelectionPolicy: stop the lowest `truncation_percentage` percent)."""
+    warmup = sweep.delay_evaluation * period
     if sweep.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=sweep.startup_trials,
-                                           n_warmup_steps=sweep.delay_evaluation * period)
+                                           n_warmup_steps=warmup)
+    if sweep.pruner == "bandit":
+        return BanditPruner(sweep.bandit_slack_factor, warmup)
+    if sweep.pruner == "truncation":
+        return optuna.pruners.PercentilePruner(sweep.truncation_percentage,
+                                               n_startup_trials=sweep.startup_trials,
+                                               n_warmup_steps=warmup)
     if sweep.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=period, max_resource=max_rounds)
     return optuna.pruners.NopPruner()

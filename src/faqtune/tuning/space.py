@@ -124,7 +124,8 @@ def parse_dimension(name: str, spec: Any) -> Dimension:
     else:
         _check(args[0] < args[1], name, f"{kind} needs low < high, got {list(args[:2])}")
     if kind.startswith("q"):
-        _check(args[-1] > 0, name, f"{kind} needs q > 0, got {args[-1]}")
+        _check(args[-1] > 0 and float(args[-1]).is_integer(), name,
+               f"{kind} needs an integer q > 0 (as HyperDrive), got {args[-1]}")
     return Dimension(name, kind, args)
 
 
