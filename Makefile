@@ -15,7 +15,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev,azure]"
+	$(BIN)/pip install -q -e ".[dev,azure,postgres]"
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 import hydra
+import mlflow
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from faqtune.config import register_configs
@@ -25,6 +27,12 @@ def emit_summary(summary: dict) -> None:
     print(json.dumps(summary, default=str), flush=True)
 
 
+def _fail(message: str, code: int) -> None:
+    log.error("%s", message)
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
 def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
     """Turn `run(cfg) -> summary` into a Hydra app that prints errors as one paragraph."""
     register_configs()
@@ -35,9 +43,11 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
         try:
             summary = run(cfg)
         except FaqtuneError as exc:
-            log.error("%s", exc)
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            sys.exit(2)
+            _fail(str(exc), 2)
+        except MlflowException as exc:
+            _fail(f"MLflow tracking failed at {mlflow.get_tracking_uri()}: "
+                  f"{exc.message.strip().splitlines()[0]}. Check that the tracking server is "
+                  "up; a sweep resumes where it stopped when run again.", 3)
         emit_summary(summary)
         return summary
 

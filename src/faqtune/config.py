@@ -135,6 +135,7 @@ class SweepConfig:
     storage: Optional[str] = None
     metric: str = "tune_gain_at_3"
     final_estimators: int = 0
+    finalize: bool = True
     space: SpaceConfig = field(default_factory=SpaceConfig)
 
 

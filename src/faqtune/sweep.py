@@ -19,7 +19,8 @@ from faqtune.tracking.evaluation import evaluate_model
 from faqtune.tracking.registry import register
 from faqtune.tracking.runs import configure, find_or_create_parent
 from faqtune.tracking.training_run import train_and_log
-from faqtune.tuning.optuna_backend import load_study, run_workers, storage_location
+from faqtune.tuning.optuna_backend import (holding, load_study, run_workers, storage_location,
+                                           sweep_lock)
 from faqtune.tuning.report import log_study
 from faqtune.tuning.space import SearchSpace, parse_space
 from faqtune.tuning.trial import apply_params
@@ -62,8 +63,11 @@ def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
         return sweep_on_azureml(conf, space)
     configure(conf.tracking, conf.azure)
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
-    parent = find_or_create_parent(conf.tracking.experiment, SWEEP_TAG, conf.sweep.name,
-                                   run_name=f"sweep {conf.sweep.name}")
+    # Storage schema, study and parent run are made once, however many machines start at once.
+    with holding(sweep_lock(conf)):
+        load_study(conf, space)
+        parent = find_or_create_parent(conf.tracking.experiment, SWEEP_TAG, conf.sweep.name,
+                                       run_name=f"sweep {conf.sweep.name}")
     client = MlflowClient()
     for key, value in {SWEEP_TAG: conf.sweep.name, "sweep.sampler": conf.sweep.sampler,
                        "sweep.pruner": conf.sweep.pruner, "sweep.metric": conf.sweep.metric,
@@ -79,7 +83,7 @@ def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
     summary = {"run_id": parent, "sweep": conf.sweep.name, "complete": counts.complete,
                "pruned": counts.pruned, "failed": counts.failed, "running": counts.running,
                f"best_{conf.sweep.metric}": counts.best, "interrupted": counts.interrupted}
-    if counts.complete and not counts.interrupted:
+    if counts.complete and conf.sweep.finalize and not counts.interrupted:
         best = study.best_trial
         summary["best_params"] = best.params
         summary.update(finalize(conf, config_yaml, best.params, parent, best.number))

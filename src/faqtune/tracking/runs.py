@@ -11,15 +11,38 @@ import contextlib
 import logging
 import os
 import subprocess
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from faqtune.config import AzureConfig, TrackingConfig
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+T = TypeVar("T")
+BUSY = ("database is locked", "database table is locked", "could not serialize access")
+
+
+def retrying(call: Callable[[], T], attempts: int = 8, first_wait: float = 0.1) -> T:
+    """`call()`, retried with exponential backoff while the tracking store is busy.
+
+    Several worker processes writing to one SQLite store can meet "database is locked";
+    that is worth waiting for. Every other error is raised at once.
+    """
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:  # MLflow wraps the driver's error in several types
+            if attempt == attempts - 1 or not any(b in str(exc) for b in BUSY):
+                raise
+            wait = first_wait * 2 ** attempt
+            log.info("tracking store busy, retrying in %.1fs", wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -32,7 +55,12 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
     elif tracking.uri:
         mlflow.set_tracking_uri(tracking.uri)
     if not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(tracking.experiment)
+        try:
+            mlflow.set_experiment(tracking.experiment)
+        except MlflowException as exc:  # another process created it a moment ago
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            mlflow.set_experiment(tracking.experiment)
     return mlflow.get_tracking_uri()
 
 
@@ -59,9 +87,9 @@ def git_commit() -> str | None:
 def create_child_run(parent_run_id: str, run_name: str | None, tags: dict | None = None) -> str:
     """A run under `parent_run_id`, created explicitly (safe under MLFLOW_RUN_ID)."""
     client = MlflowClient()
-    parent = client.get_run(parent_run_id)
-    child = client.create_run(parent.info.experiment_id, run_name=run_name,
-                              tags={PARENT_TAG: parent_run_id, **(tags or {})})
+    parent = retrying(lambda: client.get_run(parent_run_id))
+    child = retrying(lambda: client.create_run(parent.info.experiment_id, run_name=run_name,
+                                               tags={PARENT_TAG: parent_run_id, **(tags or {})}))
     return child.info.run_id
 
 

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.tuning.space import SearchSpace
+from faqtune.tracking.runs import retrying
 from faqtune.tuning.trial import RUN_ID_ATTR, STATE_TAG, run_trial
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,9 @@ class Counts:
         return self.complete + self.pruned
 
 
-def count(study: optuna.Study) -> Counts:
+def count(study: optuna.Study, failures_since: float = 0.0) -> Counts:
+    """Trial counts; failures only from `failures_since` (this run of the sweep), so a
+    sweep resumed after an outage is not stopped by the failures of the last run."""
     counts = Counts()
     for trial in study.get_trials(deepcopy=False):
         if trial.state == TrialState.COMPLETE:
@@ -133,13 +136,14 @@ def count(study: optuna.Study) -> Counts:
             counts.pruned += 1
         elif trial.state == TrialState.RUNNING:
             counts.running += 1
-        elif trial.state == TrialState.FAIL and "error" in trial.user_attrs:
+        elif (trial.state == TrialState.FAIL and "error" in trial.user_attrs
+              and trial.datetime_start.timestamp() >= failures_since):
             counts.failed += 1  # crashes and interruptions are retried, not counted
     return counts
 
 
-class SweepLock:
-    """A lock file shared by the workers on this machine: claiming a trial is atomic."""
+class FileLock:
+    """A lock file shared by the workers on this machine."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +160,51 @@ class SweepLock:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
 
 
+class AdvisoryLock:
+    """A PostgreSQL advisory lock: the same lock for workers on every machine."""
+
+    def __init__(self, url: str, name: str):
+        import sqlalchemy
+
+        self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+        self._key = int.from_bytes(name.encode()[:8].ljust(8, b"_"), "big", signed=True)
+        self._connection = None
+        self.held = False
+
+    def acquire(self) -> None:
+        import sqlalchemy
+
+        self._connection = self._engine.connect()
+        self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        self.held = True
+
+    def release(self) -> None:
+        import sqlalchemy
+
+        if self.held:
+            self.held = False
+            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                                     {"k": self._key})
+            self._connection.close()
+
+
+def sweep_lock(conf: FaqtuneConfig):
+    """Claiming a trial (and creating the parent run) is atomic across all workers."""
+    location = storage_location(conf.sweep, Path(conf.paths.cache))
+    if location.startswith("postgresql"):
+        return AdvisoryLock(location, f"faqtune:{conf.sweep.name}")
+    return FileLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock")
+
+
+@contextlib.contextmanager
+def holding(lock):
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
     """Fail running trials whose heartbeat stopped; queue them again with the same params."""
     storage, now, failed = study._storage, time.time(), []
@@ -169,20 +218,24 @@ def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
         failed.append(trial.number)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
                             skip_if_exists=False)
-        run_id = trial.user_attrs.get(RUN_ID_ATTR)
-        if run_id:
-            MlflowClient().set_tag(run_id, STATE_TAG, "FAIL")
-            MlflowClient().set_terminated(run_id, "KILLED")
         log.warning("trial %d lost its worker; queued again", trial.number)
+        run_id = trial.user_attrs.get(RUN_ID_ATTR)
+        try:
+            if run_id:
+                client = MlflowClient()
+                retrying(lambda: client.set_tag(run_id, STATE_TAG, "FAIL"))
+                retrying(lambda: client.set_terminated(run_id, "KILLED"))
+        except Exception as exc:
+            log.warning("could not mark MLflow run %s killed: %s", run_id, exc)
     return failed
 
 
 def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
-              deadline: float | None) -> str:
+              deadline: float | None, started: float) -> str:
     """"run" a new trial, "wait" for running ones (they may fail and need a rerun), or
     "stop". Call it holding the sweep lock."""
     fail_stale_trials(study, sweep.stale_after_seconds)
-    counts = count(study)
+    counts = count(study, failures_since=started)
     if sweep.max_failures and counts.failed >= sweep.max_failures:
         log.error("stopping: %d trials failed (sweep.max_failures=%d)", counts.failed,
                   sweep.max_failures)
@@ -231,7 +284,8 @@ def threads_per_worker(n_workers: int) -> int:
 
 
 def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, tracking_uri: str,
-                parent_run_id: str, worker: int, deadline: float | None) -> None:
+                parent_run_id: str, worker: int, started: float,
+                deadline: float | None) -> None:
     """A worker process: claim and run trials until the sweep is done."""
     os.environ.pop("MLFLOW_RUN_ID", None)  # children name their parent explicitly
     logging.basicConfig(level=logging.WARNING)
@@ -239,7 +293,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     mlflow.set_tracking_uri(tracking_uri)
     study = load_study(conf, space, worker)
     data = PreparedData.load(data_path)
-    lock = SweepLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock")
+    lock = sweep_lock(conf)
     n_jobs = threads_per_worker(conf.sweep.n_workers)
     grid_size = space.grid_size() if conf.sweep.sampler == "grid" else None
 
@@ -251,7 +305,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     try:
         while True:
             lock.acquire()
-            step = next_step(study, conf.sweep, grid_size, deadline)
+            step = next_step(study, conf.sweep, grid_size, deadline, started)
             if step == "run":
                 study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
             lock.release()
@@ -268,10 +322,11 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
 def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
                 parent_run_id: str) -> Counts:
     """Start the workers and show progress until they finish; Ctrl-C stops them cleanly."""
-    deadline = time.time() + conf.sweep.timeout_s if conf.sweep.timeout_s else None
+    started = time.time()
+    deadline = started + conf.sweep.timeout_s if conf.sweep.timeout_s else None
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=worker_main, daemon=False, args=(
-        conf, space, data_path, mlflow.get_tracking_uri(), parent_run_id, i, deadline))
+        conf, space, data_path, mlflow.get_tracking_uri(), parent_run_id, i, started, deadline))
         for i in range(conf.sweep.n_workers)]
     for process in workers:
         process.start()
@@ -281,7 +336,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     interrupted = False
     try:
         while any(p.is_alive() for p in workers):
-            _show(bar, count(study))
+            _show(bar, count(study, failures_since=started))
             time.sleep(1.0)
     except KeyboardInterrupt:
         interrupted = True
@@ -290,7 +345,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     finally:
         for process in workers:
             process.join()
-        counts = count(study)
+        counts = count(study, failures_since=started)
         counts.interrupted = interrupted
         _show(bar, counts)
         bar.close()

@@ -15,7 +15,7 @@ from faqtune.config import FaqtuneConfig, validate_model
 from faqtune.data.dataset import PreparedData
 from faqtune.model.training import train_model
 from faqtune.tracking.record import DATA_HASH_PARAM
-from faqtune.tracking.runs import create_child_run, flatten
+from faqtune.tracking.runs import create_child_run, flatten, retrying
 
 log = logging.getLogger(__name__)
 RUN_ID_ATTR = "mlflow_run_id"
@@ -42,21 +42,22 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData,
     trial (and re-raised for Optuna to mark the trial failed).
     """
     client = MlflowClient()
-    run_id = create_child_run(parent_run_id, f"trial {trial.number}", {
-        "optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
-    trial.set_user_attr(RUN_ID_ATTR, run_id)
+    run_id = None
     metric = conf.sweep.metric
     try:
+        run_id = create_child_run(parent_run_id, f"trial {trial.number}", {
+            "optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
         trial_conf = apply_params(conf, params, n_jobs)
-        client.log_batch(run_id, params=[
+        retrying(lambda: client.log_batch(run_id, params=[
             mlflow.entities.Param(k, str(v)) for k, v in {
                 **flatten({"model": dataclasses.asdict(trial_conf.model)}),
-                DATA_HASH_PARAM: data.data_hash}.items()])
+                DATA_HASH_PARAM: data.data_hash}.items()]))
 
         def report(rounds: int, metrics: dict[str, float]) -> None:
-            client.log_batch(run_id, metrics=[
-                mlflow.entities.Metric(k, v, mlflow.utils.time.get_current_time_millis(), rounds)
-                for k, v in metrics.items()])
+            now = mlflow.utils.time.get_current_time_millis()
+            retrying(lambda: client.log_batch(run_id, metrics=[
+                mlflow.entities.Metric(k, v, now, rounds) for k, v in metrics.items()]))
             trial.report(metrics[metric], rounds)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at round {rounds}")
@@ -64,26 +65,39 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData,
         result = train_model(trial_conf.model, trial_conf.training, data,
                              cache_dir=str(Path(conf.paths.cache) / "features"),
                              seed=conf.data.seed, report=report)
-        for name, value in {**result.timings, "best_round": result.best_round}.items():
-            client.log_metric(run_id, name, value)
+        now = mlflow.utils.time.get_current_time_millis()
+        retrying(lambda: client.log_batch(run_id, metrics=[
+            mlflow.entities.Metric(k, v, now, 0)
+            for k, v in {**result.timings, "best_round": result.best_round}.items()]))
+        _end(client, run_id, "COMPLETE", "FINISHED")
     except optuna.TrialPruned:
         _end(client, run_id, "PRUNED", "KILLED")
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
-        _end(client, run_id, "FAIL", "KILLED")
+        _end(client, run_id, "FAIL", "KILLED", quiet=True)
         raise
     except Exception as exc:
-        message = f"{exc.__class__.__name__}: {exc}"[:4000]
+        message = f"{exc.__class__.__name__}: {exc}".strip()[:4000]
         log.warning("trial %d failed: %s", trial.number, message)
-        client.set_tag(run_id, "error", message)
         trial.set_user_attr("error", message)
-        _end(client, run_id, "FAIL", "FAILED")
+        _end(client, run_id, "FAIL", "FAILED", quiet=True, error=message)
         raise
-    _end(client, run_id, "COMPLETE", "FINISHED")
     return result.metrics[metric]
 
 
-def _end(client: MlflowClient, run_id: str, state: str, status: str) -> None:
-    client.set_tag(run_id, STATE_TAG, state)
-    client.set_terminated(run_id, status)
+def _end(client: MlflowClient, run_id: str | None, state: str, status: str,
+         quiet: bool = False, error: str | None = None) -> None:
+    """Close the trial's run; `quiet` when the trial already failed (perhaps because the
+    tracking server is gone): the Optuna record then carries the outcome."""
+    if run_id is None:
+        return
+    try:
+        if error:
+            retrying(lambda: client.set_tag(run_id, "error", error))
+        retrying(lambda: client.set_tag(run_id, STATE_TAG, state))
+        retrying(lambda: client.set_terminated(run_id, status))
+    except Exception as exc:
+        if not quiet:
+            raise
+        log.warning("could not close MLflow run %s: %s", run_id, exc)
