@@ -152,12 +152,12 @@ def _free_port() -> int:
 def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tmp_path):
     summary = train.run(make_cfg(*FAST_TRAIN, f"tracking.uri={store}"))
     port = _free_port()
+    log = (tmp_path / "serve.log").open("w")  # a file, not a pipe nobody reads while polling
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", summary["model_uri"],
          "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
         env={**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        stdout=log, stderr=log, cwd=tmp_path)
     try:
         body = json.dumps({"dataframe_split": {"columns": ["question"], "data": [
             ["<p>how do I remove duplicates from an array?</p>"]]},
@@ -173,7 +173,9 @@ def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tm
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError(f"server did not answer: {server.stderr.read()[-2000:]}")
+                    log.flush()
+                    raise AssertionError("server did not answer: "
+                                         f"{(tmp_path / 'serve.log').read_text()[-2000:]}")
                 time.sleep(1)
         predictions = answer["predictions"]
         assert [p["rank"] for p in predictions] == [1, 2]
@@ -181,6 +183,7 @@ def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tm
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ SWEEP_FAST = [*TINY_DATA, "model.estimators=20", "training.period=5",
               "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=6",
               "sweep.startup_trials=2", "sweep.delay_evaluation=1"]
 # Fail fast when the tracking server is gone instead of MLflow's minutes of retries.
-QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.1",
+QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 

@@ -1,0 +1,177 @@
+"""Faults: killed workers, a killed sweep, a killed prepare, a tracking server that goes away."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from faqtune.data.dataset import PreparedData
+from tests.conftest import last_json
+from tests.reliability.conftest import (QUICK_HTTP, assert_one_run_per_done_trial,
+                                        journal_study, run_sweep, state_counts, sweep_command,
+                                        trial_runs)
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 300, every: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended early with code {proc.returncode}")
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def _study_if_any(cache: Path):
+    if not (cache / "optuna" / "faqtune-sweep.journal").exists():
+        return None
+    return journal_study(cache)
+
+
+def _workers(pid: int) -> list[int]:
+    """The sweep's worker processes (not multiprocessing's resource tracker)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return [c for c in children
+            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _running_trials(cache: Path) -> list:
+    """RUNNING trials whose MLflow run exists."""
+    study = _study_if_any(cache)
+    if study is None:
+        return []
+    return [t for t in study.trials if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs]
+
+
+def test_kill_9_of_one_worker_mid_trial(tmp_path, observe):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cache = tmp_path / "cache"
+    args = ["model.estimators=300", "training.period=50", "sweep.n_trials=6", "sweep.n_workers=2",
+            "sweep.pruner=none", "sweep.finalize=false", f"tracking.uri={store}",
+            f"paths.cache={cache}"]
+    proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = _wait_for(lambda: len(_workers(proc.pid)) >= 2 and _workers(proc.pid), proc)
+    running = _wait_for(lambda: len(_running_trials(cache)) >= 2 and _running_trials(cache), proc)
+    before = state_counts(journal_study(cache))
+    os.kill(workers[0], signal.SIGKILL)
+    proc.wait(timeout=600)
+    assert proc.returncode == 0
+    study = journal_study(cache)
+    counts = state_counts(study)
+    assert counts.get("COMPLETE", 0) == 6 and "RUNNING" not in counts
+    stale = [t for t in study.trials if t.user_attrs.get("stale")]
+    assert len(stale) == 1 and stale[0].number in {t.number for t in running}
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == stale[0].number]
+    assert len(retry) == 1 and retry[0].params == stale[0].params, "re-run with the same params"
+    assert MlflowClient(store).get_run(stale[0].user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    assert_one_run_per_done_trial(study, store)
+    observe("kill -9 of one worker mid-trial",
+            "SIGKILL to one of 2 worker processes while both run a trial",
+            {"optuna_before": before, "optuna_after": counts,
+             "stale_trial": stale[0].number, "rerun_as": retry[0].number,
+             "mlflow_status_of_lost_trial": "KILLED",
+             "mlflow_trial_runs": len(trial_runs(store))})
+
+
+def test_kill_9_of_the_whole_sweep_then_rerun(tmp_path, observe):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cache = tmp_path / "cache"
+    args = ["model.estimators=100", "training.period=20", "sweep.n_trials=6", "sweep.n_workers=2",
+            "sweep.pruner=none", f"tracking.uri={store}", f"paths.cache={cache}"]
+    proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def some_done_some_running():
+        study = _study_if_any(cache)
+        counts = state_counts(study) if study else {}
+        return counts.get("COMPLETE", 0) >= 2 and counts.get("RUNNING", 0) >= 1 and counts
+
+    before = _wait_for(some_done_some_running, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rerun = run_sweep(*args, cwd=tmp_path)
+    summary = last_json(rerun.stdout)
+    study = journal_study(cache)
+    counts = state_counts(study)
+    assert counts["COMPLETE"] == 6 == summary["complete"]
+    lost = [t for t in study.trials if t.user_attrs.get("stale")]
+    assert lost and {t.user_attrs["retry_of"] for t in study.trials
+                     if "retry_of" in t.user_attrs} == {t.number for t in lost}
+    assert_one_run_per_done_trial(study, store)
+    killed = [r for r in trial_runs(store) if r.info.status == "KILLED"]
+    assert {int(r.data.tags["optuna.trial"]) for r in killed} == {t.number for t in lost}
+    observe("kill -9 of the whole sweep, then rerun",
+            "SIGKILL to the sweep's process group with trials running; the same command again",
+            {"optuna_at_kill": before, "optuna_after_rerun": counts,
+             "lost_trials_rerun": len(lost), "mlflow_finished_trial_runs": 6,
+             "mlflow_killed_runs": len(killed)})
+
+
+def test_interrupted_prepare_leaves_nothing_reusable(tmp_path, observe):
+    cache = tmp_path / "cache"
+    big = ["data.synthetic.originals=400", "data.synthetic.dupes_median=40", "data.min_dupes=2",
+           f"paths.cache={cache}"]
+    proc = subprocess.Popen([sys.executable, "-m", "faqtune.prepare", *big], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: any((cache / "data").glob(".*.tmp-*/*.parquet"))
+              if (cache / "data").exists() else False, proc, every=0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    final_dirs = [d for d in (cache / "data").iterdir() if not d.name.startswith(".")]
+    assert final_dirs == [], "a killed prepare leaves no data set under its final name"
+    ok = subprocess.run([sys.executable, "-m", "faqtune.prepare", *big], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300)
+    summary = last_json(ok.stdout)
+    assert summary["reused"] is False
+    prepared = PreparedData.load(summary["path"])
+    assert prepared.counts()["faqs"] == summary["faqs"] > 0
+    observe("prepare killed mid-write",
+            "SIGKILL while the Parquet files are being written to the scratch folder",
+            {"final_data_sets_after_kill": 0, "next_run_reused": False,
+             "next_run_faqs": summary["faqs"]})
+
+
+def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_server, observe):
+    server = mlflow_server()
+    cache = tmp_path / "cache"
+    args = ["model.estimators=200", "training.period=20", "sweep.n_trials=8", "sweep.n_workers=1",
+            "sweep.pruner=none", "sweep.max_failures=2", f"tracking.uri={server.url}",
+            f"paths.cache={cache}"]
+    log = tmp_path / "sweep.log"  # a file, not a pipe: nobody reads while we wait
+    with log.open("w") as out:
+        proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=out, stderr=out,
+                                env={**os.environ, **QUICK_HTTP})
+        _wait_for(lambda: (_study_if_any(cache) and
+                           state_counts(journal_study(cache)).get("COMPLETE", 0) >= 2), proc)
+        server.stop()
+        proc.wait(timeout=600)
+    stderr = log.read_text()
+    assert proc.returncode != 0
+    assert "MLflow tracking failed" in stderr and "Traceback" not in stderr
+    during = state_counts(journal_study(cache))
+    assert "RUNNING" not in during
+    server.start()  # same store, same port
+    rerun = run_sweep(*args, cwd=tmp_path, env=QUICK_HTTP)
+    summary = last_json(rerun.stdout)
+    study = journal_study(cache)
+    after = state_counts(study)
+    assert after["COMPLETE"] == 8 == summary["complete"]
+    assert_one_run_per_done_trial(study, server.url)
+    observe("MLflow server goes away mid-sweep, then comes back",
+            "the tracking server is stopped after 2 finished trials; restarted; same command",
+            {"exit_code_while_down": proc.returncode, "optuna_while_down": during,
+             "optuna_after_resume": after, "mlflow_finished_trial_runs": after["COMPLETE"]})
