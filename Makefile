@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast bench bench-quick ui clean
+.PHONY: demo test test-fast reliability-report bench bench-quick ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,21 @@ test: $(VENV)/.installed-dev
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"
+
+reliability-report: $(VENV)/.installed-dev
+	rm -f .faqtune/reliability.jsonl
+	mkdir -p .faqtune
+	FAQTUNE_RELIABILITY_LOG=$(CURDIR)/.faqtune/reliability.jsonl $(BIN)/python -m pytest \
+		tests/reliability --junitxml=.faqtune/reliability.xml
+	$(BIN)/python bench/reliability_report.py .faqtune/reliability.jsonl \
+		.faqtune/reliability.xml > docs/reliability.md.tmp
+	mv docs/reliability.md.tmp docs/reliability.md
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/benchmarks.py
+
+bench-quick: $(VENV)/.installed-dev
+	$(BIN)/python bench/benchmarks.py --quick
 
 ui: $(VENV)/.installed-run
 	$(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlflow.db

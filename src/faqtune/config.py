@@ -94,7 +94,8 @@ class TrainingConfig:
     early_stopping_periods: int = 0
     top_k: int = 5
     log_model: bool = True
-    score_block: int = 256
+    block_pairs: int = 131_072
+    cache_pairs: int = 4_000_000
 
 
 @dataclass
@@ -256,7 +257,8 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("training.period", cfg.training.period, 1)
     _int_range("training.early_stopping_periods", cfg.training.early_stopping_periods, 0)
     _int_range("training.top_k", cfg.training.top_k, 1, 100)
-    _int_range("training.score_block", cfg.training.score_block, 1)
+    _int_range("training.block_pairs", cfg.training.block_pairs, 1)
+    _int_range("training.cache_pairs", cfg.training.cache_pairs, 0)
     _one_of("tracking.kind", cfg.tracking.kind, ("mlflow", "azureml"))
     sweep = cfg.sweep
     _int_range("sweep.n_trials", sweep.n_trials, 1)

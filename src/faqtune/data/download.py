@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 from faqtune.config import DownloadConfig
@@ -65,7 +66,8 @@ def download(url: str, target: Path, cfg: DownloadConfig) -> Path:
                 total=total or None, initial=start, unit="B", unit_scale=True,
                 desc=target.name, disable=None,
             ) as bar:
-                for chunk in response.iter_content(_CHUNK):
+                # read1: whatever has arrived, so a stalled transfer keeps what it got
+                for chunk in iter(lambda: response.raw.read1(_CHUNK), b""):
                     received += len(chunk)
                     if received > cfg.max_bytes:
                         part.unlink(missing_ok=True)
@@ -73,7 +75,7 @@ def download(url: str, target: Path, cfg: DownloadConfig) -> Path:
                                         f"{cfg.max_bytes} while downloading; nothing was kept.")
                     out.write(chunk)
                     bar.update(len(chunk))
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise DataError(f"Download of {url} broke off after {received} bytes ({exc}); "
                             "run again to resume.") from None
     expected = cfg.sha256.get(target.name)

@@ -176,9 +176,11 @@ class _Writer:
 
 
 def _faq_pairs(n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """(task, subject) per FAQ; beyond every combination, FAQs repeat a topic and differ by
+    their own code and wording, as real FAQs on one topic do."""
     pairs = list(itertools.product(TASKS, SUBJECTS))
-    order = rng.permutation(len(pairs))[:n]
-    return [pairs[i] for i in order]
+    order = rng.permutation(len(pairs))
+    return [pairs[order[i % len(order)]] for i in range(n)]
 
 
 def _key_terms(rng: np.random.Generator, count: int) -> list[str]:
@@ -249,7 +251,7 @@ def generate(cfg: SyntheticConfig, seed: int) -> RawCorpus:
     """A deterministic raw corpus: the same config and seed give the same texts."""
     rng = np.random.default_rng(seed)
     writer = _Writer(rng, cfg.noise)
-    n = min(cfg.originals, len(TASKS) * len(SUBJECTS))
+    n = cfg.originals
     faqs = _faq_pairs(n, rng)
     vocabulary = sorted({word for task, subject in faqs
                          for phrase in TASKS[task]["say"] + SUBJECTS[subject]

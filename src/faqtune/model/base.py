@@ -32,13 +32,13 @@ class Monitor:
     questions: Sequence[str]
     period: int
     on_period: PeriodCallback
-    block: int = 256
+    cache_pairs: int = 4_000_000  # keep tune features between periods up to this many pairs
 
 
 class PairRanker(ClassifierMixin, BaseEstimator):
     """Base class; subclasses supply features and the LightGBM training call."""
 
-    score_block: int = 256
+    block_pairs: int = 131_072  # (question, FAQ) pairs scored at once: bounds memory
 
     # -- to implement -------------------------------------------------------------------
     def _fit(self, X: pd.DataFrame, y: np.ndarray, faqs: list[str], callbacks: list,
@@ -84,12 +84,14 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         finally:
             self.timings_[key] += time.perf_counter() - started
 
-    def decision_scores(self, questions: Sequence[str], block: int | None = None,
-                        start_iteration: int = 0, num_iteration: int | None = None) -> np.ndarray:
+    def questions_per_block(self) -> int:
+        return max(1, self.block_pairs // max(1, len(self.faqs_)))
+
+    def decision_scores(self, questions: Sequence[str], start_iteration: int = 0,
+                        num_iteration: int | None = None) -> np.ndarray:
         """Raw scores (n_questions, n_faqs): higher means a better match."""
-        block = block or self.score_block
         out = np.empty((len(questions), len(self.faqs_)), dtype=np.float64)
-        for rows, features in self._candidate_blocks(questions, block):
+        for rows, features in self._candidate_blocks(questions, self.questions_per_block()):
             out[rows] = self._raw(features, start_iteration, num_iteration).reshape(
                 -1, len(self.faqs_))
         return out
@@ -110,6 +112,17 @@ class PairRanker(ClassifierMixin, BaseEstimator):
     def _period_callback(self, monitor: Monitor):
         """A LightGBM callback that accumulates tune scores period by period."""
         state = {"done": 0, "scores": None, "blocks": None}
+        cache = len(monitor.questions) * len(self.faqs_) <= monitor.cache_pairs
+
+        def blocks():
+            """Tune features: kept when small, else recomputed block by block each period."""
+            if state["blocks"] is not None:
+                return state["blocks"]
+            fresh = self._candidate_blocks(monitor.questions, self.questions_per_block())
+            if cache:
+                state["blocks"] = list(fresh)
+                return state["blocks"]
+            return fresh
 
         def callback(env: lgb.callback.CallbackEnv) -> None:
             rounds = env.iteration + 1
@@ -119,14 +132,14 @@ class PairRanker(ClassifierMixin, BaseEstimator):
 
         def score_period(env: lgb.callback.CallbackEnv, rounds: int) -> None:
             booster = env.model
-            if state["blocks"] is None:
-                state["blocks"] = list(self._candidate_blocks(monitor.questions, monitor.block))
+            first = state["scores"] is None
+            if first:
                 state["scores"] = np.zeros((len(monitor.questions), len(self.faqs_)))
-                for rows, features in state["blocks"]:
+            for rows, features in blocks():
+                if first:
                     state["scores"][rows] += np.reshape(
                         np.broadcast_to(self._prior(features), features.shape[0]),
                         (-1, len(self.faqs_)))
-            for rows, features in state["blocks"]:
                 state["scores"][rows] += booster.predict(
                     features, raw_score=True, start_iteration=state["done"],
                     num_iteration=rounds - state["done"]).reshape(-1, len(self.faqs_))
@@ -141,4 +154,4 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         """Always report the final model, also when estimators < period (reference bug #79)."""
         rounds = self.booster_.current_iteration()
         if rounds % monitor.period or rounds == 0:
-            monitor.on_period(rounds, self.decision_scores(monitor.questions, monitor.block))
+            monitor.on_period(rounds, self.decision_scores(monitor.questions))

@@ -116,7 +116,7 @@ class FaqMatcher(PairRanker):
         faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
         codes, questions = pd.factorize(X["Text_x"])
         out = np.empty((len(X), len(FEATURES)), np.float32)
-        for rows, block in self._candidate_blocks(list(questions), self.score_block):
+        for rows, block in self._candidate_blocks(list(questions), self.questions_per_block()):
             block = block.reshape(len(rows), len(self.faqs_), -1)
             mask = (codes >= rows[0]) & (codes <= rows[-1])
             out[mask] = block[codes[mask] - rows[0], faqs[mask]]
@@ -147,8 +147,9 @@ class FaqMatcher(PairRanker):
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
         features, labels, groups = [], [], []
         lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
-        for start in range(0, len(questions), self.score_block):
-            rows = np.arange(start, min(start + self.score_block, len(questions)))
+        step = max(1, self.block_pairs // len(faqs))
+        for start in range(0, len(questions), step):
+            rows = np.arange(start, min(start + step, len(questions)))
             block = self._block_features(word_q[rows], char_q[rows], lengths[rows], owner[rows])
             block = block.reshape(len(rows), len(faqs), -1)
             for local, row in enumerate(rows):

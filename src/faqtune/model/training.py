@@ -48,7 +48,7 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
     `report` may raise (e.g. to prune a trial); it sees every period and the final round.
     """
     model = build_model(model_cfg, cache_dir, seed)
-    model.score_block = training.score_block
+    model.block_pairs = training.block_pairs
     pairs = data.pairs(model_cfg.match)
     truth = data.truth("tune")
     result = TrainResult(model=model)
@@ -62,7 +62,7 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
         return stopper.update(rounds, metrics[STOP_METRIC])
 
     monitor = Monitor(list(data.split("tune")["text"]), training.period, on_period,
-                      training.score_block)
+                      training.cache_pairs)
     started = time.perf_counter()
     model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(data.faqs["text"]),
               answers=list(data.faqs["answer"]), monitor=monitor)

@@ -1,0 +1,421 @@
+"""faqtune against the reference recipe, measured side by side in one run.
+
+    python bench/benchmarks.py                 # everything; writes docs/benchmarks.md + plots
+    python bench/benchmarks.py --quick         # a smoke run on tiny data (CI), writes to a temp dir
+
+Every figure is measured in this run on this machine; ratios compare faqtune's `matcher` with
+the reference pipeline (`model=reference` at the reference script's settings: 1,000
+estimators, ngrams 2, min_child_samples 10, match 5) on the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from faqtune.config import DataConfig, ModelConfig, SyntheticConfig, TrainingConfig
+from faqtune.data.dataset import PreparedData
+from faqtune.data.prepare import prepare
+from faqtune.model.metrics import ranking_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+CS_DATA = Path(os.environ.get("FAQTUNE_SHARED_DATA", REPO.parent / "shared" / "data")) \
+    / "cs-stackexchange-2014"
+REFERENCE = ModelConfig(name="reference", estimators=1000, ngrams=2, min_child_samples=10,
+                        match=5)
+MATCHER = ModelConfig(name="matcher", estimators=1000)
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _child(queue, function, args):
+    started = time.perf_counter()
+    result = function(*args)
+    queue.put((result, time.perf_counter() - started,
+               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def isolated(function, *args):
+    """(result, wall seconds, peak RSS in MiB) of `function(*args)` in a fresh process."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, function, args))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def cosine_metrics(data: PreparedData) -> dict[str, float]:
+    """Plain TF-IDF cosine ranking, no training: the floor any learned model must clear."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True).fit(
+        list(data.faqs["text"]) + list(data.split("train")["text"]))
+    test = data.split("test")
+    scores = (vectorizer.transform(test["text"]) @ vectorizer.transform(data.faqs["text"]).T)
+    return ranking_metrics(scores.toarray(), test["faq_row"].to_numpy(), "test")
+
+
+def train_and_test(model: ModelConfig, data_path: str, cache_dir: str | None,
+                   period: int = 100) -> dict:
+    """One trial (featurize + fit + tune scoring every period), then test metrics."""
+    from faqtune.model.training import train_model
+
+    data = PreparedData.load(data_path)
+    started = time.perf_counter()
+    result = train_model(model, TrainingConfig(period=period), data, cache_dir=cache_dir)
+    trial_seconds = time.perf_counter() - started
+    test = data.split("test")
+    started = time.perf_counter()
+    scores = result.model.decision_scores(list(test["text"]))
+    return {"trial_seconds": trial_seconds, "test_seconds": time.perf_counter() - started,
+            "tune": result.metrics, **ranking_metrics(scores, test["faq_row"].to_numpy(), "test"),
+            "timings": result.timings}
+
+
+def prepared(cfg: DataConfig, cache: Path) -> tuple[PreparedData, str]:
+    data, path, _ = prepare(cfg, cache)
+    return data, str(path)
+
+
+def data_sets(quick: bool) -> dict[str, DataConfig]:
+    if quick:
+        return {"synthetic (tiny)": DataConfig(synthetic=SyntheticConfig(originals=24,
+                                                                         dupes_median=14),
+                                               min_dupes=8, match=10)}
+    sets = {"synthetic (default)": DataConfig(),
+            "synthetic x5 (600 FAQs)": DataConfig(synthetic=SyntheticConfig(originals=600))}
+    if (CS_DATA / "orig-q.tsv.gz").exists():
+        sets["cs.stackexchange 2014 (real)"] = DataConfig(source="reference_tsv", path=str(CS_DATA),
+                                                         min_dupes=2)
+    return sets
+
+
+# -- 1. quality at equal budget ------------------------------------------------------------
+def quality(quick: bool, cache: Path) -> list[dict]:
+    rows = []
+    for name, cfg in data_sets(quick).items():
+        data, path = prepared(cfg, cache)
+        budget = dict(estimators=50) if quick else {}
+        ref = train_and_test(replace(REFERENCE, **budget), path, None)
+        mat = train_and_test(replace(MATCHER, **budget), path, None)
+        cos = cosine_metrics(data)
+        rows.append({"data": name, "faqs": len(data.faqs), "test_questions":
+                     len(data.split("test")), "reference": ref, "matcher": mat, "cosine": cos})
+        print(f"quality {name}: matcher {mat['test_gain_at_1']:.3f} reference "
+              f"{ref['test_gain_at_1']:.3f} cosine {cos['test_gain_at_1']:.3f}", flush=True)
+    return rows
+
+
+# -- 2. speed of one trial, cold and warm --------------------------------------------------
+def trial_speed(quick: bool, cache: Path) -> list[dict]:
+    cfg = data_sets(quick)[next(iter(data_sets(quick)))]
+    _, path = prepared(cfg, cache)
+    estimators = 50 if quick else REFERENCE.estimators
+    rows = []
+    for model in (replace(REFERENCE, estimators=estimators),
+                  replace(MATCHER, estimators=estimators)):
+        features = Path(tempfile.mkdtemp(prefix="features-", dir=cache))
+        cold = isolated(train_and_test, model, path, str(features))
+        warm = isolated(train_and_test, model, path, str(features))
+        shutil.rmtree(features)
+        rows.append({"model": model.name, "estimators": model.estimators,
+                     "cold_seconds": cold[0]["trial_seconds"], "cold_peak_mib": cold[2],
+                     "warm_seconds": warm[0]["trial_seconds"], "warm_peak_mib": warm[2],
+                     "featurize_cold": cold[0]["timings"]["featurize_seconds"],
+                     "featurize_warm": warm[0]["timings"]["featurize_seconds"]})
+        print(f"trial speed {model.name}: cold {rows[-1]['cold_seconds']:.1f}s "
+              f"warm {rows[-1]['warm_seconds']:.1f}s", flush=True)
+    return rows
+
+
+# -- 3. sweep efficiency -------------------------------------------------------------------
+def _sweep(overrides: list[str], cwd: Path) -> list[tuple[float, float]]:
+    """(seconds since the sweep's first trial started, best tune gain@3 so far) per trial."""
+    import optuna
+
+    subprocess.run([sys.executable, "-m", "faqtune.sweep", *overrides, f"paths.cache={cwd}",
+                    f"tracking.uri=sqlite:///{cwd / 'mlflow.db'}", "sweep.finalize=false"],
+                   cwd=cwd, check=True, capture_output=True, timeout=6 * 3600)
+    name = next(o.split("=", 1)[1] for o in overrides if o.startswith("sweep.name="))
+    study = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(cwd / "optuna" / f"{name}.journal"))))
+    trials = [t for t in study.trials if t.datetime_complete]
+    start = min(t.datetime_start for t in trials)
+    best, curve = float("-inf"), []
+    for t in sorted(trials, key=lambda t: t.datetime_complete):
+        if t.state.name == "COMPLETE":
+            best = max(best, t.value)
+        curve.append(((t.datetime_complete - start).total_seconds(), best))
+    return curve
+
+
+def sweep_efficiency(quick: bool, cache: Path) -> dict:
+    data = ["data.synthetic.originals=24", "data.synthetic.dupes_median=14", "data.min_dupes=8",
+            "data.match=10"] if quick else []
+    n_reference = 4 if quick else 96
+    tiny = ["model.estimators=20", "training.period=5", "sweep.delay_evaluation=1"] if quick else []
+    reference = _sweep([*data, "experiment=reference_recipe", "sweep.name=bench-reference",
+                        f"sweep.n_trials={n_reference}", "sweep.n_workers=2", *tiny,
+                        *(["sweep.space.params.estimators={choice:[20]}"] if quick else [])],
+                       Path(tempfile.mkdtemp(prefix="sweep-ref-", dir=cache)))
+    matcher = _sweep([*data, "sweep.name=bench-matcher", "sweep.sampler=tpe",
+                      "sweep.pruner=median", "sweep.n_workers=2",
+                      f"sweep.n_trials={4 if quick else 24}", *tiny],
+                     Path(tempfile.mkdtemp(prefix="sweep-mat-", dir=cache)))
+    target = reference[-1][1]
+    reached = next((t for t, best in matcher if best >= target), None)
+    ref_best_at = next(t for t, best in reference if best >= target)
+    return {"reference_trials": n_reference, "reference_best": target,
+            "reference_wall": reference[-1][0], "reference_best_found_at": ref_best_at,
+            "matcher_trials": len(matcher), "matcher_best": matcher[-1][1],
+            "matcher_reached_at": reached, "matcher_wall": matcher[-1][0],
+            "reference_curve": reference, "matcher_curve": matcher}
+
+
+# -- 4. serving latency --------------------------------------------------------------------
+def serving_latency(n_faqs: int, model_name: str, quick: bool, cache_dir: str) -> dict:
+    import mlflow
+
+    from faqtune.model.training import train_model
+    from faqtune.serving.pyfunc import matcher_model
+
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=n_faqs, dupes_median=6), min_dupes=3,
+                     match=10)
+    data, _, _ = prepare(cfg, Path(cache_dir))
+    model_cfg = replace(REFERENCE if model_name == "reference" else MATCHER,
+                        estimators=100 if quick else 300)
+    result = train_model(model_cfg, TrainingConfig(period=10_000), data)
+    folder = Path(tempfile.mkdtemp(prefix="model-", dir=cache_dir)) / "model"
+    with matcher_model(result.model, data.faqs, 5, data.split("test")["text"].iloc[0]) as kw:
+        mlflow.pyfunc.save_model(path=str(folder), **kw)
+    served = mlflow.pyfunc.load_model(str(folder))
+    import pandas as pd
+
+    questions = list(data.split("test")["text"]) * 4
+    singles = []
+    for question in questions[: (20 if quick else 200)]:
+        started = time.perf_counter()
+        served.predict(pd.DataFrame({"question": [question]}))
+        singles.append((time.perf_counter() - started) * 1000)
+    batch = pd.DataFrame({"question": questions[:256]})
+    started = time.perf_counter()
+    served.predict(batch)
+    batch_seconds = time.perf_counter() - started
+    return {"faqs": len(data.faqs), "model": model_name, "p50_ms": float(np.percentile(singles, 50)),
+            "p95_ms": float(np.percentile(singles, 95)),
+            "batch_questions_per_s": len(batch) / batch_seconds}
+
+
+def serving(quick: bool, cache: Path) -> list[dict]:
+    rows = []
+    for n_faqs, model in ([(40, "matcher")] if quick else
+                          [(182, "matcher"), (182, "reference"), (2000, "matcher")]):
+        result, _, peak = isolated(serving_latency, n_faqs, model, quick, str(cache))
+        rows.append({**result, "peak_mib": peak})
+        print(f"serving {model} {result['faqs']} FAQs: p50 {result['p50_ms']:.1f} ms", flush=True)
+    return rows
+
+
+# -- 5. scale ------------------------------------------------------------------------------
+def scale(quick: bool, cache: Path) -> list[dict]:
+    sizes = [40, 80] if quick else [200, 1000, 5000]
+    rows = []
+    for n in sizes:
+        cfg = DataConfig(synthetic=SyntheticConfig(originals=n, dupes_median=5), min_dupes=3,
+                         match=10)
+        data, path = prepared(cfg, cache)
+        for model in (replace(REFERENCE, estimators=100), replace(MATCHER, estimators=100)):
+            pairs = len(data.split("tune")) * len(data.faqs)
+            if model.name == "reference" and pairs > 3_000_000:
+                rows.append({"faqs": len(data.faqs), "model": model.name, "skipped":
+                             f"{pairs:,} tune pairs of sparse per-side TF-IDF rows"})
+                continue
+            result, wall, peak = isolated(train_and_test, model, path, None, 50)
+            rows.append({"faqs": len(data.faqs), "questions": len(data.questions),
+                         "tune_pairs": pairs, "model": model.name, "seconds": wall,
+                         "peak_mib": peak, "test_gain_at_1": result["test_gain_at_1"]})
+            print(f"scale {model.name} {len(data.faqs)} FAQs: {wall:.1f}s {peak:.0f} MiB",
+                  flush=True)
+    return rows
+
+
+def exponent(rows: list[dict], model: str, key: str) -> float | None:
+    points = [(r["faqs"], r[key]) for r in rows if r["model"] == model and key in r]
+    if len(points) < 2:
+        return None
+    x, y = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+# -- report --------------------------------------------------------------------------------
+def plots(results: dict, folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "seconds", "featurize + train + score (s)"),
+                           (axes[1], "peak_mib", "peak memory (MiB)")):
+        for model in ("reference", "matcher"):
+            points = [(r["faqs"], r[key]) for r in results["scale"]
+                      if r["model"] == model and key in r]
+            if points:
+                ax.loglog(*zip(*points), marker="o",
+                          label=f"{model} (exponent {exponent(results['scale'], model, key):.2f})"
+                          if len(points) > 1 else model)
+        ax.set(xlabel="FAQs", ylabel=label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "bench_scale.png", dpi=100)
+    names.append("bench_scale.png")
+    sweep = results.get("sweep")
+    if sweep:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in (("reference_curve", "reference, random, 96 trials"),
+                           ("matcher_curve", "matcher, TPE + median")):
+            t, best = zip(*sweep[key])
+            ax.step(t, best, where="post", label=label)
+        ax.axhline(sweep["reference_best"], color="grey", ls=":", label="reference best")
+        ax.set(xlabel="wall time (s)", ylabel="best tune gain@3 so far")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "bench_sweep.png", dpi=100)
+        names.append("bench_sweep.png")
+    return names
+
+
+def _f(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def report(results: dict, images: list[str]) -> str:
+    env = results["environment"]
+    out = ["# Benchmarks", "",
+           f"Generated by `make bench` on {env['date']} ({env['machine']}, {env['cores']} cores, "
+           f"Python {env['python']}). Every figure below was measured in that one run; "
+           "`reference` is the reference pipeline at the reference script's settings (1,000 "
+           "estimators, ngrams 2, min_child_samples 10, match 5), `matcher` is faqtune's model "
+           "with its defaults and the same number of boosting rounds, `cosine` is plain TF-IDF "
+           "cosine ranking with no training.", "",
+           "Run times of each section: " + ", ".join(
+               f"{k} {v:.0f} s" for k, v in results["section_seconds"].items()) + ".", "",
+           "## 1. Quality at equal budget (test split)", "",
+           "| data | FAQs | test questions | model | gain@1 | gain@2 | gain@3 | MRR |",
+           "|---|---|---|---|---|---|---|---|"]
+    for row in results["quality"]:
+        for model in ("matcher", "reference", "cosine"):
+            m = row[model]
+            out.append(f"| {row['data']} | {row['faqs']} | {row['test_questions']} | {model} | "
+                       f"{_f(m['test_gain_at_1'])} | {_f(m['test_gain_at_2'])} | "
+                       f"{_f(m['test_gain_at_3'])} | {_f(m['test_mrr'])} |")
+    out += ["", "| data | matcher - reference (gain@1) | target >= 0.15 | matcher - cosine "
+            "(gain@1) | target >= 0.10 |", "|---|---|---|---|---|"]
+    for row in results["quality"]:
+        dr = row["matcher"]["test_gain_at_1"] - row["reference"]["test_gain_at_1"]
+        dc = row["matcher"]["test_gain_at_1"] - row["cosine"]["test_gain_at_1"]
+        out.append(f"| {row['data']} | {dr:+.3f} | {'met' if dr >= 0.15 else 'NOT met'} | "
+                   f"{dc:+.3f} | {'met' if dc >= 0.10 else 'NOT met'} |")
+    out += ["", "## 2. One trial: featurize + fit + tune scoring (equal estimators)", "",
+            "| model | estimators | cold (s) | cold peak (MiB) | warm (s) | warm peak (MiB) | "
+            "featurize cold / warm (s) |", "|---|---|---|---|---|---|---|"]
+    speed = {r["model"]: r for r in results["trial_speed"]}
+    for r in results["trial_speed"]:
+        out.append(f"| {r['model']} | {r['estimators']} | {r['cold_seconds']:.1f} | "
+                   f"{r['cold_peak_mib']:.0f} | {r['warm_seconds']:.1f} | {r['warm_peak_mib']:.0f} "
+                   f"| {r['featurize_cold']:.2f} / {r['featurize_warm']:.2f} |")
+    cold = speed["matcher"]["cold_seconds"] / speed["reference"]["cold_seconds"]
+    warm = speed["matcher"]["warm_seconds"] / speed["reference"]["warm_seconds"]
+    out += ["", f"Ratio matcher / reference: cold {cold:.3f} (target <= 1/3: "
+            f"{'met' if cold <= 1 / 3 else 'NOT met'}), warm {warm:.3f} (target <= 1/5: "
+            f"{'met' if warm <= 1 / 5 else 'NOT met'})."]
+    sweep = results.get("sweep")
+    if sweep:
+        reached = sweep["matcher_reached_at"]
+        out += ["", "## 3. Sweep efficiency (2 workers each)", "",
+                f"The reference recipe (random search, {sweep['reference_trials']} trials of the "
+                f"reference space, median stopping after 5 reports) reached a best tune gain@3 of "
+                f"{sweep['reference_best']:.3f}; it found it after {sweep['reference_best_found_at']:.0f} s "
+                f"and finished after {sweep['reference_wall']:.0f} s. faqtune's sweep (matcher "
+                f"space, TPE, median pruning, {sweep['matcher_trials']} trials) reached "
+                f"{sweep['matcher_best']:.3f}" + (
+                    f", passing the reference's best after {reached:.0f} s: "
+                    f"{reached / sweep['reference_wall']:.3f} of the reference's wall time "
+                    f"(target <= 1/4: {'met' if reached <= sweep['reference_wall'] / 4 else 'NOT met'})."
+                    if reached is not None else ", never reaching the reference's best (NOT met).")]
+        if "bench_sweep.png" in images:
+            out += ["", "![best tune gain@3 against wall time](bench_sweep.png)"]
+    out += ["", "## 4. Serving: the logged pyfunc", "",
+            "| model | FAQs | one question p50 (ms) | p95 (ms) | batch of 256 (questions/s) | "
+            "peak (MiB) |", "|---|---|---|---|---|---|"]
+    for r in results["serving"]:
+        out.append(f"| {r['model']} | {r['faqs']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+                   f"{r['batch_questions_per_s']:.0f} | {r['peak_mib']:.0f} |")
+    out += ["", "## 5. Scale (100 estimators, period 50)", "",
+            "| model | FAQs | questions | tune pairs | seconds | peak (MiB) | test gain@1 |",
+            "|---|---|---|---|---|---|---|"]
+    for r in results["scale"]:
+        if "skipped" in r:
+            out.append(f"| {r['model']} | {r['faqs']} | - | - | not run: {r['skipped']} | - | - |")
+        else:
+            out.append(f"| {r['model']} | {r['faqs']} | {r['questions']} | {r['tune_pairs']:,} | "
+                       f"{r['seconds']:.1f} | {r['peak_mib']:.0f} | {r['test_gain_at_1']:.3f} |")
+    for model in ("matcher", "reference"):
+        t, m = exponent(results["scale"], model, "seconds"), exponent(results["scale"], model,
+                                                                      "peak_mib")
+        if t is not None:
+            out.append(f"\nFitted growth exponent, {model}: time ~ FAQs^{t:.2f}, "
+                       f"memory ~ FAQs^{m:.2f}.")
+    out += ["", "![scale](bench_scale.png)", ""]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny data; for CI")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the report")
+    parser.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
+    args = parser.parse_args()
+    out = args.out or (Path(tempfile.mkdtemp(prefix="bench-")) if args.quick else REPO / "docs")
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="faqtune-bench-"))
+    results = {"environment": {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
+                               "cores": os.cpu_count(), "python": platform.python_version()},
+               "section_seconds": {}}
+    sections = {"quality": quality, "trial_speed": trial_speed, "sweep": sweep_efficiency,
+                "serving": serving, "scale": scale}
+    try:
+        for name, function in sections.items():
+            if name in args.skip:
+                continue
+            started = time.perf_counter()
+            results[name] = function(args.quick, cache)
+            results["section_seconds"][name] = time.perf_counter() - started
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    (out / "benchmarks.json").write_text(json.dumps(results, indent=1, default=str))
+    images = plots(results, out)
+    (out / "benchmarks.md").write_text(report(results, images))
+    print(f"wrote {out / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()
