@@ -21,18 +21,8 @@ from faqtune.errors import ConfigError  # noqa: E402
 from faqtune.tracking.azureml import workspace_settings  # noqa: E402
 from faqtune.tuning import azureml_backend as aml  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
-from tests.conftest import TINY_DATA, last_json, run_task  # noqa: E402
+from tests.conftest import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
 
-EVERY_KIND = {
-    "ngrams": {"choice": [1, 2, 3]},
-    "num_leaves": {"randint": 8},
-    "feature_fraction": {"uniform": [0.5, 1.0]},
-    "min_child_samples": {"quniform": [5, 50, 5]},
-    "learning_rate": {"loguniform": [-4.6, -1.2]},
-    "estimators": {"qloguniform": [3.0, 6.0, 10]},
-    "prior_weight": {"normal": [30.0, 5.0]},
-    "centroid_prior": {"qnormal": [3.0, 1.0, 1]},
-}
 
 
 def test_every_space_expression_maps_one_to_one_onto_hyperdrive():

@@ -18,7 +18,6 @@ from faqtune.data.prepare import build
 from faqtune.errors import ConfigError
 from faqtune.features import similarity as sim
 from faqtune.features.vectors import DistinctTfidf
-from faqtune.model.base import Monitor
 from faqtune.model.factory import build_model
 from faqtune.model.metrics import ranking_metrics, top_k, true_rank
 from faqtune.model.training import train_model

@@ -10,17 +10,8 @@ import pytest
 
 from faqtune.errors import ConfigError
 from faqtune.tuning.space import parse_space
+from tests.conftest import EVERY_KIND
 
-FULL = {
-    "ngrams": {"choice": [1, 2, 3]},
-    "num_leaves": {"randint": 8},
-    "feature_fraction": {"uniform": [0.5, 1.0]},
-    "min_child_samples": {"quniform": [5, 50, 5]},
-    "learning_rate": {"loguniform": [-4.6, -1.2]},
-    "estimators": {"qloguniform": [3.0, 6.0, 10]},
-    "prior_weight": {"normal": [30.0, 5.0]},
-    "centroid_prior": {"qnormal": [3.0, 1.0, 1]},
-}
 
 
 def _draws(space, n=200, seed=0):
@@ -34,8 +25,8 @@ def _draws(space, n=200, seed=0):
 
 
 def test_every_expression_draws_values_with_hyperdrive_meaning():
-    draws = _draws(parse_space("matcher", FULL))
-    column = {name: np.array([d[name] for d in draws]) for name in FULL}
+    draws = _draws(parse_space("matcher", EVERY_KIND))
+    column = {name: np.array([d[name] for d in draws]) for name in EVERY_KIND}
     assert set(column["ngrams"]) == {1, 2, 3}
     assert set(column["num_leaves"]) <= set(range(8)) and len(set(column["num_leaves"])) > 4
     assert column["feature_fraction"].min() >= 0.5 and column["feature_fraction"].max() <= 1.0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -21,8 +21,7 @@ from faqtune.config import to_object
 from faqtune.errors import ConfigError
 from faqtune.sweep import sweep
 from faqtune.tracking.registry import register
-from faqtune.tuning.optuna_backend import storage_location
-from tests.conftest import REPO, TINY_DATA, last_json, run_task
+from tests.conftest import REPO, TINY_DATA, journal_study, last_json
 
 FAST = [*TINY_DATA, "model.estimators=20", "training.period=5", "sweep.n_workers=2",
         "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=8", "sweep.startup_trials=1",
@@ -44,10 +43,7 @@ def _conf(make_cfg, store, *overrides, params=None):
 
 
 def _study(conf):
-    location = storage_location(conf.sweep, __import__("pathlib").Path(conf.paths.cache))
-    return optuna.load_study(study_name=conf.sweep.name,
-                             storage=optuna.storages.JournalStorage(
-                                 optuna.storages.journal.JournalFileBackend(location)))
+    return journal_study(Path(conf.paths.cache), conf.sweep.name)
 
 
 def _children(store, parent):
@@ -143,46 +139,6 @@ def test_register_task_evaluates_a_run_without_test_metrics(make_cfg, store):
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_running_sweep_then_rerun_completes_exactly_n_trials(tmp_path):
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*FAST, "model.estimators=60", "sweep.n_trials=6", "sweep.pruner=none",
-            f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
-    journal = tmp_path / "cache" / "optuna" / "faqtune-sweep.journal"
-    proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill once some trials are done and others running
-        if journal.exists():
-            study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.
-                                      JournalStorage(optuna.storages.journal.JournalFileBackend(
-                                          str(journal))))
-            states = [t.state for t in study.trials]
-            if states.count(optuna.trial.TrialState.COMPLETE) >= 2 and \
-                    optuna.trial.TrialState.RUNNING in states:
-                break
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    rerun = run_task("sweep", *args, cwd=tmp_path)
-    summary = last_json(rerun.stdout)
-    study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 6 == summary["complete"]
-    lost = [t for t in study.trials if t.user_attrs.get("stale")]
-    assert lost, "the killed sweep's running trials were detected as stale"
-    retried = {t.user_attrs["retry_of"] for t in study.trials if "retry_of" in t.user_attrs}
-    assert retried == {t.number for t in lost}
-    runs = _children(store, summary["run_id"])
-    finished = [r for r in runs if r.data.tags.get("optuna.state") == "COMPLETE"]
-    assert sorted(int(r.data.tags["optuna.trial"]) for r in finished) == sorted(
-        t.number for t in complete), "one finished MLflow run per finished trial"
-    killed = [r for r in runs if r.info.status == "KILLED"]
-    assert {int(r.data.tags["optuna.trial"]) for r in killed} == {t.number for t in lost}
-
-
-@pytest.mark.slow
 def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = " ".join([*FAST, "sweep.n_trials=2", f"paths.cache={tmp_path / 'cache'}"])
@@ -207,27 +163,23 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*FAST, "model.estimators=400", "training.period=50", "sweep.n_trials=6",
             "sweep.pruner=none", f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
-    journal = tmp_path / "cache" / "optuna" / "faqtune-sweep.journal"
+    cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline:  # wait for a trial that has its MLflow run
-        if journal.exists():
-            study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.
-                                      JournalStorage(optuna.storages.journal.JournalFileBackend(
-                                          str(journal))))
-            if any(t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
-                   for t in study.trials):
-                break
+        if (cache / "optuna" / "faqtune-sweep.journal").exists() and any(
+                t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+                for t in journal_study(cache).trials):
+            break
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
     stdout, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
     summary = last_json(stdout)
     assert summary["interrupted"] is True and summary["running"] == 0
-    study = optuna.load_study(study_name="faqtune-sweep", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    study = journal_study(cache)
     killed = [t for t in study.trials if t.user_attrs.get("interrupted")]
     assert killed and all(t.state == optuna.trial.TrialState.FAIL for t in killed)
     client = MlflowClient(store)

@@ -7,7 +7,6 @@ import logging
 import os
 from pathlib import Path
 
-import mlflow
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 

@@ -18,7 +18,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY_DATA
+from tests.conftest import TINY_DATA, journal_study  # noqa: F401 (re-exported)
 
 SWEEP_FAST = [*TINY_DATA, "model.estimators=20", "training.period=5",
               "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=6",
@@ -135,12 +135,6 @@ def run_sweep(*overrides: str, cwd: Path, env: dict | None = None, timeout: floa
         errors = [line for line in proc.stderr.splitlines() if "rror" in line]
         raise AssertionError(f"sweep failed ({proc.returncode}):\n" + "\n".join(errors[-20:]))
     return proc
-
-
-def journal_study(cache: Path, name: str = "faqtune-sweep") -> optuna.Study:
-    path = cache / "optuna" / f"{name}.journal"
-    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(path))))
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 

@@ -7,7 +7,6 @@ import gzip
 import http.server
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest

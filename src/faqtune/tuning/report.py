@@ -8,7 +8,6 @@ import warnings
 import matplotlib
 
 matplotlib.use("Agg")
-import mlflow  # noqa: E402
 import optuna  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
