@@ -41,3 +41,12 @@ def test_experiment_presets_compose_and_validate(make_cfg):
         "random", 96, 8000)
     quick = to_object(make_cfg("experiment=quick"))
     assert quick.model.estimators == 60 and quick.sweep.n_trials == 4
+
+
+def test_passwords_in_urls_are_masked_before_logging():
+    from faqtune.tracking.runs import redact
+
+    assert redact("storage: postgresql://me:s3cret@db:5432/optuna and http://a:b@h/x") == \
+        "storage: postgresql://me:***@db:5432/optuna and http://a:***@h/x"
+    assert redact("sqlite:///mlflow.db http://127.0.0.1:5000") == \
+        "sqlite:///mlflow.db http://127.0.0.1:5000"

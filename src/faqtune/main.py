@@ -8,11 +8,12 @@ from omegaconf import DictConfig, OmegaConf
 from faqtune.cli import task
 from faqtune.config import to_object
 from faqtune.sweep import sweep
+from faqtune.tracking.runs import redact
 
 
 def run(cfg: DictConfig) -> dict:
     summary = sweep(to_object(cfg), OmegaConf.to_yaml(cfg, resolve=True))
-    uri = mlflow.get_tracking_uri()
+    uri = redact(mlflow.get_tracking_uri())
     summary["look"] = (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 ; registered "
                        f"{summary.get('model_name')} version {summary.get('version')}")
     summary["mlflow_ui"] = f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"

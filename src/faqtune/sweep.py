@@ -16,7 +16,7 @@ from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError
 from faqtune.tracking.evaluation import evaluate_model
 from faqtune.tracking.registry import register
-from faqtune.tracking.runs import configure, find_or_create_parent
+from faqtune.tracking.runs import configure, find_or_create_parent, redact
 from faqtune.tracking.training_run import train_and_log
 from faqtune.tuning.optuna_backend import (holding, load_study, run_workers, storage_location,
                                            sweep_lock)
@@ -70,7 +70,8 @@ def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
     client = MlflowClient()
     for key, value in {SWEEP_TAG: conf.sweep.name, "sweep.sampler": conf.sweep.sampler,
                        "sweep.pruner": conf.sweep.pruner, "sweep.metric": conf.sweep.metric,
-                       "sweep.storage": storage_location(conf.sweep, Path(conf.paths.cache)),
+                       "sweep.storage": redact(storage_location(conf.sweep,
+                                                                Path(conf.paths.cache))),
                        }.items():
         client.set_tag(parent, key, value)
     client.log_text(parent, OmegaConf.to_yaml({"model": space.model,

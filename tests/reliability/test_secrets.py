@@ -15,6 +15,7 @@ SECRETS = {
     "AZURE_CLIENT_SECRET": "s3cr3t-client-Q7x9PzLk2",
     "AZURE_STORAGE_KEY": "c3RvcmFnZS1rZXktZG8tbm90LWxvZw==",
     "AZUREML_ACCESS_TOKEN": "eyJfake.token.value-8d7f6",
+    "database password in a storage URL": "pw-9f8e7d6c",
 }
 COORDINATES = {"AZURE_SUBSCRIPTION_ID": "00000000-1111-2222-3333-444444444444",
                "AZURE_RESOURCE_GROUP": "rg-faqtune", "AZUREML_WORKSPACE_NAME": "ws-faqtune",
@@ -26,10 +27,12 @@ def _files_under(root: Path):
 
 
 def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
-    env = {**SECRETS, **COORDINATES}
+    env = {**{k: v for k, v in SECRETS.items() if k.isupper()}, **COORDINATES}
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
-    train = run_task("train", *TINY_DATA, "model.estimators=20", "training.period=10",
+    storage = f"sweep.storage=postgresql://faqtune:{SECRETS['database password in a storage URL']}"
+    storage += "@127.0.0.1:1/optuna"  # never connected to by train: it only lands in the config
+    train = run_task("train", *TINY_DATA, "model.estimators=20", "training.period=10", storage,
                      f"tracking.uri={store}", f"paths.cache={cache}", cwd=tmp_path, env=env)
     spec = tmp_path / "job.yaml"
     dry = run_task("sweep", "backend=azureml", "backend.dry_run=true", "sweep.sampler=random",
@@ -54,6 +57,8 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
         recorded.append(content.decode("utf-8", errors="replace"))
     for name, secret in SECRETS.items():
         assert not any(secret in text for text in recorded), f"{name} leaked"
+    config = (artifacts / "config.yaml").read_text()
+    assert "postgresql://faqtune:***@127.0.0.1:1/optuna" in config, "URL kept, password masked"
     assert "00000000-1111-2222-3333-444444444444" in spec.read_text(), \
         "the scan reads what the dry run wrote (workspace coordinates are not secrets)"
     observe("Secrets in the environment",

@@ -14,7 +14,7 @@ from faqtune.model.factory import hyperparameters
 from faqtune.model.training import TrainResult
 from faqtune.serving.pyfunc import matcher_model, model_size_mb
 from faqtune.tracking import plots
-from faqtune.tracking.runs import flatten, git_commit
+from faqtune.tracking.runs import flatten, git_commit, redact
 
 MODEL_URI_TAG = "faqtune.model_uri"
 DATA_HASH_PARAM = "data.hash"
@@ -34,7 +34,7 @@ def log_setup(conf: FaqtuneConfig, config_yaml: str, data: PreparedData, data_pa
         data.questions[["question_id", "faq_row", "split"]], source=str(data_path),
         name=f"{conf.data.source}-{data.data_hash[:12]}", digest=data.data_hash[:32])
     mlflow.log_input(dataset, context="training")
-    mlflow.log_text(config_yaml, "config.yaml")
+    mlflow.log_text(redact(config_yaml), "config.yaml")
 
 
 def log_result(result: TrainResult, data: PreparedData, conf: FaqtuneConfig,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -62,6 +63,14 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
                 raise
             mlflow.set_experiment(tracking.experiment)
     return mlflow.get_tracking_uri()
+
+
+_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Mask the password in any URL (`postgresql://user:***@host/db`) before logging."""
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
