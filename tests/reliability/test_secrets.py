@@ -62,6 +62,7 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
     assert "00000000-1111-2222-3333-444444444444" in spec.read_text(), \
         "the scan reads what the dry run wrote (workspace coordinates are not secrets)"
     observe("Secrets in the environment",
-            "fake AZURE_CLIENT_SECRET, storage key and token set; train + dry-run sweep; "
-            "every param, tag, metric, artifact, model file, Hydra log and console line scanned",
+            "fake AZURE_CLIENT_SECRET, storage key and token in the environment and a password "
+            "in a storage URL override; train + dry-run sweep; every param, tag, metric, "
+            "artifact, model file, Hydra log and console line scanned",
             {"files_scanned": len(files), "bytes_scanned": scanned, "secrets_found": 0})
