@@ -17,9 +17,13 @@ from faqtune.tracking.runs import task_run
 
 
 def load_matcher(model_uri: str):
-    """The FaqMatcherModel behind an MLflow URI, with a clear error if there is none."""
+    """(FaqMatcherModel, id of the run that logged it) for an MLflow URI, or a clear error."""
     try:
-        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+        loaded = mlflow.pyfunc.load_model(model_uri)
+        run_id = loaded.metadata.run_id  # None for a folder saved, then uploaded (Azure ML)
+        if run_id is None and model_uri.startswith("runs:/"):
+            run_id = model_uri.split("/")[1]
+        return loaded.unwrap_python_model(), run_id
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "not found"
         raise FaqtuneError(f"Could not load model_uri={model_uri}: {exc}. Use runs:/<run_id>/"
                            "model, models:/<name>/<version> or models:/<name>@<alias>.") from None
@@ -40,9 +44,8 @@ def test_metrics(matcher, data: PreparedData) -> dict[str, float]:
 
 def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
     """Test metrics of `model_uri`, logged into the run that produced it (or a new run)."""
-    matcher = load_matcher(model_uri)
+    matcher, run_id = load_matcher(model_uri)
     data, _, _ = prepare(conf.data, Path(conf.paths.cache))
-    run_id = mlflow.models.get_model_info(model_uri).run_id
     if run_id:
         trained_on = mlflow.get_run(run_id).data.params.get(DATA_HASH_PARAM)
         if trained_on and trained_on != data.data_hash:
