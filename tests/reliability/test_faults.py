@@ -111,8 +111,11 @@ def test_kill_9_of_the_whole_sweep_then_rerun(tmp_path, observe):
     assert lost and {t.user_attrs["retry_of"] for t in study.trials
                      if "retry_of" in t.user_attrs} == {t.number for t in lost}
     assert_one_run_per_done_trial(study, store)
-    killed = [r for r in trial_runs(store) if r.info.status == "KILLED"]
-    assert {int(r.data.tags["optuna.trial"]) for r in killed} == {t.number for t in lost}
+    runs = trial_runs(store)
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    # a trial killed before its MLflow run existed has no run to mark
+    assert {int(r.data.tags["optuna.trial"]) for r in killed} <= {t.number for t in lost}
+    assert not [r for r in runs if r.info.status == "RUNNING"], "no run left RUNNING"
     observe("kill -9 of the whole sweep, then rerun",
             "SIGKILL to the sweep's process group with trials running; the same command again",
             {"optuna_at_kill": before, "optuna_after_rerun": counts,

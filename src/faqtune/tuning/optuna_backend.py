@@ -219,15 +219,27 @@ def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
                             skip_if_exists=False)
         log.warning("trial %d lost its worker; queued again", trial.number)
-        run_id = trial.user_attrs.get(RUN_ID_ATTR)
         try:
-            if run_id:
-                client = MlflowClient()
-                retrying(lambda: client.set_tag(run_id, STATE_TAG, "FAIL"))
-                retrying(lambda: client.set_terminated(run_id, "KILLED"))
+            _kill_runs_of(study.study_name, trial)
         except Exception as exc:
-            log.warning("could not mark MLflow run %s killed: %s", run_id, exc)
+            log.warning("could not mark trial %d's MLflow run killed: %s", trial.number, exc)
     return failed
+
+
+def _kill_runs_of(study_name: str, trial: optuna.trial.FrozenTrial) -> None:
+    """Mark a lost trial's MLflow run KILLED; found by its tags, since the worker may have
+    died between creating the run and recording its id on the trial."""
+    client = MlflowClient()
+    run_ids = {trial.user_attrs.get(RUN_ID_ATTR)} - {None}
+    if not run_ids:
+        found = mlflow.search_runs(
+            search_all_experiments=True, output_format="list",
+            filter_string=f"tags.`optuna.study` = '{study_name}' and "
+                          f"tags.`optuna.trial` = '{trial.number}' and attributes.status = 'RUNNING'")
+        run_ids = {run.info.run_id for run in found}
+    for run_id in run_ids:
+        retrying(lambda: client.set_tag(run_id, STATE_TAG, "FAIL"))
+        retrying(lambda: client.set_terminated(run_id, "KILLED"))
 
 
 def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
