@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -16,7 +17,7 @@ from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError
 from faqtune.tracking.evaluation import evaluate_model
 from faqtune.tracking.registry import register
-from faqtune.tracking.runs import configure, find_or_create_parent, redact
+from faqtune.tracking.runs import configure, find_or_create_parent, redact, retrying
 from faqtune.tracking.training_run import train_and_log
 from faqtune.tuning.optuna_backend import (holding, load_study, run_workers, storage_location,
                                            sweep_lock)
@@ -56,30 +57,37 @@ def finalize(conf: FaqtuneConfig, config_yaml: str, best_params: dict, parent: s
             **{k: v for k, v in tested.items() if k.startswith("test_")}, **registered}
 
 
-def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
-    space = checked_space(conf)
-    if conf.backend.name == "azureml":
-        return sweep_on_azureml(conf, space)
-    configure(conf.tracking, conf.azure)
-    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
-    # Storage schema, study and parent run are made once, however many machines start at once.
-    with holding(sweep_lock(conf)):
-        load_study(conf, space)
-        parent = find_or_create_parent(conf.tracking.experiment, SWEEP_TAG, conf.sweep.name,
-                                       run_name=f"sweep {conf.sweep.name}")
+def describe_parent(conf: FaqtuneConfig, space: SearchSpace, parent: str) -> None:
+    """Tags that make the sweep findable in the MLflow UI, and its search space."""
     client = MlflowClient()
     for key, value in {SWEEP_TAG: conf.sweep.name, "sweep.sampler": conf.sweep.sampler,
                        "sweep.pruner": conf.sweep.pruner, "sweep.metric": conf.sweep.metric,
                        "sweep.storage": redact(storage_location(conf.sweep,
                                                                 Path(conf.paths.cache))),
                        }.items():
-        client.set_tag(parent, key, value)
+        retrying(partial(client.set_tag, parent, key, value))
     client.log_text(parent, OmegaConf.to_yaml({"model": space.model,
                                                "params": conf.sweep.space.params}),
                     "search_space.yaml")
+
+
+def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
+    space = checked_space(conf)
+    if conf.backend.name == "azureml":
+        return sweep_on_azureml(conf, space)
+    configure(conf.tracking, conf.azure)
+    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
+    # Storage schema, study and parent run are made once, however many machines start at once;
+    # every write to the shared parent run holds the lock too (concurrent tag upserts collide).
+    with holding(sweep_lock(conf)):
+        load_study(conf, space)
+        parent = find_or_create_parent(conf.tracking.experiment, SWEEP_TAG, conf.sweep.name,
+                                       run_name=f"sweep {conf.sweep.name}")
+        describe_parent(conf, space, parent)
     counts = run_workers(conf, space, str(data_path), parent)
     study = load_study(conf, space)
-    log_study(study, parent, conf.sweep.metric)
+    with holding(sweep_lock(conf)):
+        log_study(study, parent, conf.sweep.metric)
     summary = {"run_id": parent, "sweep": conf.sweep.name, "complete": counts.complete,
                "pruned": counts.pruned, "failed": counts.failed, "running": counts.running,
                f"best_{conf.sweep.metric}": counts.best, "interrupted": counts.interrupted}
@@ -88,7 +96,7 @@ def sweep(conf: FaqtuneConfig, config_yaml: str) -> dict:
         summary["best_params"] = best.params
         summary.update(finalize(conf, config_yaml, best.params, parent, best.number))
     if parent != os.environ.get("MLFLOW_RUN_ID"):
-        client.set_terminated(parent)
+        MlflowClient().set_terminated(parent)
     return summary
 
 

@@ -25,14 +25,17 @@ from faqtune.config import AzureConfig, TrackingConfig
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 T = TypeVar("T")
-BUSY = ("database is locked", "database table is locked", "could not serialize access")
+BUSY = ("database is locked", "database table is locked", "could not serialize access",
+        # two writers upserting one tag at once (MLflow's merge is select-then-insert);
+        # the retry finds the row and updates it
+        "duplicate key value violates unique constraint", "UNIQUE constraint failed")
 
 
 def retrying(call: Callable[[], T], attempts: int = 8, first_wait: float = 0.1) -> T:
     """`call()`, retried with exponential backoff while the tracking store is busy.
 
-    Several worker processes writing to one SQLite store can meet "database is locked";
-    that is worth waiting for. Every other error is raised at once.
+    Several processes writing to one store meet "database is locked" (SQLite) or a lost
+    upsert race (PostgreSQL); both are worth waiting for. Every other error is raised at once.
     """
     for attempt in range(attempts):
         try:
@@ -44,6 +47,8 @@ def retrying(call: Callable[[], T], attempts: int = 8, first_wait: float = 0.1) 
             log.info("tracking store busy, retrying in %.1fs", wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
 REPO = Path(__file__).resolve().parents[3]
 
 

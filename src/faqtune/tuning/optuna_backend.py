@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -29,8 +30,8 @@ from tqdm import tqdm
 
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
-from faqtune.tuning.space import SearchSpace
 from faqtune.tracking.runs import retrying
+from faqtune.tuning.space import SearchSpace
 from faqtune.tuning.trial import RUN_ID_ATTR, STATE_TAG, run_trial
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,8 @@ def _kill_runs_of(study_name: str, trial: optuna.trial.FrozenTrial) -> None:
                           f"tags.`optuna.trial` = '{trial.number}' and attributes.status = 'RUNNING'")
         run_ids = {run.info.run_id for run in found}
     for run_id in run_ids:
-        retrying(lambda: client.set_tag(run_id, STATE_TAG, "FAIL"))
-        retrying(lambda: client.set_terminated(run_id, "KILLED"))
+        retrying(partial(client.set_tag, run_id, STATE_TAG, "FAIL"))
+        retrying(partial(client.set_terminated, run_id, "KILLED"))
 
 
 def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
