@@ -46,13 +46,23 @@ def test_top_k_matches_a_full_sort():
     assert top_k(scores[:, :3], 5).shape == (50, 3)
 
 
+def test_relative_gives_the_gap_to_the_best_and_the_stable_rank():
+    similarity = np.array([[0.2, 0.9, 0.2, 0.5], [0.1, 0.1, 0.1, 0.3]], dtype=np.float32)
+    gap, rank = sim.relative(similarity)
+    np.testing.assert_allclose(gap, [[-0.7, 0, -0.7, -0.4], [-0.2, -0.2, -0.2, 0]], atol=1e-6)
+    assert rank.tolist() == [[2, 0, 3, 1], [1, 2, 3, 0]]  # ties keep catalogue order
+
+
 def test_leave_one_out_centroid_matches_explicit_recomputation():
     rng = np.random.default_rng(1)
     questions = normalize(sp.random(30, 50, density=0.2, random_state=1, format="csr"))
     owner = rng.integers(0, 4, size=30)
     sums = sim.centroid_sums(questions, owner, 4)
     sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
-    got = sim.centroid_cosine(questions, sums, sq, own_faq=owner)
+    got = sim.centroid_cosine(questions, sim.right_operand(sums, 2**20), sq, own_faq=owner)
+    sparse_side = sim.centroid_cosine(questions, sim.right_operand(sums, dense_bytes=0), sq,
+                                      own_faq=owner)
+    np.testing.assert_allclose(sparse_side, got, atol=1e-6)
     dense = questions.toarray()
     for i in range(30):
         for faq in range(4):
@@ -89,6 +99,34 @@ def test_models_follow_scikit_learn_conventions(small_data, name):
     proba = model.predict_proba(pair_frame)[:, 1]
     assert np.argmax(proba) == np.argmax(model.decision_scores([question])[0])
     assert proba.shape == (len(model.faqs_),) and ((0 <= proba) & (proba <= 1)).all()
+
+
+def test_a_shortlist_keeps_the_full_scores_of_its_faqs_and_ranks_the_rest_below(small_data):
+    pairs = small_data.pairs(5)
+    model = build_model(ModelConfig(name="matcher", estimators=30, match=5))
+    model.set_params(rerank_top=0).fit(pairs[["Text_x", "Text_y"]], pairs["label"],
+                                       faqs=list(small_data.faqs["text"]))
+    questions = list(small_data.split("test")["text"])
+    full = model.decision_scores(questions)
+    short = model.set_params(rerank_top=4).decision_scores(questions)
+    on_list = short > short.min(axis=1, keepdims=True)
+    assert (on_list.sum(axis=1) == 4).all()
+    np.testing.assert_allclose(short[on_list], full[on_list], rtol=1e-6)
+    assert (short[~on_list] < short[on_list].reshape(len(questions), 4).min(axis=1)[
+        np.nonzero(~on_list)[0]]).all()
+    # the shortlist is the most similar FAQs: a question's own FAQ text is always on it
+    faqs = list(small_data.faqs["text"])
+    assert (np.argmax(model.decision_scores(faqs), axis=1) == np.arange(len(faqs))).mean() > 0.9
+
+
+def test_tune_scores_with_a_shortlist_match_the_final_scores(small_data):
+    reported = {}
+    result = train_model(ModelConfig(name="matcher", estimators=20, match=5, rerank_top=3),
+                         TrainingConfig(period=10), small_data,
+                         report=lambda rounds, metrics: reported.update({rounds: metrics}))
+    final = ranking_metrics(result.model.decision_scores(list(small_data.split("tune")["text"])),
+                            small_data.truth("tune"), "tune")
+    assert reported[20] == pytest.approx(final)
 
 
 @pytest.mark.parametrize("name", ["reference", "matcher"])

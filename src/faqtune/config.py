@@ -84,6 +84,7 @@ class ModelConfig:
     monotone: bool = True
     prior_weight: float = 30.0
     centroid_prior: float = 3.0
+    rerank_top: int = 100
     char_ngrams: int = 4
     n_jobs: int = 0
 
@@ -96,6 +97,7 @@ class TrainingConfig:
     log_model: bool = True
     block_pairs: int = 131_072
     cache_pairs: int = 4_000_000
+    dense_operand_mib: int = 64
 
 
 @dataclass
@@ -243,6 +245,7 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _int_range(f"{prefix}.num_leaves", model.num_leaves, 2, 131072)
     _int_range(f"{prefix}.char_ngrams", model.char_ngrams, 2, 6)
     _int_range(f"{prefix}.n_jobs", model.n_jobs, 0)
+    _int_range(f"{prefix}.rerank_top", model.rerank_top, 0)
     _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
             "a number in (0, 1]")
     _expect(0.0 < model.feature_fraction <= 1.0, f"{prefix}.feature_fraction",
@@ -259,6 +262,7 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("training.top_k", cfg.training.top_k, 1, 100)
     _int_range("training.block_pairs", cfg.training.block_pairs, 1)
     _int_range("training.cache_pairs", cfg.training.cache_pairs, 0)
+    _int_range("training.dense_operand_mib", cfg.training.dense_operand_mib, 0)
     _one_of("tracking.kind", cfg.tracking.kind, ("mlflow", "azureml"))
     sweep = cfg.sweep
     _int_range("sweep.n_trials", sweep.n_trials, 1)

@@ -8,9 +8,33 @@ import scipy.sparse as sp
 _EPS = 1e-12
 
 
-def cosine(questions: sp.csr_matrix, faqs: sp.csr_matrix) -> np.ndarray:
-    """Cosine similarity of normalised rows: a dense (n_questions, n_faqs) array."""
-    return np.asarray((questions @ faqs.T).todense(), dtype=np.float32)
+def right_operand(matrix: sp.csr_matrix, dense_bytes: int):
+    """`matrix.T`, prepared once for many `questions @ operand` products.
+
+    Dense when it fits in `dense_bytes` (a sparse question block times a dense matrix runs
+    several times faster than sparse x sparse with a dense result); else the transpose as
+    CSR, which scipy would otherwise rebuild from CSC at every product."""
+    if matrix.shape[0] * matrix.shape[1] * 4 <= dense_bytes:
+        return np.ascontiguousarray(matrix.T.toarray(), dtype=np.float32)
+    return matrix.T.tocsr()
+
+
+def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The same sparsity pattern with every stored value 1."""
+    out = matrix.copy()
+    out.data[:] = 1
+    return out
+
+
+def dots(questions: sp.csr_matrix, operand) -> np.ndarray:
+    """Dense (n_questions, n_faqs) float32 products with a `right_operand`."""
+    out = questions @ operand
+    return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)
+
+
+def cosine(questions: sp.csr_matrix, faqs_operand) -> np.ndarray:
+    """Cosine similarity of L2-normalised rows: a dense (n_questions, n_faqs) array."""
+    return dots(questions, faqs_operand)
 
 
 def centroid_sums(questions: sp.csr_matrix, owner: np.ndarray, n_faqs: int) -> sp.csr_matrix:
@@ -20,21 +44,21 @@ def centroid_sums(questions: sp.csr_matrix, owner: np.ndarray, n_faqs: int) -> s
     return (membership @ questions).tocsr()
 
 
-def centroid_cosine(questions: sp.csr_matrix, sums: sp.csr_matrix, sums_sq_norm: np.ndarray,
+def centroid_cosine(questions: sp.csr_matrix, sums_operand, sums_sq_norm: np.ndarray,
                     own_faq: np.ndarray | None = None) -> np.ndarray:
     """Cosine of each question to each FAQ's centroid of training questions.
 
     `own_faq[i]` (for training questions, -1 for none) names the centroid that contains
     question i; that entry is computed leave-one-out, so a row never sees itself.
     """
-    dots = np.asarray((questions @ sums.T).todense(), dtype=np.float64)
+    dots_ = dots(questions, sums_operand).astype(np.float64)
     norms = np.sqrt(sums_sq_norm)
-    out = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > _EPS)
+    out = np.divide(dots_, norms, out=np.zeros_like(dots_), where=norms > _EPS)
     if own_faq is not None:
         rows = np.flatnonzero(own_faq >= 0)
         cols = own_faq[rows]
         self_sq = np.asarray(questions[rows].multiply(questions[rows]).sum(axis=1)).ravel()
-        dot = dots[rows, cols]
+        dot = dots_[rows, cols]
         rest_sq = np.maximum(sums_sq_norm[cols] - 2 * dot + self_sq, 0.0)
         rest_norm = np.sqrt(rest_sq)
         out[rows, cols] = np.divide(dot - self_sq, rest_norm, out=np.zeros_like(dot),
@@ -42,19 +66,16 @@ def centroid_cosine(questions: sp.csr_matrix, sums: sp.csr_matrix, sums_sq_norm:
     return out.astype(np.float32)
 
 
-def overlap(questions: sp.csr_matrix, faqs: sp.csr_matrix) -> np.ndarray:
-    """Share of each FAQ's terms that the question also uses."""
-    q_bin = questions.copy()
-    q_bin.data[:] = 1
-    f_bin = faqs.copy()
-    f_bin.data[:] = 1
-    shared = np.asarray((q_bin @ f_bin.T).todense(), dtype=np.float32)
-    sizes = np.maximum(np.diff(faqs.indptr), 1).astype(np.float32)
-    return shared / sizes
+def overlap(questions: sp.csr_matrix, binary_faqs_operand, faq_sizes: np.ndarray) -> np.ndarray:
+    """Share of each FAQ's terms (`faq_sizes` of them) that the question also uses."""
+    return dots(binary(questions), binary_faqs_operand) / np.maximum(faq_sizes, 1)
 
 
 def relative(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gap to the question's best FAQ and the FAQ's rank (0 = best) under this similarity."""
     gap = similarity - similarity.max(axis=1, keepdims=True)
-    rank = np.argsort(np.argsort(-similarity, axis=1, kind="stable"), axis=1).astype(np.float32)
+    order = np.argsort(-similarity, axis=1, kind="stable")
+    rank = np.empty(similarity.shape, np.float32)  # the inverse permutation: one sort, not two
+    np.put_along_axis(rank, order, np.arange(similarity.shape[1], dtype=np.float32)[None, :],
+                      axis=1)
     return gap, rank

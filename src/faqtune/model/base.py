@@ -2,7 +2,8 @@
 
 A model is a scikit-learn classifier over (question, FAQ) text pairs (`Text_x`, `Text_y`).
 After `fit` it also ranks new questions against every FAQ in its catalogue, one block of
-questions at a time, so memory stays bounded however many FAQs there are.
+questions at a time, so memory stays bounded however many FAQs there are. A model may score
+only a shortlist of FAQs per question; the rest rank below the shortlist.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class Monitor:
 class PairRanker(ClassifierMixin, BaseEstimator):
     """Base class; subclasses supply features and the LightGBM training call."""
 
+    # Speed settings, not hyperparameters (training config sets them; get_params omits them)
     block_pairs: int = 131_072  # (question, FAQ) pairs scored at once: bounds memory
+    dense_operand_mib: int = 64  # FAQ-side matrices kept dense up to this size
 
     # -- to implement -------------------------------------------------------------------
     def _fit(self, X: pd.DataFrame, y: np.ndarray, faqs: list[str], callbacks: list,
@@ -46,7 +49,9 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     def _candidate_blocks(self, questions: Sequence[str], block: int) -> Iterator:
-        """Features of (question, FAQ) for every FAQ, one block of questions at a time."""
+        """`(rows, features, shortlist)` per block of questions: `shortlist` is None when
+        `features` hold every (question, FAQ) pair in catalogue order, else the
+        (len(rows), k) FAQ indices whose pairs `features` hold, row by row."""
         raise NotImplementedError
 
     def _pair_features(self, X: pd.DataFrame):
@@ -84,16 +89,26 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         finally:
             self.timings_[key] += time.perf_counter() - started
 
+    def scored_per_question(self) -> int:
+        """How many FAQs per question the booster scores (all, unless a model shortlists)."""
+        return len(self.faqs_)
+
     def questions_per_block(self) -> int:
         return max(1, self.block_pairs // max(1, len(self.faqs_)))
 
     def decision_scores(self, questions: Sequence[str], start_iteration: int = 0,
                         num_iteration: int | None = None) -> np.ndarray:
-        """Raw scores (n_questions, n_faqs): higher means a better match."""
+        """Raw scores (n_questions, n_faqs): higher means a better match. FAQs off a
+        question's shortlist share one score, 1 below the lowest on it."""
         out = np.empty((len(questions), len(self.faqs_)), dtype=np.float64)
-        for rows, features in self._candidate_blocks(questions, self.questions_per_block()):
-            out[rows] = self._raw(features, start_iteration, num_iteration).reshape(
-                -1, len(self.faqs_))
+        for rows, features, shortlist in self._candidate_blocks(questions,
+                                                                self.questions_per_block()):
+            raw = self._raw(features, start_iteration, num_iteration).reshape(len(rows), -1)
+            if shortlist is None:
+                out[rows] = raw
+            else:
+                out[rows] = raw.min(axis=1, keepdims=True) - 1.0
+                out[rows[:, None], shortlist] = raw
         return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -112,7 +127,7 @@ class PairRanker(ClassifierMixin, BaseEstimator):
     def _period_callback(self, monitor: Monitor):
         """A LightGBM callback that accumulates tune scores period by period."""
         state = {"done": 0, "scores": None, "blocks": None}
-        cache = len(monitor.questions) * len(self.faqs_) <= monitor.cache_pairs
+        cache = len(monitor.questions) * self.scored_per_question() <= monitor.cache_pairs
 
         def blocks():
             """Tune features: kept when small, else recomputed block by block each period."""
@@ -133,16 +148,17 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         def score_period(env: lgb.callback.CallbackEnv, rounds: int) -> None:
             booster = env.model
             first = state["scores"] is None
-            if first:
-                state["scores"] = np.zeros((len(monitor.questions), len(self.faqs_)))
-            for rows, features in blocks():
+            if first:  # off-shortlist pairs stay at -inf: ranked below every shortlisted one
+                state["scores"] = np.full((len(monitor.questions), len(self.faqs_)), -np.inf)
+            for rows, features, shortlist in blocks():
+                at = (rows, slice(None)) if shortlist is None else (rows[:, None], shortlist)
                 if first:
-                    state["scores"][rows] += np.reshape(
+                    state["scores"][at] = np.reshape(
                         np.broadcast_to(self._prior(features), features.shape[0]),
-                        (-1, len(self.faqs_)))
-                state["scores"][rows] += booster.predict(
+                        (len(rows), -1))
+                state["scores"][at] += booster.predict(
                     features, raw_score=True, start_iteration=state["done"],
-                    num_iteration=rounds - state["done"]).reshape(-1, len(self.faqs_))
+                    num_iteration=rounds - state["done"]).reshape(len(rows), -1)
             state["done"] = rounds
             best_round = monitor.on_period(rounds, state["scores"])
             if best_round is not None:

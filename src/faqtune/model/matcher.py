@@ -3,12 +3,14 @@
 Features of a (question, FAQ) pair: cosine of word and character TF-IDF vectors, similarity
 to the FAQ's answer, term overlap, similarity to the centroid of the FAQ's training questions
 (leave-one-out for training rows: the explicit form of what the reference memorises), and
-each similarity's gap to the question's best FAQ and the FAQ's rank under it.
+each similarity's gap to the question's best FAQ and the FAQ's rank under it. At scoring
+time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`), not all of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import lightgbm as lgb
@@ -29,6 +31,8 @@ FEATURES = (
     "question_length",
 )
 PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
+# What shortlists the FAQs LightGBM scores (`rerank_top`): cheap, and a high recall.
+RETRIEVAL = ("word_cosine", "char_cosine", "word_centroid", "char_centroid")
 # A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best).
 MONOTONE = tuple(-1 if f.endswith("_rank") else 0 if f == "question_length" else 1
                  for f in FEATURES)
@@ -42,6 +46,24 @@ class _Space:
     faqs: sp.csr_matrix
     centroid_sums: sp.csr_matrix
     centroid_sq_norms: np.ndarray
+    answers: sp.csr_matrix | None = None
+    dense_bytes: int = 0
+
+    @cached_property
+    def operands(self) -> dict:
+        """FAQ-side matrices prepared for products; rebuilt after unpickling, not stored."""
+        def prepared(matrix):
+            return sim.right_operand(matrix, self.dense_bytes)
+
+        operands = {"faqs": prepared(self.faqs), "binary_faqs": prepared(sim.binary(self.faqs)),
+                    "faq_sizes": np.diff(self.faqs.indptr).astype(np.float32),
+                    "centroids": prepared(self.centroid_sums)}
+        if self.answers is not None:
+            operands["answers"] = prepared(self.answers)
+        return operands
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "operands"}
 
 
 class FaqMatcher(PairRanker):
@@ -49,7 +71,7 @@ class FaqMatcher(PairRanker):
                  min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
                  feature_fraction: float = 1.0, objective: str = "binary",
                  negatives: str = "random", monotone: bool = True, prior_weight: float = 30.0,
-                 centroid_prior: float = 3.0,
+                 centroid_prior: float = 3.0, rerank_top: int = 100,
                  unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None):
         self.estimators = estimators
@@ -64,6 +86,7 @@ class FaqMatcher(PairRanker):
         self.monotone = monotone
         self.prior_weight = prior_weight
         self.centroid_prior = centroid_prior
+        self.rerank_top = rerank_top
         self.unweighted = unweighted
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -79,22 +102,49 @@ class FaqMatcher(PairRanker):
         sums = (sim.centroid_sums(question_vectors, owner, len(faqs))
                 + self.centroid_prior * faq_vectors).tocsr()
         sq_norms = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
-        return _Space(vectorizer, faq_vectors, sums, sq_norms), question_vectors
+        return (_Space(vectorizer, faq_vectors, sums, sq_norms,
+                       dense_bytes=self.dense_operand_mib * 2**20), question_vectors)
 
-    def _block_features(self, word: sp.csr_matrix, char: sp.csr_matrix, lengths: np.ndarray,
-                        own_faq: np.ndarray | None) -> np.ndarray:
-        """(n_block * n_faqs, n_features) for every pair of block question and FAQ."""
-        w, c = self.word_, self.char_
-        word_cos, char_cos = sim.cosine(word, w.faqs), sim.cosine(char, c.faqs)
-        word_cen = sim.centroid_cosine(word, w.centroid_sums, w.centroid_sq_norms, own_faq)
-        char_cen = sim.centroid_cosine(char, c.centroid_sums, c.centroid_sq_norms, own_faq)
-        columns = [word_cos, char_cos, sim.cosine(word, self.answer_vectors_),
-                   sim.overlap(word, w.faqs), word_cen, char_cen]
+    def _similarities(self, word: sp.csr_matrix, char: sp.csr_matrix, lengths: np.ndarray,
+                      own_faq: np.ndarray | None) -> list[np.ndarray]:
+        """The FEATURES of every (block question, FAQ) pair: one (n_block, n_faqs) array each.
+
+        Gaps and ranks compare a FAQ with all others, so they need whole rows even when
+        only a few pairs per question are wanted."""
+        w, c = self.word_.operands, self.char_.operands
+        word_cos, char_cos = sim.cosine(word, w["faqs"]), sim.cosine(char, c["faqs"])
+        word_cen = sim.centroid_cosine(word, w["centroids"], self.word_.centroid_sq_norms,
+                                       own_faq)
+        char_cen = sim.centroid_cosine(char, c["centroids"], self.char_.centroid_sq_norms,
+                                       own_faq)
+        columns = [word_cos, char_cos, sim.cosine(word, w["answers"]),
+                   sim.overlap(word, w["binary_faqs"], w["faq_sizes"]), word_cen, char_cen]
         for similarity in (word_cos, char_cos, word_cen, char_cen):
             columns.extend(sim.relative(similarity))
-        shape = word_cos.shape
-        columns.append(np.broadcast_to(lengths[:, None], shape))
-        return np.stack(columns, axis=-1).reshape(-1, len(FEATURES)).astype(np.float32)
+        columns.append(np.broadcast_to(lengths[:, None], word_cos.shape))
+        return columns
+
+    @staticmethod
+    def _gather(columns: list[np.ndarray], rows: np.ndarray | None = None,
+                faqs: np.ndarray | None = None) -> np.ndarray:
+        """(n_pairs, n_features) float32 rows of the pairs (rows[i], faqs[i]); all if None."""
+        if rows is None:
+            return np.stack(columns, axis=-1).reshape(-1, len(FEATURES)).astype(np.float32)
+        out = np.empty((len(rows), len(columns)), np.float32)
+        for j, column in enumerate(columns):
+            out[:, j] = column[rows, faqs]
+        return out
+
+    def scored_per_question(self) -> int:
+        return min(self.rerank_top or len(self.faqs_), len(self.faqs_))
+
+    def _shortlist(self, columns: list[np.ndarray]) -> np.ndarray | None:
+        """The `rerank_top` FAQs per question by summed similarity; None for all FAQs."""
+        n_faqs = columns[0].shape[1]
+        if not self.rerank_top or self.rerank_top >= n_faqs:
+            return None
+        recall = sum(columns[FEATURES.index(name)] for name in RETRIEVAL)
+        return np.argpartition(-recall, self.rerank_top - 1, axis=1)[:, : self.rerank_top]
 
     def _vectors(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
         texts = list(texts)
@@ -102,13 +152,21 @@ class FaqMatcher(PairRanker):
         return (self.word_.vectorizer.transform(texts), self.char_.vectorizer.transform(texts),
                 lengths)
 
-    def _candidate_blocks(self, questions: Sequence[str], block: int,
-                          own_faq: np.ndarray | None = None) -> Iterator:
+    def _blocks(self, questions: Sequence[str], block: int) -> Iterator:
+        """(rows, similarity columns) per block of questions."""
         word, char, lengths = self._vectors(questions)
         for start in range(0, len(lengths), block):
             rows = np.arange(start, min(start + block, len(lengths)))
-            own = None if own_faq is None else own_faq[rows]
-            yield rows, self._block_features(word[rows], char[rows], lengths[rows], own)
+            yield rows, self._similarities(word[rows], char[rows], lengths[rows], None)
+
+    def _candidate_blocks(self, questions: Sequence[str], block: int) -> Iterator:
+        for rows, columns in self._blocks(questions, block):
+            shortlist = self._shortlist(columns)
+            if shortlist is None:
+                yield rows, self._gather(columns), None
+            else:
+                local = np.repeat(np.arange(len(rows)), shortlist.shape[1])
+                yield rows, self._gather(columns, local, shortlist.ravel()), shortlist
 
     def _pair_features(self, X: pd.DataFrame) -> np.ndarray:
         """Features of arbitrary pairs, computed once per distinct question."""
@@ -116,10 +174,9 @@ class FaqMatcher(PairRanker):
         faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
         codes, questions = pd.factorize(X["Text_x"])
         out = np.empty((len(X), len(FEATURES)), np.float32)
-        for rows, block in self._candidate_blocks(list(questions), self.questions_per_block()):
-            block = block.reshape(len(rows), len(self.faqs_), -1)
+        for rows, columns in self._blocks(list(questions), self.questions_per_block()):
             mask = (codes >= rows[0]) & (codes <= rows[-1])
-            out[mask] = block[codes[mask] - rows[0], faqs[mask]]
+            out[mask] = self._gather(columns, codes[mask] - rows[0], faqs[mask])
         return out
 
     # -- training -----------------------------------------------------------------------
@@ -141,23 +198,22 @@ class FaqMatcher(PairRanker):
         self.char_, char_q = self._space(corpus, "char_wb", (2, self.char_ngrams), faqs,
                                          q_index, owner)
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
-        self.answer_vectors_ = self.word_.vectorizer.transform(answer_texts)
+        self.word_.answers = self.word_.vectorizer.transform(answer_texts)
 
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
-        features, labels, groups = [], [], []
+        features = []
         lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
         step = max(1, self.block_pairs // len(faqs))
         for start in range(0, len(questions), step):
             rows = np.arange(start, min(start + step, len(questions)))
-            block = self._block_features(word_q[rows], char_q[rows], lengths[rows], owner[rows])
-            block = block.reshape(len(rows), len(faqs), -1)
-            for local, row in enumerate(rows):
-                chosen = candidates[row]
-                features.append(block[local, chosen])
-                labels.append((chosen == owner[row]).astype(int))
-                groups.append(len(chosen))
-        features, labels = np.vstack(features), np.concatenate(labels)
+            columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows])
+            chosen = [candidates[row] for row in rows]
+            local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
+            features.append(self._gather(columns, local, np.concatenate(chosen)))
+        features = np.vstack(features)
+        labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
+        groups = [len(c) for c in candidates]
         weights = (None if self.unweighted or self.objective == "lambdarank"
                    else compute_sample_weight("balanced", labels))
         return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
@@ -171,8 +227,9 @@ class FaqMatcher(PairRanker):
             grouped = X.groupby("Text_x", sort=False)["Text_y"].apply(list)
             return [np.array([owner[i]] + [faq_row[t] for t in grouped[q] if faq_row[t] != owner[i]])
                     for i, q in enumerate(questions)]
-        hardness = sim.cosine(word_q, self.word_.faqs) + sim.centroid_cosine(
-            word_q, self.word_.centroid_sums, self.word_.centroid_sq_norms, owner)
+        w = self.word_.operands
+        hardness = sim.cosine(word_q, w["faqs"]) + sim.centroid_cosine(
+            word_q, w["centroids"], self.word_.centroid_sq_norms, owner)
         hardness[np.arange(len(owner)), owner] = -np.inf
         chosen = []
         for i, q in enumerate(questions):

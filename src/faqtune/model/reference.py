@@ -66,7 +66,7 @@ class ReferenceMatcher(PairRanker):
             rows = np.arange(start, min(start + block, len(questions)))
             pairs = sp.hstack([vectors[np.repeat(rows, n_faqs)],
                                faq_vectors[np.tile(np.arange(n_faqs), len(rows))]])
-            yield rows, pairs.tocsr()
+            yield rows, pairs.tocsr(), None
 
     def _pair_features(self, X: pd.DataFrame):
         return self.pipeline_.named_steps["features"].transform(X[["Text_x", "Text_y"]])

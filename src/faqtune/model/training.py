@@ -49,6 +49,7 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
     """
     model = build_model(model_cfg, cache_dir, seed)
     model.block_pairs = training.block_pairs
+    model.dense_operand_mib = training.dense_operand_mib
     pairs = data.pairs(model_cfg.match)
     truth = data.truth("tune")
     result = TrainResult(model=model)
