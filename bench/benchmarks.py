@@ -366,7 +366,8 @@ def plots(results: dict, folder: Path) -> list[str]:
             t, best = zip(*sweep[key])
             ax.step(t, best, where="post", label=label)
         ax.axhline(sweep["reference_best"], color="grey", ls=":", label="reference best")
-        ax.set(xlabel="wall time (s)", ylabel="best tune gain@3 so far")
+        ax.set(xlabel="wall time since the first trial started (s, log scale)",
+               ylabel="best tune gain@3 so far", xscale="log")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -502,19 +503,21 @@ def optimisation_report(opt: dict) -> list[str]:
     out += ["", "The gap and rank features now take one sort and an inverse permutation instead "
             f"of two sorts: {rank['before'] * 1000:.1f} ms -> {rank['after'] * 1000:.1f} ms per "
             f"block of {opt['faqs']} FAQs ({rank['before'] / rank['after']:.2f}x, identical "
-            "output, checked in the run). Training rows are gathered from the similarity matrices for "
-            "the chosen candidates only, instead of building every pair's feature row first.",
-            ""]
+            "output, checked in the run). Training rows are gathered from the similarity "
+            "matrices for the chosen candidates only, instead of building every pair's feature "
+            "row first. Dense operands trade memory for speed (the peak column); "
+            "`training.dense_operand_mib` caps each one.", ""]
     return out
 
 
 def git_commit() -> str:
-    """The measured code's commit, marked dirty when the work tree has changes."""
+    """The measured code's commit, marked dirty when the code (not the docs) has changes."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
     commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no").strip()
-                     else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench", "conf",
+                  "pyproject.toml")
+    return commit + ("-dirty" if changed.strip() else "")
 
 
 def kept_sections(path: Path, names: list[str]) -> dict:
