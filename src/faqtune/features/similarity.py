@@ -51,14 +51,14 @@ def centroid_cosine(questions: sp.csr_matrix, sums_operand, sums_sq_norm: np.nda
     `own_faq[i]` (for training questions, -1 for none) names the centroid that contains
     question i; that entry is computed leave-one-out, so a row never sees itself.
     """
-    dots_ = dots(questions, sums_operand).astype(np.float64)
+    products = dots(questions, sums_operand).astype(np.float64)
     norms = np.sqrt(sums_sq_norm)
-    out = np.divide(dots_, norms, out=np.zeros_like(dots_), where=norms > _EPS)
+    out = np.divide(products, norms, out=np.zeros_like(products), where=norms > _EPS)
     if own_faq is not None:
         rows = np.flatnonzero(own_faq >= 0)
         cols = own_faq[rows]
         self_sq = np.asarray(questions[rows].multiply(questions[rows]).sum(axis=1)).ravel()
-        dot = dots_[rows, cols]
+        dot = products[rows, cols]
         rest_sq = np.maximum(sums_sq_norm[cols] - 2 * dot + self_sq, 0.0)
         rest_norm = np.sqrt(rest_sq)
         out[rows, cols] = np.divide(dot - self_sq, rest_norm, out=np.zeros_like(dot),
