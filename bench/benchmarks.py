@@ -280,8 +280,8 @@ def _relative_as_first_written(similarity: np.ndarray) -> tuple[np.ndarray, np.n
 def _rank_timing(n_faqs: int, quick: bool) -> dict:
     from faqtune.features.similarity import relative
 
-    block = np.random.default_rng(0).random((max(1, 131_072 // n_faqs), n_faqs),
-                                            dtype=np.float32)
+    rows = max(1, TrainingConfig().block_pairs // n_faqs)  # one scoring block
+    block = np.random.default_rng(0).random((rows, n_faqs), dtype=np.float32)
     timings = {}
     outputs = {}
     for name, function in (("before", _relative_as_first_written), ("after", relative)):

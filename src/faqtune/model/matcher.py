@@ -204,7 +204,7 @@ class FaqMatcher(PairRanker):
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
         features = []
         lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
-        step = max(1, self.block_pairs // len(faqs))
+        step = self.questions_per_block()
         for start in range(0, len(questions), step):
             rows = np.arange(start, min(start + step, len(questions)))
             columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows])
