@@ -41,8 +41,8 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        RangeHandler.sent.append(len(body))  # before writing: the client may assert at once
         self.wfile.write(body)
-        RangeHandler.sent.append(len(body))
 
 
 @pytest.fixture
