@@ -3,6 +3,7 @@
     python bench/benchmarks.py                 # everything; writes docs/benchmarks.md + plots
     python bench/benchmarks.py --quick         # a smoke run on tiny data (CI), writes to a temp dir
     python bench/benchmarks.py --keep sweep    # re-run the rest, keep the last sweep figures
+    python bench/benchmarks.py --keep-reference-sweep  # re-run all but the 78-min reference sweep
 
 Every figure is measured in this run on this machine; ratios compare faqtune's `matcher` with
 the reference pipeline (`model=reference` at the reference script's settings: 1,000
@@ -177,17 +178,21 @@ SWEEP_DATA = ["data.synthetic.originals=48", "data.synthetic.dupes_median=14",
               "data.min_dupes=8"]
 
 
-def sweep_efficiency(quick: bool, cache: Path) -> dict:
+def sweep_efficiency(quick: bool, cache: Path, earlier: dict | None = None) -> dict:
     """96 reference trials on the default data take hours on 2 cores (a trial with match 40 and
-    4-grams runs for minutes), so both sweeps run on a smaller synthetic set."""
+    4-grams runs for minutes), so both sweeps run on a smaller synthetic set.
+
+    With `earlier` (a previous run's sweep section) the reference sweep is not re-run: its
+    curve is carried over, and only faqtune's sweep is measured again."""
     data = ["data.synthetic.originals=24", "data.synthetic.dupes_median=14", "data.min_dupes=8",
             "data.match=10"] if quick else SWEEP_DATA
     n_reference = 4 if quick else 96
     tiny = ["model.estimators=20", "training.period=5", "sweep.delay_evaluation=1"] if quick else []
-    reference = _sweep([*data, "experiment=reference_recipe", "sweep.name=bench-reference",
-                        f"sweep.n_trials={n_reference}", "sweep.n_workers=2", *tiny,
-                        *(["sweep.space.params.estimators={choice:[20]}"] if quick else [])],
-                       Path(tempfile.mkdtemp(prefix="sweep-ref-", dir=cache)))
+    reference = earlier["reference_curve"] if earlier else _sweep(
+        [*data, "experiment=reference_recipe", "sweep.name=bench-reference",
+         f"sweep.n_trials={n_reference}", "sweep.n_workers=2", *tiny,
+         *(["sweep.space.params.estimators={choice:[20]}"] if quick else [])],
+        Path(tempfile.mkdtemp(prefix="sweep-ref-", dir=cache)))
     matcher = _sweep([*data, "sweep.name=bench-matcher", "sweep.sampler=tpe",
                       "sweep.pruner=median", "sweep.n_workers=2",
                       f"sweep.n_trials={4 if quick else 24}", *tiny],
@@ -199,7 +204,8 @@ def sweep_efficiency(quick: bool, cache: Path) -> dict:
             "reference_wall": reference[-1][0], "reference_best_found_at": ref_best_at,
             "matcher_trials": len(matcher), "matcher_best": matcher[-1][1],
             "matcher_reached_at": reached, "matcher_wall": matcher[-1][0],
-            "reference_curve": reference, "matcher_curve": matcher}
+            "reference_curve": reference, "matcher_curve": matcher,
+            "reference_commit": earlier.get("reference_commit") if earlier else None}
 
 
 # -- 4. serving latency --------------------------------------------------------------------
@@ -441,6 +447,11 @@ def report(results: dict, images: list[str]) -> str:
                     f"), and {reached / sweep['reference_best_found_at']:.3f} of the time the "
                     "reference took to find its own best."
                     if reached is not None else ", never reaching the reference's best (NOT met).")]
+        if sweep.get("reference_commit"):
+            out += ["", f"The reference sweep's curve is carried over from its run at commit "
+                    f"{sweep['reference_commit']} (`--keep-reference-sweep`: the reference model and "
+                    "its recipe have not changed since); faqtune's sweep was run again at the "
+                    "commit named above."]
         if sweep.get("note"):
             out += ["", sweep["note"]]
         if "bench_sweep.png" in images:
@@ -543,10 +554,14 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], help="sections to leave out")
     parser.add_argument("--keep", nargs="*", default=[],
                         help="sections to copy from the last benchmarks.json instead of re-running")
+    parser.add_argument("--keep-reference-sweep", action="store_true",
+                        help="re-run only faqtune's sweep; carry the reference sweep (78 min) over "
+                             "from the last benchmarks.json")
     args = parser.parse_args()
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-")) if args.quick else REPO / "docs")
     out.mkdir(parents=True, exist_ok=True)
-    previous = kept_sections(out / "benchmarks.json", args.keep)
+    previous = kept_sections(out / "benchmarks.json",
+                             args.keep + (["sweep"] if args.keep_reference_sweep else []))
     cache = Path(tempfile.mkdtemp(prefix="faqtune-bench-"))
     results = {"environment": {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
                                "cores": os.cpu_count(), "python": platform.python_version()},
@@ -563,7 +578,12 @@ def main() -> None:
                 results["section_commit"][name] = previous["section_commit"].get(name, "?")
                 continue
             started = time.perf_counter()
-            results[name] = function(args.quick, cache)
+            if name == "sweep" and args.keep_reference_sweep:
+                earlier = {**previous["sweep"], "reference_commit": previous["sweep"].get(
+                    "reference_commit") or previous["section_commit"].get("sweep", "?")}
+                results[name] = function(args.quick, cache, earlier)
+            else:
+                results[name] = function(args.quick, cache)
             results["section_seconds"][name] = time.perf_counter() - started
             results["section_commit"][name] = git_commit()
     finally:

@@ -72,6 +72,32 @@ def test_leave_one_out_centroid_matches_explicit_recomputation():
             assert got[i, faq] == pytest.approx(expected, abs=1e-5)
 
 
+def test_rarest_shared_follows_the_rarest_single_word_a_question_shares_with_each_faq():
+    faqs = ["sort an array loadcarttotal", "an array sort of numbers", "parse json"]
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2)).fit(
+        faqs + ["sort an array please", "array sort numbers", "sort array"])
+    words = vectorizer.get_feature_names_out()
+    single = np.char.find(words.astype(str), " ") < 0
+    sharpness = 3.0
+    operand = sim.right_operand(sim.rarity_weighted(
+        sim.binary(vectorizer.transform(faqs)), vectorizer.idf_, single, sharpness), 2**20)
+
+    def rarest(question):
+        return sim.rarest_shared(vectorizer.transform([question]), operand, sharpness)[0]
+
+    idf = dict(zip(words, vectorizer.idf_))
+    got = rarest("sort array in loadcarttotal")
+    for faq, value in zip(faqs, got[:2]):
+        shared = set(faq.split()) & {"sort", "array", "in", "loadcarttotal"}
+        top = max(idf[w] for w in shared)
+        # A soft maximum: at least the rarest shared word's IDF, at most log(n+1)/sharpness more.
+        assert top <= value <= top + np.log(len(shared) + 1) / sharpness + 1e-5
+    assert got[0] > got[1] and got[2] == 0.0  # one rare identifier beats common words; none: 0
+    # Word pairs never count: "sort an" is a pair of the first FAQ only, its words are in both.
+    by_pair = rarest("sort an")
+    assert by_pair[0] == pytest.approx(by_pair[1])
+
+
 def test_distinct_tfidf_equals_tfidf_on_the_whole_column():
     column = pd.Series(["aa bb cc", "aa bb", "aa bb cc", "dd ee aa", "aa bb cc", "ee"])
     expected = TfidfVectorizer().fit_transform(column).toarray()
@@ -166,6 +192,7 @@ def test_matcher_beats_the_reference_on_synthetic_data(small_data):
     ("model.estimators=-5", "model.estimators=-5"),
     ("model.objective=poisson", "model.objective='poisson'"),
     ("model.learning_rate=2.0", "model.learning_rate=2.0"),
+    ("model.rarity_sharpness=0", "model.rarity_sharpness=0.0"),
     ("data.test_size=0.7", "data.test_size=0.7"),
     ("sweep.sampler=bogus", "sweep.sampler='bogus'"),
 ])

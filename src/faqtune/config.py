@@ -84,6 +84,7 @@ class ModelConfig:
     monotone: bool = True
     prior_weight: float = 30.0
     centroid_prior: float = 3.0
+    rarity_sharpness: float = 3.0
     rerank_top: int = 100
     char_ngrams: int = 4
     n_jobs: int = 0
@@ -250,6 +251,8 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
             "a number in (0, 1]")
     _expect(0.0 < model.feature_fraction <= 1.0, f"{prefix}.feature_fraction",
             model.feature_fraction, "a number in (0, 1]")
+    _expect(model.rarity_sharpness > 0.0, f"{prefix}.rarity_sharpness", model.rarity_sharpness,
+            "a positive number")
     _one_of(f"{prefix}.objective", model.objective, OBJECTIVES)
     _one_of(f"{prefix}.negatives", model.negatives, NEGATIVES)
 

@@ -71,6 +71,24 @@ def overlap(questions: sp.csr_matrix, binary_faqs_operand, faq_sizes: np.ndarray
     return dots(binary(questions), binary_faqs_operand) / np.maximum(faq_sizes, 1)
 
 
+def rarity_weighted(binary_faqs: sp.csr_matrix, idf: np.ndarray, single_words: np.ndarray,
+                    sharpness: float) -> sp.csr_matrix:
+    """Each FAQ word weighted exp(sharpness * idf), for `rarest_shared`.
+
+    Only single words count: a word pair that runs across two sentences is rare by
+    accident, and would be shared with a wrong FAQ by accident too."""
+    weights = np.where(single_words, np.exp(sharpness * idf), 0.0).astype(np.float32)
+    return (binary_faqs @ sp.diags(weights)).tocsr()
+
+
+def rarest_shared(questions: sp.csr_matrix, rarity_operand, sharpness: float) -> np.ndarray:
+    """A soft maximum of the IDF of the terms a question shares with each FAQ (0: none).
+
+    One shared rare term (an identifier from the asker's code, a library name) identifies
+    a FAQ better than many shared common words, which sums such as cosine cannot express."""
+    return np.log1p(dots(binary(questions), rarity_operand)) / sharpness
+
+
 def relative(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gap to the question's best FAQ and the FAQ's rank (0 = best) under this similarity."""
     gap = similarity - similarity.max(axis=1, keepdims=True)

@@ -1,9 +1,10 @@
 """faqtune's matcher: how alike a question is to each FAQ, learned to rank by LightGBM.
 
 Features of a (question, FAQ) pair: cosine of word and character TF-IDF vectors, similarity
-to the FAQ's answer, term overlap, similarity to the centroid of the FAQ's training questions
-(leave-one-out for training rows: the explicit form of what the reference memorises), and
-each similarity's gap to the question's best FAQ and the FAQ's rank under it. At scoring
+to the FAQ's answer, term overlap, the rarest word they share, similarity to the centroid of
+the FAQ's training questions (leave-one-out for training rows: the explicit form of what the
+reference memorises), and each similarity's gap to the question's best FAQ and the FAQ's rank
+under it. At scoring
 time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`), not all of them.
 """
 
@@ -25,9 +26,10 @@ from faqtune.model.base import PairRanker
 
 FEATURES = (
     "word_cosine", "char_cosine", "answer_cosine", "word_overlap",
-    "word_centroid", "char_centroid",
+    "word_centroid", "char_centroid", "rarest_shared_idf",
     "word_cosine_gap", "word_cosine_rank", "char_cosine_gap", "char_cosine_rank",
     "word_centroid_gap", "word_centroid_rank", "char_centroid_gap", "char_centroid_rank",
+    "rarest_shared_idf_gap", "rarest_shared_idf_rank",
     "question_length",
 )
 PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
@@ -47,6 +49,7 @@ class _Space:
     centroid_sums: sp.csr_matrix
     centroid_sq_norms: np.ndarray
     answers: sp.csr_matrix | None = None
+    rarity: sp.csr_matrix | None = None
     dense_bytes: int = 0
 
     @cached_property
@@ -58,6 +61,8 @@ class _Space:
         operands = {"faqs": prepared(self.faqs), "binary_faqs": prepared(sim.binary(self.faqs)),
                     "faq_sizes": np.diff(self.faqs.indptr).astype(np.float32),
                     "centroids": prepared(self.centroid_sums)}
+        if self.rarity is not None:
+            operands["rarity"] = prepared(self.rarity)
         if self.answers is not None:
             operands["answers"] = prepared(self.answers)
         return operands
@@ -71,7 +76,8 @@ class FaqMatcher(PairRanker):
                  min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
                  feature_fraction: float = 1.0, objective: str = "binary",
                  negatives: str = "random", monotone: bool = True, prior_weight: float = 30.0,
-                 centroid_prior: float = 3.0, rerank_top: int = 100,
+                 centroid_prior: float = 3.0, rarity_sharpness: float = 3.0,
+                 rerank_top: int = 100,
                  unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None):
         self.estimators = estimators
@@ -86,6 +92,7 @@ class FaqMatcher(PairRanker):
         self.monotone = monotone
         self.prior_weight = prior_weight
         self.centroid_prior = centroid_prior
+        self.rarity_sharpness = rarity_sharpness
         self.rerank_top = rerank_top
         self.unweighted = unweighted
         self.n_jobs = n_jobs
@@ -117,9 +124,11 @@ class FaqMatcher(PairRanker):
                                        own_faq)
         char_cen = sim.centroid_cosine(char, c["centroids"], self.char_.centroid_sq_norms,
                                        own_faq)
+        rarest = sim.rarest_shared(word, w["rarity"], self.rarity_sharpness)
         columns = [word_cos, char_cos, sim.cosine(word, w["answers"]),
-                   sim.overlap(word, w["binary_faqs"], w["faq_sizes"]), word_cen, char_cen]
-        for similarity in (word_cos, char_cos, word_cen, char_cen):
+                   sim.overlap(word, w["binary_faqs"], w["faq_sizes"]), word_cen, char_cen,
+                   rarest]
+        for similarity in (word_cos, char_cos, word_cen, char_cen, rarest):
             columns.extend(sim.relative(similarity))
         columns.append(np.broadcast_to(lengths[:, None], word_cos.shape))
         return columns
@@ -199,6 +208,10 @@ class FaqMatcher(PairRanker):
                                          q_index, owner)
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
         self.word_.answers = self.word_.vectorizer.transform(answer_texts)
+        vectorizer = self.word_.vectorizer
+        single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
+        self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
+                                                single_words, self.rarity_sharpness)
 
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
