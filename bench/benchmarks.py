@@ -449,9 +449,9 @@ def report(results: dict, images: list[str]) -> str:
                     if reached is not None else ", never reaching the reference's best (NOT met).")]
         if sweep.get("reference_commit"):
             out += ["", f"The reference sweep's curve is carried over from its run at commit "
-                    f"{sweep['reference_commit']} (`--keep-reference-sweep`: the reference model and "
-                    "its recipe have not changed since); faqtune's sweep was run again at the "
-                    "commit named above."]
+                    f"{sweep['reference_commit']} (`--keep-reference-sweep`: the reference model "
+                    "and its recipe have not changed since); faqtune's sweep was run again at "
+                    "the commit named above."]
         if sweep.get("note"):
             out += ["", sweep["note"]]
         if "bench_sweep.png" in images:

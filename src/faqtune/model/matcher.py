@@ -33,7 +33,9 @@ FEATURES = (
     "question_length",
 )
 PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
-# What shortlists the FAQs LightGBM scores (`rerank_top`): cheap, and a high recall.
+# What shortlists the FAQs LightGBM scores (`rerank_top`): cheap, and a high recall. The
+# rarest shared word's IDF joins them as a share of the largest IDF, so a FAQ that shares one
+# identifier with the question makes the shortlist even when the rest of its text differs.
 RETRIEVAL = ("word_cosine", "char_cosine", "word_centroid", "char_centroid")
 # A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best).
 MONOTONE = tuple(-1 if f.endswith("_rank") else 0 if f == "question_length" else 1
@@ -148,11 +150,12 @@ class FaqMatcher(PairRanker):
         return min(self.rerank_top or len(self.faqs_), len(self.faqs_))
 
     def _shortlist(self, columns: list[np.ndarray]) -> np.ndarray | None:
-        """The `rerank_top` FAQs per question by summed similarity; None for all FAQs."""
+        """The `rerank_top` FAQs per question by summed similarity (RETRIEVAL); None for all."""
         n_faqs = columns[0].shape[1]
         if not self.rerank_top or self.rerank_top >= n_faqs:
             return None
-        recall = sum(columns[FEATURES.index(name)] for name in RETRIEVAL)
+        recall = sum(columns[FEATURES.index(name)] for name in RETRIEVAL) + (
+            columns[FEATURES.index("rarest_shared_idf")] / self.word_.vectorizer.idf_.max())
         return np.argpartition(-recall, self.rerank_top - 1, axis=1)[:, : self.rerank_top]
 
     def _vectors(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
