@@ -442,9 +442,9 @@ def report(results: dict, images: list[str]) -> str:
                 f"space, TPE, median pruning, {sweep['matcher_trials']} trials) reached "
                 f"{sweep['matcher_best']:.3f}" + (
                     f", passing the reference's best after {reached:.0f} s: "
-                    f"{reached / sweep['reference_wall']:.3f} of the reference's wall time "
+                    f"{reached / sweep['reference_wall']:.2g} of the reference's wall time "
                     f"(target <= 1/4: {'met' if reached <= sweep['reference_wall'] / 4 else 'NOT met'}"
-                    f"), and {reached / sweep['reference_best_found_at']:.3f} of the time the "
+                    f"), and {reached / sweep['reference_best_found_at']:.2g} of the time the "
                     "reference took to find its own best."
                     if reached is not None else ", never reaching the reference's best (NOT met).")]
         if sweep.get("reference_commit"):
