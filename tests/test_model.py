@@ -59,9 +59,10 @@ def test_leave_one_out_centroid_matches_explicit_recomputation():
     owner = rng.integers(0, 4, size=30)
     sums = sim.centroid_sums(questions, owner, 4)
     sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
-    got = sim.centroid_cosine(questions, sim.right_operand(sums, 2**20), sq, own_faq=owner)
-    sparse_side = sim.centroid_cosine(questions, sim.right_operand(sums, dense_bytes=0), sq,
-                                      own_faq=owner)
+    got = sim.centroid_cosine(questions, sim.centroid_products(
+        questions, sim.right_operand(sums, 2**20)), sq, own_faq=owner)
+    sparse_side = sim.centroid_cosine(questions, sim.centroid_products(
+        questions, sim.right_operand(sums, dense_bytes=0)), sq, own_faq=owner)
     np.testing.assert_allclose(sparse_side, got, atol=1e-6)
     dense = questions.toarray()
     for i in range(30):
@@ -70,6 +71,33 @@ def test_leave_one_out_centroid_matches_explicit_recomputation():
             centroid = dense[members].sum(axis=0)
             expected = dense[i] @ centroid / (np.linalg.norm(centroid) or 1)
             assert got[i, faq] == pytest.approx(expected, abs=1e-5)
+
+
+def test_neighbour_cosine_matches_explicit_recomputation_leave_one_out():
+    rng = np.random.default_rng(2)
+    faqs = normalize(sp.random(5, 40, density=0.3, random_state=2, format="csr"))
+    questions = normalize(sp.random(25, 40, density=0.2, random_state=3, format="csr"))
+    owner = rng.integers(0, 5, size=25)
+    sums = sim.centroid_sums(questions, owner, 5)
+    neighbours = sim.neighbour_weights(faqs, k=3)
+    similarity = (faqs @ faqs.T).toarray()
+    assert (np.diff(neighbours.indptr) == 3).all()
+    assert np.allclose(neighbours.diagonal(), 1.0)  # a FAQ is its own nearest neighbour
+    sq = sim.neighbourhood_sq_norms(neighbours, sums)
+    products = sim.centroid_products(questions, sim.right_operand(sums, 2**20))
+    got = sim.neighbour_cosine(questions, products, neighbours, sq, own_faq=owner)
+    test_side = sim.neighbour_cosine(questions, products, neighbours, sq)
+    dense, weights = questions.toarray(), neighbours.toarray()
+    for i in range(25):
+        for faq in range(5):
+            assert weights[faq][weights[faq] > 0].min() >= np.sort(similarity[faq])[-3] - 1e-6
+            pooled = sum(weights[faq, g] * dense[[j for j in range(25) if owner[j] == g]].sum(0)
+                         for g in range(5))
+            assert test_side[i, faq] == pytest.approx(
+                dense[i] @ pooled / np.linalg.norm(pooled), abs=1e-5)
+            pooled -= weights[faq, owner[i]] * dense[i]  # leave question i out
+            assert got[i, faq] == pytest.approx(dense[i] @ pooled / np.linalg.norm(pooled),
+                                                abs=1e-5)
 
 
 def test_rarest_shared_follows_the_rarest_single_word_a_question_shares_with_each_faq():
@@ -193,6 +221,7 @@ def test_matcher_beats_the_reference_on_synthetic_data(small_data):
     ("model.objective=poisson", "model.objective='poisson'"),
     ("model.learning_rate=2.0", "model.learning_rate=2.0"),
     ("model.rarity_sharpness=0", "model.rarity_sharpness=0.0"),
+    ("model.neighbours=0", "model.neighbours=0"),
     ("data.test_size=0.7", "data.test_size=0.7"),
     ("sweep.sampler=bogus", "sweep.sampler='bogus'"),
 ])

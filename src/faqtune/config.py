@@ -84,6 +84,7 @@ class ModelConfig:
     monotone: bool = True
     prior_weight: float = 30.0
     centroid_prior: float = 3.0
+    neighbours: int = 30
     rarity_sharpness: float = 3.0
     rerank_top: int = 100
     char_ngrams: int = 4
@@ -247,6 +248,7 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _int_range(f"{prefix}.char_ngrams", model.char_ngrams, 2, 6)
     _int_range(f"{prefix}.n_jobs", model.n_jobs, 0)
     _int_range(f"{prefix}.rerank_top", model.rerank_top, 0)
+    _int_range(f"{prefix}.neighbours", model.neighbours, 1)
     _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
             "a number in (0, 1]")
     _expect(0.0 < model.feature_fraction <= 1.0, f"{prefix}.feature_fraction",

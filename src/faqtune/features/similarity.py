@@ -44,26 +44,71 @@ def centroid_sums(questions: sp.csr_matrix, owner: np.ndarray, n_faqs: int) -> s
     return (membership @ questions).tocsr()
 
 
-def centroid_cosine(questions: sp.csr_matrix, sums_operand, sums_sq_norm: np.ndarray,
+def _self_sq(questions: sp.csr_matrix) -> np.ndarray:
+    return np.asarray(questions.multiply(questions).sum(axis=1)).ravel()
+
+
+def centroid_products(questions: sp.csr_matrix, sums_operand) -> np.ndarray:
+    """Dot products of each question with each FAQ's sum of training questions (float64)."""
+    return dots(questions, sums_operand).astype(np.float64)
+
+
+def centroid_cosine(questions: sp.csr_matrix, products: np.ndarray, sums_sq_norm: np.ndarray,
                     own_faq: np.ndarray | None = None) -> np.ndarray:
-    """Cosine of each question to each FAQ's centroid of training questions.
+    """Cosine of each question to each FAQ's centroid of training questions, from their
+    `centroid_products`.
 
     `own_faq[i]` (for training questions, -1 for none) names the centroid that contains
     question i; that entry is computed leave-one-out, so a row never sees itself.
     """
-    products = dots(questions, sums_operand).astype(np.float64)
     norms = np.sqrt(sums_sq_norm)
     out = np.divide(products, norms, out=np.zeros_like(products), where=norms > _EPS)
     if own_faq is not None:
         rows = np.flatnonzero(own_faq >= 0)
         cols = own_faq[rows]
-        self_sq = np.asarray(questions[rows].multiply(questions[rows]).sum(axis=1)).ravel()
+        self_sq = _self_sq(questions[rows])
         dot = products[rows, cols]
         rest_sq = np.maximum(sums_sq_norm[cols] - 2 * dot + self_sq, 0.0)
         rest_norm = np.sqrt(rest_sq)
         out[rows, cols] = np.divide(dot - self_sq, rest_norm, out=np.zeros_like(dot),
                                     where=rest_norm > 1e-6)
     return out.astype(np.float32)
+
+
+def neighbour_weights(faqs: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each FAQ's `k` most similar FAQs by cosine (itself first), weighted by that cosine."""
+    similarity = (faqs @ faqs.T).toarray()
+    np.fill_diagonal(similarity, 1.0)
+    k = min(k, similarity.shape[0])
+    keep = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    rows = np.repeat(np.arange(similarity.shape[0]), k)
+    return sp.csr_matrix((np.take_along_axis(similarity, keep, axis=1).ravel(),
+                          (rows, keep.ravel())), shape=similarity.shape, dtype=np.float64)
+
+
+def neighbourhood_sq_norms(neighbours: sp.csr_matrix, sums: sp.csr_matrix) -> np.ndarray:
+    """||sum over neighbours g of weight(f, g) x sums[g]||^2 for every FAQ f."""
+    gram = (sums @ sums.T).toarray().astype(np.float64)
+    return np.asarray((neighbours @ gram * neighbours.toarray()).sum(axis=1)).ravel()
+
+
+def neighbour_cosine(questions: sp.csr_matrix, products: np.ndarray, neighbours: sp.csr_matrix,
+                     sq_norms: np.ndarray, own_faq: np.ndarray | None = None) -> np.ndarray:
+    """Cosine of each question to each FAQ's neighbourhood centroid: the training questions of
+    the FAQ and of its most similar FAQs (`neighbour_weights`), weighted by their similarity.
+
+    A FAQ with few questions of its own borrows how askers word its task and its subject from
+    the FAQs that share them (synonyms and symptoms its own text never uses). Leave-one-out
+    for training rows (`own_faq`), exactly, as in `centroid_cosine`."""
+    raw = (neighbours @ products.T).T  # q . neighbourhood sum, every FAQ
+    num, sq = raw, np.broadcast_to(sq_norms, raw.shape)
+    if own_faq is not None:
+        weight = neighbours.T.tocsr()[own_faq].toarray()  # weight(f, own FAQ of row i)
+        self_sq = _self_sq(questions)[:, None]
+        num = raw - weight * self_sq
+        sq = sq - 2 * weight * raw + weight**2 * self_sq
+    norm = np.sqrt(np.maximum(sq, 0.0))
+    return np.divide(num, norm, out=np.zeros_like(num), where=norm > 1e-6).astype(np.float32)
 
 
 def overlap(questions: sp.csr_matrix, binary_faqs_operand, faq_sizes: np.ndarray) -> np.ndarray:

@@ -3,9 +3,10 @@
 Features of a (question, FAQ) pair: cosine of word and character TF-IDF vectors, similarity
 to the FAQ's answer, term overlap, the rarest word they share, similarity to the centroid of
 the FAQ's training questions (leave-one-out for training rows: the explicit form of what the
-reference memorises), and each similarity's gap to the question's best FAQ and the FAQ's rank
-under it. At scoring
-time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`), not all of them.
+reference memorises) and to the centroid of its neighbourhood (the questions of the most
+similar FAQs too), and each similarity's gap to the question's best FAQ and the FAQ's rank
+under it. At scoring time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`),
+not all of them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ FEATURES = (
     "word_cosine_gap", "word_cosine_rank", "char_cosine_gap", "char_cosine_rank",
     "word_centroid_gap", "word_centroid_rank", "char_centroid_gap", "char_centroid_rank",
     "rarest_shared_idf_gap", "rarest_shared_idf_rank",
-    "question_length",
+    "question_length", "neighbour_centroid", "neighbour_centroid_gap", "neighbour_centroid_rank",
 )
 PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
 # What shortlists the FAQs LightGBM scores (`rerank_top`): cheap, and a high recall. The
@@ -52,6 +53,8 @@ class _Space:
     centroid_sq_norms: np.ndarray
     answers: sp.csr_matrix | None = None
     rarity: sp.csr_matrix | None = None
+    neighbours: sp.csr_matrix | None = None
+    neighbour_sq_norms: np.ndarray | None = None
     dense_bytes: int = 0
 
     @cached_property
@@ -78,7 +81,8 @@ class FaqMatcher(PairRanker):
                  min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
                  feature_fraction: float = 1.0, objective: str = "binary",
                  negatives: str = "random", monotone: bool = True, prior_weight: float = 30.0,
-                 centroid_prior: float = 3.0, rarity_sharpness: float = 3.0,
+                 centroid_prior: float = 3.0, neighbours: int = 30,
+                 rarity_sharpness: float = 3.0,
                  rerank_top: int = 100,
                  unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None):
@@ -94,6 +98,7 @@ class FaqMatcher(PairRanker):
         self.monotone = monotone
         self.prior_weight = prior_weight
         self.centroid_prior = centroid_prior
+        self.neighbours = neighbours
         self.rarity_sharpness = rarity_sharpness
         self.rerank_top = rerank_top
         self.unweighted = unweighted
@@ -122,10 +127,13 @@ class FaqMatcher(PairRanker):
         only a few pairs per question are wanted."""
         w, c = self.word_.operands, self.char_.operands
         word_cos, char_cos = sim.cosine(word, w["faqs"]), sim.cosine(char, c["faqs"])
-        word_cen = sim.centroid_cosine(word, w["centroids"], self.word_.centroid_sq_norms,
+        word_products = sim.centroid_products(word, w["centroids"])
+        word_cen = sim.centroid_cosine(word, word_products, self.word_.centroid_sq_norms,
                                        own_faq)
-        char_cen = sim.centroid_cosine(char, c["centroids"], self.char_.centroid_sq_norms,
-                                       own_faq)
+        char_cen = sim.centroid_cosine(char, sim.centroid_products(char, c["centroids"]),
+                                       self.char_.centroid_sq_norms, own_faq)
+        neighbours = sim.neighbour_cosine(word, word_products, self.word_.neighbours,
+                                          self.word_.neighbour_sq_norms, own_faq)
         rarest = sim.rarest_shared(word, w["rarity"], self.rarity_sharpness)
         columns = [word_cos, char_cos, sim.cosine(word, w["answers"]),
                    sim.overlap(word, w["binary_faqs"], w["faq_sizes"]), word_cen, char_cen,
@@ -133,6 +141,7 @@ class FaqMatcher(PairRanker):
         for similarity in (word_cos, char_cos, word_cen, char_cen, rarest):
             columns.extend(sim.relative(similarity))
         columns.append(np.broadcast_to(lengths[:, None], word_cos.shape))
+        columns.extend([neighbours, *sim.relative(neighbours)])
         return columns
 
     @staticmethod
@@ -211,6 +220,9 @@ class FaqMatcher(PairRanker):
                                          q_index, owner)
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
         self.word_.answers = self.word_.vectorizer.transform(answer_texts)
+        self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours)
+        self.word_.neighbour_sq_norms = sim.neighbourhood_sq_norms(self.word_.neighbours,
+                                                                   self.word_.centroid_sums)
         vectorizer = self.word_.vectorizer
         single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
@@ -245,7 +257,8 @@ class FaqMatcher(PairRanker):
                     for i, q in enumerate(questions)]
         w = self.word_.operands
         hardness = sim.cosine(word_q, w["faqs"]) + sim.centroid_cosine(
-            word_q, w["centroids"], self.word_.centroid_sq_norms, owner)
+            word_q, sim.centroid_products(word_q, w["centroids"]), self.word_.centroid_sq_norms,
+            owner)
         hardness[np.arange(len(owner)), owner] = -np.inf
         chosen = []
         for i, q in enumerate(questions):
