@@ -79,11 +79,12 @@ def test_neighbour_cosine_matches_explicit_recomputation_leave_one_out():
     questions = normalize(sp.random(25, 40, density=0.2, random_state=3, format="csr"))
     owner = rng.integers(0, 5, size=25)
     sums = sim.centroid_sums(questions, owner, 5)
-    neighbours = sim.neighbour_weights(faqs, k=3)
+    neighbours = sim.neighbour_weights(faqs, k=3, block=2)
+    assert (neighbours != sim.neighbour_weights(faqs, k=3, block=5)).nnz == 0
     similarity = (faqs @ faqs.T).toarray()
     assert (np.diff(neighbours.indptr) == 3).all()
     assert np.allclose(neighbours.diagonal(), 1.0)  # a FAQ is its own nearest neighbour
-    sq = sim.neighbourhood_sq_norms(neighbours, sums)
+    sq = sim.neighbourhood_sq_norms(neighbours, sums, block=2)
     products = sim.centroid_products(questions, sim.right_operand(sums, 2**20))
     got = sim.neighbour_cosine(questions, products, neighbours, sq, own_faq=owner)
     test_side = sim.neighbour_cosine(questions, products, neighbours, sq)

@@ -75,21 +75,32 @@ def centroid_cosine(questions: sp.csr_matrix, products: np.ndarray, sums_sq_norm
     return out.astype(np.float32)
 
 
-def neighbour_weights(faqs: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Each FAQ's `k` most similar FAQs by cosine (itself first), weighted by that cosine."""
-    similarity = (faqs @ faqs.T).toarray()
-    np.fill_diagonal(similarity, 1.0)
-    k = min(k, similarity.shape[0])
-    keep = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    rows = np.repeat(np.arange(similarity.shape[0]), k)
-    return sp.csr_matrix((np.take_along_axis(similarity, keep, axis=1).ravel(),
-                          (rows, keep.ravel())), shape=similarity.shape, dtype=np.float64)
+def neighbour_weights(faqs: sp.csr_matrix, k: int, block: int) -> sp.csr_matrix:
+    """Each FAQ's `k` most similar FAQs by cosine (itself included), weighted by that cosine;
+    `block` FAQs at a time, so memory stays linear in the catalogue."""
+    n = faqs.shape[0]
+    k = min(k, n)
+    right = faqs.T.tocsr()
+    columns, weights = [], []
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        similarity = dots(faqs[rows], right)
+        similarity[np.arange(len(rows)), rows] = 1.0
+        keep = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        columns.append(keep.ravel())
+        weights.append(np.take_along_axis(similarity, keep, axis=1).ravel())
+    return sp.csr_matrix((np.concatenate(weights).astype(np.float64),
+                          (np.repeat(np.arange(n), k), np.concatenate(columns))), shape=(n, n))
 
 
-def neighbourhood_sq_norms(neighbours: sp.csr_matrix, sums: sp.csr_matrix) -> np.ndarray:
-    """||sum over neighbours g of weight(f, g) x sums[g]||^2 for every FAQ f."""
-    gram = (sums @ sums.T).toarray().astype(np.float64)
-    return np.asarray((neighbours @ gram * neighbours.toarray()).sum(axis=1)).ravel()
+def neighbourhood_sq_norms(neighbours: sp.csr_matrix, sums: sp.csr_matrix,
+                           block: int) -> np.ndarray:
+    """||sum over neighbours g of weight(f, g) x sums[g]||^2 for every FAQ f, `block` at a time."""
+    out = np.empty(neighbours.shape[0])
+    for start in range(0, len(out), block):
+        pooled = neighbours[start:start + block] @ sums
+        out[start:start + block] = np.asarray(pooled.multiply(pooled).sum(axis=1)).ravel()
+    return out
 
 
 def neighbour_cosine(questions: sp.csr_matrix, products: np.ndarray, neighbours: sp.csr_matrix,

@@ -220,9 +220,10 @@ class FaqMatcher(PairRanker):
                                          q_index, owner)
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
         self.word_.answers = self.word_.vectorizer.transform(answer_texts)
-        self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours)
-        self.word_.neighbour_sq_norms = sim.neighbourhood_sq_norms(self.word_.neighbours,
-                                                                   self.word_.centroid_sums)
+        block = self.questions_per_block()
+        self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours, block)
+        self.word_.neighbour_sq_norms = sim.neighbourhood_sq_norms(
+            self.word_.neighbours, self.word_.centroid_sums, block)
         vectorizer = self.word_.vectorizer
         single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
