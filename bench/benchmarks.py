@@ -609,8 +609,9 @@ def main() -> None:
     results = {"environment": {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(),
                                "cores": os.cpu_count(), "python": platform.python_version()},
                "section_seconds": {}, "section_commit": {}}
-    sections = {"quality": quality, "quality_seeds": quality_seeds, "trial_speed": trial_speed, "sweep": sweep_efficiency,
-                "serving": serving, "scale": scale, "optimisations": optimisations}
+    sections = {"quality": quality, "quality_seeds": quality_seeds, "trial_speed": trial_speed,
+                "sweep": sweep_efficiency, "serving": serving, "scale": scale,
+                "optimisations": optimisations}
     try:
         for name, function in sections.items():
             if name in args.skip:

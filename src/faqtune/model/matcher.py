@@ -233,9 +233,8 @@ class FaqMatcher(PairRanker):
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
         features = []
         lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
-        step = self.questions_per_block()
-        for start in range(0, len(questions), step):
-            rows = np.arange(start, min(start + step, len(questions)))
+        for start in range(0, len(questions), block):
+            rows = np.arange(start, min(start + block, len(questions)))
             columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows])
             chosen = [candidates[row] for row in rows]
             local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
