@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast reliability-report bench bench-quick ui clean
+.PHONY: demo test test-fast reliability-report bench bench-quick quality ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ bench: $(VENV)/.installed-dev
 
 bench-quick: $(VENV)/.installed-dev
 	$(BIN)/python bench/benchmarks.py --quick
+
+# Model quality on the realistic sets, 5 split seeds, with the default sweep (about 25 min).
+quality: $(VENV)/.installed-dev
+	$(BIN)/python bench/quality.py --sweep --efficiency 16 --vary prior_weight=0,3,10,30 \
+		--vary centroid_prior=1,3,10 --vary monotone=true,false --vary neighbours=1,30 \
+		--vary estimators=300,1000 --vary ngrams=1,2,3 --vary char_ngrams=3,4,5 \
+		--vary negatives=random,hard
 
 ui: $(VENV)/.installed-run
 	$(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlflow.db

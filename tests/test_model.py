@@ -229,3 +229,21 @@ def test_matcher_beats_the_reference_on_synthetic_data(small_data):
 def test_invalid_hyperparameters_name_the_field_and_range(make_cfg, override, key):
     with pytest.raises(ConfigError, match=rf"{key}.*expected"):
         to_object(make_cfg(override))
+
+
+def test_the_matcher_defaults_are_one_set_of_values():
+    """conf/model/matcher.yaml, the schema's defaults and the estimator's own defaults agree,
+    so the model a benchmark measures is the model a user gets, however it is built."""
+    from omegaconf import OmegaConf
+
+    from faqtune.config import ModelConfig
+    from faqtune.model.matcher import FaqMatcher
+    from tests.conftest import REPO
+
+    conf = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "matcher.yaml"))
+    schema = vars(ModelConfig())
+    estimator = FaqMatcher().get_params()
+    for key, value in conf.items():
+        assert schema[key] == value, f"conf/model/matcher.yaml {key}={value}, schema {schema[key]}"
+        if key in estimator:
+            assert estimator[key] == value, f"{key}: conf {value}, FaqMatcher {estimator[key]}"

@@ -69,8 +69,9 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
                for r in trials), "stepwise metrics at rounds 5, 10, 15, 20"
     assert len(final) == 1 and "test_gain_at_3" in final[0].data.metrics
     parent = MlflowClient(store).get_run(summary["run_id"])
-    assert parent.data.metrics["best_tune_gain_at_3"] == pytest.approx(
-        summary["best_tune_gain_at_3"])
+    best = f"best_{conf.sweep.metric}"
+    assert conf.sweep.metric == "tune_mrr", "the default sweep metric"
+    assert parent.data.metrics[best] == pytest.approx(summary[best])
     artifacts = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"])}
     assert {"trials.csv", "search_space.yaml"} <= artifacts
     plots = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"], "plots")}

@@ -80,7 +80,7 @@ class FaqMatcher(PairRanker):
     def __init__(self, estimators: int = 300, ngrams: int = 2, char_ngrams: int = 4,
                  min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
                  feature_fraction: float = 1.0, objective: str = "binary",
-                 negatives: str = "random", monotone: bool = True, prior_weight: float = 30.0,
+                 negatives: str = "random", monotone: bool = True, prior_weight: float = 0.0,
                  centroid_prior: float = 3.0, neighbours: int = 30,
                  rarity_sharpness: float = 3.0,
                  rerank_top: int = 100,

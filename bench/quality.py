@@ -1,0 +1,403 @@
+"""Model quality on realistic data: mean and spread over split seeds, in one run.
+
+    python bench/quality.py                        # the protocol; writes its section of docs/benchmarks.md
+    python bench/quality.py --quick                # a smoke run on tiny synthetic data (CI)
+    python bench/quality.py --vary neighbours=10,30,60 --vary monotone=true,false
+                                                   # one matcher setting at a time: the defaults table
+    python bench/quality.py --sweep                # + the default sweep's final model, per seed
+    python bench/quality.py --set model.x=y ...    # a candidate matcher instead of the defaults
+
+Realistic sets come first: cs-stackexchange-written (real originals, independently written
+duplicates), the real cs.stackexchange 2014 duplicates alone, and both pooled. A synthetic set
+follows as a smoke check only. Every model sees the same prepared split for a given seed; the
+matcher is the one `conf/model/matcher.yaml` configures, the reference is
+`conf/model/reference.yaml` (the reference script's settings), cosine is plain TF-IDF cosine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from faqtune.config import DataConfig, ModelConfig, SyntheticConfig, TrainingConfig
+from faqtune.data.dataset import PreparedData
+from faqtune.data.prepare import prepare
+from faqtune.model.metrics import ranking_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FAQTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
+WRITTEN = SHARED / "cs-stackexchange-written"
+REAL = SHARED / "cs-stackexchange-2014"
+SEEDS = (1, 2, 3, 4, 5)
+METRICS = ("test_gain_at_1", "test_gain_at_3", "test_mrr")
+SECTION_START = "<!-- quality:start -->"
+SECTION_END = "<!-- quality:end -->"
+
+
+def model_config(name: str, overrides: list[str] = ()) -> ModelConfig:
+    """The model as `conf/model/<name>.yaml` configures it, with `model.key=value` overrides."""
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig),
+                          OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"),
+                          OmegaConf.from_dotlist([o.removeprefix("model.") for o in overrides]))
+    return OmegaConf.to_object(cfg)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    config: DataConfig
+    realistic: bool = True
+
+
+def pooled_folder(cache: Path) -> Path:
+    """The real and the written duplicates of the same originals in one reference_tsv folder."""
+    folder = cache / "cs-pooled"
+    if not (folder / "dup-q.tsv.gz").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REAL / "orig-q.tsv.gz", folder / "orig-q.tsv.gz")
+        scratch = folder / "dup-q.tsv.gz.tmp"
+        with gzip.open(scratch, "wb") as out:
+            for source in (REAL, WRITTEN):
+                with gzip.open(source / "dup-q.tsv.gz", "rb") as handle:
+                    shutil.copyfileobj(handle, out)
+        scratch.replace(folder / "dup-q.tsv.gz")
+    return folder
+
+
+def data_sets(quick: bool, cache: Path) -> list[DataSet]:
+    if quick:
+        return [DataSet("synthetic (tiny)", DataConfig(
+            synthetic=SyntheticConfig(originals=24, dupes_median=14), min_dupes=8, match=10),
+            realistic=False)]
+    sets = []
+    if (WRITTEN / "dup-q.tsv.gz").exists() and (REAL / "dup-q.tsv.gz").exists():
+        tsv = dict(source="reference_tsv", min_text=0)
+        sets += [
+            DataSet("cs written", DataConfig(path=str(WRITTEN), min_dupes=5, **tsv)),
+            DataSet("cs real + written", DataConfig(path=str(pooled_folder(cache)), min_dupes=5,
+                                                    **tsv)),
+            DataSet("cs real", DataConfig(path=str(REAL), min_dupes=3, **tsv)),
+        ]
+    else:
+        print(f"realistic sets not found under {SHARED}: synthetic smoke check only",
+              file=sys.stderr)
+    sets.append(DataSet("synthetic (default)", DataConfig(), realistic=False))
+    return sets
+
+
+# -- one (data set, seed): every model on the same split -----------------------------------
+def cosine_scores(data: PreparedData):
+    """Plain TF-IDF cosine ranking, no training: the floor any learned model must clear."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True).fit(
+        list(data.faqs["text"]) + list(data.split("train")["text"]))
+    test = data.split("test")
+    return (vectorizer.transform(test["text"]) @ vectorizer.transform(data.faqs["text"]).T).toarray()
+
+
+def _test_metrics(scores, data: PreparedData) -> dict[str, float]:
+    metrics = ranking_metrics(scores, data.truth("test"), "test")
+    return {k: metrics[k] for k in METRICS}
+
+
+def train_and_score(model: ModelConfig, data: PreparedData) -> dict[str, float]:
+    from faqtune.model.training import train_model
+
+    started = time.perf_counter()
+    result = train_model(model, TrainingConfig(period=max(1, model.estimators)), data)
+    scores = result.model.decision_scores(list(data.split("test")["text"]))
+    return {**_test_metrics(scores, data), "seconds": time.perf_counter() - started}
+
+
+def run_cell(job: tuple) -> dict:
+    """All models of one (data set, seed); run in a worker process."""
+    set_name, data_cfg, seed, models, cache = job
+    data, path, _ = prepare(replace(data_cfg, seed=seed), Path(cache))
+    out = {"data": set_name, "seed": seed, "faqs": len(data.faqs),
+           "test_questions": len(data.split("test")), "path": str(path),
+           "cosine": _test_metrics(cosine_scores(data), data)}
+    for label, model in models:
+        out[label] = train_and_score(model, data)
+    return out
+
+
+# -- the default sweep, per seed -----------------------------------------------------------
+def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
+               extra: list[str]) -> dict:
+    """The default sweep (as `python -m faqtune.sweep` runs it) on a prepared split; its final
+    model's test metrics, as the sweep's summary line reports them."""
+    folder = Path(tempfile.mkdtemp(prefix=f"sweep-{seed}-", dir=cache))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "faqtune.sweep", f"data.prepared={data_path}",
+         f"paths.cache={folder}", f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
+         f"sweep.name=quality-{seed}", *extra],
+        cwd=folder, capture_output=True, text=True, timeout=3 * 3600)
+    if proc.returncode:
+        raise RuntimeError(f"sweep on {set_name} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    shutil.rmtree(folder, ignore_errors=True)
+    return {**{k: summary[k] for k in METRICS}, "seconds": time.perf_counter() - started,
+            "best_params": summary.get("best_params", {})}
+
+
+# -- sweep efficiency on a realistic set ---------------------------------------------------
+def efficiency(data_path: str, cache: Path, n_trials: int, quick: bool) -> dict:
+    """faqtune's sweep (TPE + median pruning) against the reference's HyperDrive recipe
+    (random sampling, median stopping after 5 reports) over the same model, space and data:
+    the time each takes to reach the best tune metric the random search finds."""
+    from benchmarks import _sweep
+
+    tiny = ["model.estimators=50", "training.period=10"] if quick else []
+    common = [f"data.prepared={data_path}", f"sweep.n_trials={n_trials}", "sweep.n_workers=2",
+              *tiny]
+    curves = {}
+    for label, overrides in (("random + median stopping (reference recipe)",
+                              ["sweep.sampler=random", "sweep.pruner=median",
+                               "sweep.delay_evaluation=5"]),
+                             ("faqtune: TPE + median pruning (defaults)", [])):
+        name = "efficiency-" + ("random" if "random" in label else "tpe")
+        curves[label] = _sweep([*common, *overrides, f"sweep.name={name}"],
+                               Path(tempfile.mkdtemp(prefix=f"{name}-", dir=cache)))
+    (ref_label, reference), (tpe_label, tpe) = curves.items()
+    target = reference[-1][1]
+    reached = next((t for t, best in tpe if best >= target), None)
+    return {"trials": n_trials, "target": target, "curves": curves,
+            "reference_found_at": next(t for t, best in reference if best >= target),
+            "reference_wall": reference[-1][0], "faqtune_reached_at": reached,
+            "faqtune_best": tpe[-1][1], "faqtune_wall": tpe[-1][0]}
+
+
+def efficiency_lines(result: dict) -> list[str]:
+    ref_label, tpe_label = result["curves"]
+    reached = result["faqtune_reached_at"]
+    return [
+        "### Sweep efficiency on a realistic set", "",
+        f"{result['data']}, split seed {result['seed']}, {result['trials']} trials each, 2 workers, the "
+        "default matcher space and metric (tune MRR). Time is from the first trial's start.", "",
+        "| sweep | best tune MRR | reached the random search's best after | wall |",
+        "|---|---|---|---|",
+        f"| {ref_label} | {result['target']:.3f} | {result['reference_found_at']:.0f} s | "
+        f"{result['reference_wall']:.0f} s |",
+        f"| {tpe_label} | {result['faqtune_best']:.3f} | "
+        + (f"{reached:.0f} s ({reached / max(result['reference_found_at'], 1e-9):.2f} of the "
+           "random search's time)" if reached is not None else "not reached")
+        + f" | {result['faqtune_wall']:.0f} s |", ""]
+
+
+# -- report --------------------------------------------------------------------------------
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt(values: list[float], signed: bool = False) -> str:
+    mean, sd = mean_sd(values)
+    return f"{mean:+.3f} ± {sd:.3f}" if signed else f"{mean:.3f} ± {sd:.3f}"
+
+
+def summary_table(cells: list[dict], labels: list[str]) -> list[str]:
+    """Per data set: each model's test gain@1 (mean ± sd over seeds) and paired differences."""
+    lines = ["| data | FAQs | test questions | seeds | cosine | "
+             + " | ".join(labels) + " | matcher - cosine | matcher - reference |",
+             "|---|---|---|---|---|" + "---|" * len(labels) + "---|---|"]
+    for name in dict.fromkeys(c["data"] for c in cells):
+        rows = [c for c in cells if c["data"] == name]
+        g1 = {label: [r[label]["test_gain_at_1"] for r in rows] for label in ["cosine", *labels]}
+        diff_cos = [m - c for m, c in zip(g1["matcher"], g1["cosine"])]
+        diff_ref = ([m - r for m, r in zip(g1["matcher"], g1["reference"])]
+                    if "reference" in g1 else [])
+        lines.append(
+            f"| {name} | {rows[0]['faqs']} | {rows[0]['test_questions']} | {len(rows)} | "
+            f"{fmt(g1['cosine'])} | " + " | ".join(fmt(g1[label]) for label in labels)
+            + f" | {fmt(diff_cos, True)} | {fmt(diff_ref, True) if diff_ref else '-'} |")
+    return lines
+
+
+def detail_table(cells: list[dict], labels: list[str]) -> list[str]:
+    lines = ["| data | model | " + " | ".join(m.replace("test_", "") for m in METRICS)
+             + " | seconds per fit |", "|---|---|" + "---|" * (len(METRICS) + 1)]
+    for name in dict.fromkeys(c["data"] for c in cells):
+        rows = [c for c in cells if c["data"] == name]
+        for label in ["cosine", *labels]:
+            seconds = [r[label].get("seconds") for r in rows]
+            lines.append(f"| {name} | {label} | "
+                         + " | ".join(fmt([r[label][m] for r in rows]) for m in METRICS)
+                         + f" | {'-' if seconds[0] is None else f'{statistics.fmean(seconds):.1f}'} |")
+    return lines
+
+
+def report(result: dict) -> str:
+    labels = result["labels"]
+    lines = [SECTION_START, "## Quality on realistic data (mean ± sd over split seeds)", "",
+             f"`python bench/quality.py{result['command_tail']}`, "
+             f"{result['minutes']:.1f} min on {os.cpu_count()} cores, split seeds "
+             f"{', '.join(map(str, result['seeds']))} (`data.seed`). Test gain@1; a difference "
+             "is the mean ± sd of the per-seed paired differences on the same split.", "",
+             *summary_table(result["cells"], labels), "",
+             "Every metric (gain@1, gain@3, MRR; mean ± sd over seeds):", "",
+             *detail_table(result["cells"], labels), ""]
+    if result.get("efficiency"):
+        lines += efficiency_lines(result["efficiency"])
+    if result.get("variants"):
+        lines += ["### Matcher settings, one at a time", "",
+                  "Each setting varied alone from the defaults; mean test gain@1 over the seeds "
+                  "(the default value in bold).", "",
+                  *variant_table(result["variants"]), ""]
+    lines.append(SECTION_END)
+    return "\n".join(lines)
+
+
+def variant_table(variants: list[dict]) -> list[str]:
+    names = list(dict.fromkeys(v["data"] for v in variants))
+    lines = ["| setting | value | " + " | ".join(names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for key in dict.fromkeys(v["setting"] for v in variants):
+        for value in dict.fromkeys(v["value"] for v in variants if v["setting"] == key):
+            cells = []
+            default = any(v["default"] for v in variants
+                          if v["setting"] == key and v["value"] == value)
+            for name in names:
+                scores = [v["test_gain_at_1"] for v in variants if v["setting"] == key
+                          and v["value"] == value and v["data"] == name]
+                cells.append(fmt(scores) if scores else "-")
+            shown = f"**{value}**" if default else value
+            lines.append(f"| {key} | {shown} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_section(text: str, target: Path) -> None:
+    """Replace the quality section of `target` (or append it), atomically."""
+    old = target.read_text() if target.exists() else ""
+    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END), re.S)
+    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text
+    scratch = target.with_suffix(".tmp")
+    scratch.write_text(new.rstrip() + "\n")
+    scratch.replace(target)
+
+
+def _shown_args(argv: list[str]) -> list[str]:
+    """The command line as the report shows it: without where the output went."""
+    shown, hidden = [], ("--out", "--json")
+    for i, arg in enumerate(argv):
+        if arg.split("=", 1)[0] in hidden or (i and argv[i - 1] in hidden):
+            continue
+        shown.append(f"'{arg}'" if " " in arg else arg)
+    return shown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="model.KEY=VALUE", help="a matcher setting to use instead of "
+                        "its default (repeatable)")
+    parser.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                        help="try each value of one matcher setting (repeatable)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also run the default sweep per seed on the realistic sets")
+    parser.add_argument("--sweep-args", nargs="*", default=[],
+                        help="extra overrides for the sweep (e.g. sweep.n_trials=4)")
+    parser.add_argument("--efficiency", type=int, metavar="N_TRIALS", default=0,
+                        help="also compare faqtune's sweep with random search + median "
+                             "stopping on cs written (N trials each)")
+    parser.add_argument("--only", nargs="*", help="data set names to run")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md",
+                        help="the report to rewrite the quality section of")
+    parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    cache = Path(tempfile.mkdtemp(prefix="faqtune-quality-"))
+    # Cells run side by side, one LightGBM thread each: the same work, both cores busy.
+    one_thread = ["model.n_jobs=1"] if args.workers > 1 else []
+    matcher = model_config("matcher", [*one_thread, *args.overrides])
+    reference = model_config("reference", one_thread)
+    if args.quick:
+        matcher, reference = (replace(m, estimators=min(m.estimators, 50))
+                              for m in (matcher, reference))
+    models = [("matcher", matcher)] + ([] if args.no_reference else [("reference", reference)])
+    sets = [s for s in data_sets(args.quick, cache) if not args.only or s.name in args.only]
+    jobs = [(s.name, s.config, seed, models, str(cache)) for s in sets for seed in args.seeds]
+    variant_jobs, variant_keys = [], []
+    for spec in args.vary:
+        key, values = spec.split("=", 1)
+        default = getattr(matcher, key.removeprefix("model."))
+        for value in values.split(","):
+            variant = model_config("matcher", [*one_thread, *args.overrides, f"{key}={value}"])
+            is_default = getattr(variant, key.removeprefix("model.")) == default
+            for s in sets:
+                if s.realistic or args.quick:
+                    for seed in args.seeds:
+                        variant_jobs.append((s.name, s.config, seed,
+                                             [("matcher", variant)], str(cache)))
+                        variant_keys.append((key.removeprefix("model."), value, is_default))
+
+    with ProcessPoolExecutor(args.workers) as pool:
+        cells = []
+        for cell in pool.map(run_cell, jobs):
+            cells.append(cell)
+            print(f"{cell['data']} seed {cell['seed']}: " + ", ".join(
+                f"{label} {cell[label]['test_gain_at_1']:.3f}"
+                for label in ["cosine", *[m for m, _ in models]]), flush=True)
+        variants = []
+        for (key, value, is_default), cell in zip(variant_keys, pool.map(run_cell, variant_jobs)):
+            variants.append({"setting": key, "value": value, "default": is_default,
+                             "data": cell["data"], "seed": cell["seed"],
+                             "test_gain_at_1": cell["matcher"]["test_gain_at_1"]})
+            print(f"vary {key}={value} {cell['data']} seed {cell['seed']}: "
+                  f"{variants[-1]['test_gain_at_1']:.3f}", flush=True)
+
+    labels = [m for m, _ in models]
+    if args.sweep:
+        labels.append("sweep")
+        extra = [*args.sweep_args, *(["model.estimators=50", "sweep.n_trials=2",
+                                      "training.period=10"] if args.quick else [])]
+        for cell in cells:
+            if next(s for s in sets if s.name == cell["data"]).realistic or args.quick:
+                cell["sweep"] = sweep_cell(cell["data"], cell["path"], cell["seed"], cache, extra)
+                print(f"sweep {cell['data']} seed {cell['seed']}: "
+                      f"{cell['sweep']['test_gain_at_1']:.3f}", flush=True)
+        cells = [c for c in cells if "sweep" in c] + [c for c in cells if "sweep" not in c]
+        for cell in cells:  # data sets without a sweep show the default model in its column
+            cell.setdefault("sweep", {k: float("nan") for k in METRICS})
+
+    if args.efficiency:
+        first = next(c for c in cells if c["data"] == sets[0].name)
+        result_efficiency = {"data": first["data"], "seed": first["seed"],
+                             **efficiency(first["path"], cache, args.efficiency, args.quick)}
+    else:
+        result_efficiency = None
+    tail = "".join(f" {a}" for a in _shown_args(argv if argv is not None else sys.argv[1:]))
+    result = {"labels": labels, "cells": cells, "variants": variants, "seeds": args.seeds,
+              "efficiency": result_efficiency,
+              "minutes": (time.perf_counter() - started) / 60, "command_tail": tail,
+              "matcher": vars(matcher), "reference": vars(reference)}
+    text = report(result)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str))
+    write_section(text, args.out)
+    shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
