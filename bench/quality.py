@@ -206,6 +206,9 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def fmt(values: list[float], signed: bool = False) -> str:
+    values = [v for v in values if v == v]  # a data set without the column has NaN there
+    if not values:
+        return "-"
     mean, sd = mean_sd(values)
     return f"{mean:+.3f} ± {sd:.3f}" if signed else f"{mean:.3f} ± {sd:.3f}"
 
@@ -390,10 +393,10 @@ def main(argv: list[str] | None = None) -> int:
               "efficiency": result_efficiency,
               "minutes": (time.perf_counter() - started) / 60, "command_tail": tail,
               "matcher": vars(matcher), "reference": vars(reference)}
+    if args.json:  # first: the figures survive whatever happens to the report
+        args.json.write_text(json.dumps(result, indent=1, default=str))
     text = report(result)
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1, default=str))
     write_section(text, args.out)
     shutil.rmtree(cache, ignore_errors=True)
     return 0
