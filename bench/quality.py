@@ -38,6 +38,8 @@ from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.model.metrics import ranking_metrics
 
+from benchmarks import cosine_metrics  # the same cosine floor as `make bench`
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FAQTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
 WRITTEN = SHARED / "cs-stackexchange-written"
@@ -100,16 +102,6 @@ def data_sets(quick: bool, cache: Path) -> list[DataSet]:
 
 
 # -- one (data set, seed): every model on the same split -----------------------------------
-def cosine_scores(data: PreparedData):
-    """Plain TF-IDF cosine ranking, no training: the floor any learned model must clear."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(sublinear_tf=True).fit(
-        list(data.faqs["text"]) + list(data.split("train")["text"]))
-    test = data.split("test")
-    return (vectorizer.transform(test["text"]) @ vectorizer.transform(data.faqs["text"]).T).toarray()
-
-
 def _test_metrics(scores, data: PreparedData) -> dict[str, float]:
     metrics = ranking_metrics(scores, data.truth("test"), "test")
     return {k: metrics[k] for k in METRICS}
@@ -130,7 +122,7 @@ def run_cell(job: tuple) -> dict:
     data, path, _ = prepare(replace(data_cfg, seed=seed), Path(cache))
     out = {"data": set_name, "seed": seed, "faqs": len(data.faqs),
            "test_questions": len(data.split("test")), "path": str(path),
-           "cosine": _test_metrics(cosine_scores(data), data)}
+           "cosine": {k: v for k, v in cosine_metrics(data).items() if k in METRICS}}
     for label, model in models:
         out[label] = train_and_score(model, data)
     return out
