@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faqtune.config import DataConfig, ModelConfig, SyntheticConfig, TrainingConfig
+from faqtune.config import (DataConfig, MatcherConfig, ModelConfig, ReferenceConfig,
+                            SyntheticConfig, TrainingConfig)
 from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.model.metrics import ranking_metrics
@@ -36,9 +37,9 @@ from faqtune.model.metrics import ranking_metrics
 REPO = Path(__file__).resolve().parents[1]
 CS_DATA = Path(os.environ.get("FAQTUNE_SHARED_DATA", REPO.parent / "shared" / "data")) \
     / "cs-stackexchange-2014"
-REFERENCE = ModelConfig(name="reference", estimators=1000, ngrams=2, min_child_samples=10,
+REFERENCE = ReferenceConfig(estimators=1000, ngrams=2, min_child_samples=10,
                         match=5)
-MATCHER = ModelConfig(name="matcher", estimators=1000)
+MATCHER = MatcherConfig(estimators=1000)
 
 
 # -- helpers --------------------------------------------------------------------------------

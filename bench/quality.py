@@ -33,7 +33,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from faqtune.config import DataConfig, ModelConfig, SyntheticConfig, TrainingConfig
+from faqtune.config import MODEL_SCHEMAS, DataConfig, ModelConfig, SyntheticConfig, TrainingConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.model.metrics import ranking_metrics
@@ -52,8 +52,9 @@ SECTION_END = "<!-- quality:end -->"
 
 def model_config(name: str, overrides: list[str] = ()) -> ModelConfig:
     """The model as `conf/model/<name>.yaml` configures it, with `model.key=value` overrides."""
-    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig),
-                          OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"),
+    values = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
+    values.pop("defaults")
+    cfg = OmegaConf.merge(OmegaConf.structured(MODEL_SCHEMAS[name]), values,
                           OmegaConf.from_dotlist([o.removeprefix("model.") for o in overrides]))
     return OmegaConf.to_object(cfg)
 

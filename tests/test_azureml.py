@@ -76,6 +76,7 @@ def test_pruners_map_to_hyperdrive_policies(make_cfg, pruner, cls, properties):
 
 def test_child_arguments_parse_back_into_the_same_hydra_config(make_cfg):
     conf = to_object(make_cfg("model=reference", "sweep/space=reference", "model.estimators=77",
+                              "backend=azureml",
                               "training.period=20"))
     space = parse_space("reference", conf.sweep.space.params)
     script, config = aml.job(conf, space, "faqtune-cluster", aml.environment(conf),

@@ -12,7 +12,8 @@ from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from faqtune.config import DataConfig, ModelConfig, SyntheticConfig, TrainingConfig, to_object
+from faqtune.config import (MODEL_SCHEMAS, DataConfig, MatcherConfig, ReferenceConfig,
+                            SyntheticConfig, TrainingConfig, to_object)
 from faqtune.data import synthetic
 from faqtune.data.prepare import build
 from faqtune.errors import ConfigError
@@ -138,7 +139,7 @@ def test_distinct_tfidf_equals_tfidf_on_the_whole_column():
 
 @pytest.mark.parametrize("name", ["reference", "matcher"])
 def test_models_follow_scikit_learn_conventions(small_data, name):
-    cfg = ModelConfig(name=name, estimators=20, match=5)
+    cfg = MODEL_SCHEMAS[name](estimators=20, match=5)
     model = build_model(cfg)
     assert clone(model).get_params() == model.get_params()
     assert not hasattr(model, "faqs_"), "no work in __init__"
@@ -158,7 +159,7 @@ def test_models_follow_scikit_learn_conventions(small_data, name):
 
 def test_a_shortlist_keeps_the_full_scores_of_its_faqs_and_ranks_the_rest_below(small_data):
     pairs = small_data.pairs(5)
-    model = build_model(ModelConfig(name="matcher", estimators=30, match=5))
+    model = build_model(MatcherConfig(estimators=30, match=5))
     model.set_params(rerank_top=0).fit(pairs[["Text_x", "Text_y"]], pairs["label"],
                                        faqs=list(small_data.faqs["text"]))
     questions = list(small_data.split("test")["text"])
@@ -176,7 +177,7 @@ def test_a_shortlist_keeps_the_full_scores_of_its_faqs_and_ranks_the_rest_below(
 
 def test_tune_scores_with_a_shortlist_match_the_final_scores(small_data):
     reported = {}
-    result = train_model(ModelConfig(name="matcher", estimators=20, match=5, rerank_top=3),
+    result = train_model(MatcherConfig(estimators=20, match=5, rerank_top=3),
                          TrainingConfig(period=10), small_data,
                          report=lambda rounds, metrics: reported.update({rounds: metrics}))
     final = ranking_metrics(result.model.decision_scores(list(small_data.split("tune")["text"])),
@@ -187,20 +188,21 @@ def test_tune_scores_with_a_shortlist_match_the_final_scores(small_data):
 @pytest.mark.parametrize("name", ["reference", "matcher"])
 def test_tune_gain_is_reported_every_period_and_at_the_end(small_data, name):
     steps = []
-    train_model(ModelConfig(name=name, estimators=25, match=5),
+    train_model(MODEL_SCHEMAS[name](estimators=25, match=5),
                 TrainingConfig(period=10), small_data,
                 report=lambda rounds, metrics: steps.append((rounds, sorted(metrics))))
     assert [s for s, _ in steps] == [10, 20, 25]
     assert steps[0][1] == sorted([f"tune_gain_at_{k}" for k in range(1, 6)] + ["tune_mrr"])
     few = []
-    train_model(ModelConfig(name=name, estimators=7, match=5), TrainingConfig(period=100),
+    train_model(MODEL_SCHEMAS[name](estimators=7, match=5), TrainingConfig(period=100),
                 small_data, report=lambda rounds, metrics: few.append(rounds))
     assert few == [7], "estimators < period must still report (reference bug #79)"
 
 
 def test_early_stopping_keeps_the_best_round(small_data):
-    result = train_model(ModelConfig(name="matcher", estimators=400, match=5),
-                         TrainingConfig(period=5, early_stopping_periods=2), small_data)
+    result = train_model(MatcherConfig(estimators=400, match=5),
+                         TrainingConfig(period=5, early_stopping_periods=2,
+                                        early_stopping_metric="tune_gain_at_3"), small_data)
     rounds = [r for r, _ in result.history]
     assert rounds[-1] < 400, "training stopped early"
     best = max(result.history, key=lambda h: (h[1]["tune_gain_at_3"], -h[0]))
@@ -210,8 +212,8 @@ def test_early_stopping_keeps_the_best_round(small_data):
 
 def test_matcher_beats_the_reference_on_synthetic_data(small_data):
     common = TrainingConfig(period=1000)
-    matcher = train_model(ModelConfig(name="matcher", estimators=100), common, small_data)
-    reference = train_model(ModelConfig(name="reference", estimators=100, match=5), common,
+    matcher = train_model(MatcherConfig(estimators=100), common, small_data)
+    reference = train_model(ReferenceConfig(estimators=100, match=5), common,
                             small_data)
     assert matcher.metrics["tune_gain_at_1"] > reference.metrics["tune_gain_at_1"]
 
@@ -236,12 +238,12 @@ def test_the_matcher_defaults_are_one_set_of_values():
     so the model a benchmark measures is the model a user gets, however it is built."""
     from omegaconf import OmegaConf
 
-    from faqtune.config import ModelConfig
     from faqtune.model.matcher import FaqMatcher
     from tests.conftest import REPO
 
     conf = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "matcher.yaml"))
-    schema = vars(ModelConfig())
+    assert conf.pop("defaults")[0] == "matcher_schema"
+    schema = vars(MatcherConfig())
     estimator = FaqMatcher().get_params()
     for key, value in conf.items():
         assert schema[key] == value, f"conf/model/matcher.yaml {key}={value}, schema {schema[key]}"

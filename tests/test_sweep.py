@@ -13,7 +13,6 @@ import mlflow
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from omegaconf import OmegaConf
 
 from faqtune import register as register_task
 from faqtune import train
@@ -39,7 +38,7 @@ def _conf(make_cfg, store, *overrides, params=None):
     cfg = make_cfg(*FAST, f"tracking.uri={store}", *overrides)
     if params is not None:
         cfg.sweep.space.params = params  # assignment replaces the whole space
-    return to_object(cfg), OmegaConf.to_yaml(cfg)
+    return to_object(cfg)
 
 
 def _study(conf):
@@ -54,10 +53,10 @@ def _children(store, parent):
 
 
 def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_cfg, store):
-    conf, yaml = _conf(make_cfg, store, "sweep.n_trials=6", "sweep.pruner=none",
+    conf = _conf(make_cfg, store, "sweep.n_trials=6", "sweep.pruner=none",
                        params={"ngrams": {"choice": [1, 2]},
                                "learning_rate": {"loguniform": [-3.9, -1.6]}})
-    summary = sweep(conf, yaml)
+    summary = sweep(conf)
     assert summary["complete"] == 6 and summary["failed"] == 0
     children = _children(store, summary["run_id"])
     trials = [r for r in children if "optuna.trial" in r.data.tags]
@@ -82,11 +81,11 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
 def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make_cfg, store):
     # num_leaves=1 is invalid: those trials raise. A tiny learning rate with no similarity
     # prior learns nothing, so the median rule prunes it once a good trial has finished.
-    conf, yaml = _conf(make_cfg, store, "sweep.n_trials=4", "sweep.n_workers=1",
+    conf = _conf(make_cfg, store, "sweep.n_trials=4", "sweep.n_workers=1",
                        "sweep.sampler=grid", "sweep.max_failures=0", "model.prior_weight=0",
                        params={"num_leaves": {"choice": [1, 15, 31]},
                                "learning_rate": {"choice": [0.3, 0.000001]}})
-    summary = sweep(conf, yaml)
+    summary = sweep(conf)
     study = _study(conf)
     states = [t.state for t in study.trials]
     assert summary["complete"] + summary["pruned"] == 4
@@ -104,17 +103,17 @@ def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make
 
 
 def test_a_bad_space_fails_before_any_trial(make_cfg, store, tmp_path):
-    conf, yaml = _conf(make_cfg, store, params={"colour": {"choice": [1]}})
+    conf = _conf(make_cfg, store, params={"colour": {"choice": [1]}})
     with pytest.raises(ConfigError, match="no hyperparameter 'colour'"):
-        sweep(conf, yaml)
-    conf, yaml = _conf(make_cfg, store, "sweep/space=reference")
+        sweep(conf)
+    conf = _conf(make_cfg, store, "sweep/space=reference")
     with pytest.raises(ConfigError, match="add model=reference"):
-        sweep(conf, yaml)
+        sweep(conf)
     assert not (tmp_path / "cache" / "optuna").exists(), "no study was started"
 
 
 def test_registration_moves_the_alias_only_on_improvement(make_cfg, store):
-    conf, _ = _conf(make_cfg, store)
+    conf = _conf(make_cfg, store)
     mlflow.set_tracking_uri(store)
     runs = [train.run(make_cfg(*FAST, f"tracking.uri={store}", "training.log_model=true",
                                f"tracking.run_name=r{i}")) for i in range(3)]

@@ -6,13 +6,16 @@ composition; `validate` then checks ranges and names the offending key.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from faqtune.errors import ConfigError
+from faqtune.model.metrics import metric_names
 
 DATA_SOURCES = ("synthetic", "reference_tsv", "stackexchange", "table")
 MODEL_NAMES = ("reference", "matcher")
@@ -70,12 +73,28 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "matcher"
+    """What both models share; `model=<name>` picks the schema below that adds the rest."""
+
+    name: str = MISSING
     estimators: int = 300
     ngrams: int = 2
     min_child_samples: int = 20
     match: int = 20
     unweighted: bool = False
+    n_jobs: int = 0
+
+
+@dataclass
+class ReferenceConfig(ModelConfig):
+    name: str = "reference"
+    estimators: int = 1000
+    min_child_samples: int = 10
+    match: int = 5
+
+
+@dataclass
+class MatcherConfig(ModelConfig):
+    name: str = "matcher"
     learning_rate: float = 0.03
     num_leaves: int = 31
     feature_fraction: float = 1.0
@@ -88,13 +107,16 @@ class ModelConfig:
     rarity_sharpness: float = 3.0
     rerank_top: int = 100
     char_ngrams: int = 4
-    n_jobs: int = 0
+
+
+MODEL_SCHEMAS = {"reference": ReferenceConfig, "matcher": MatcherConfig}
 
 
 @dataclass
 class TrainingConfig:
     period: int = 100
     early_stopping_periods: int = 0
+    early_stopping_metric: str = "tune_mrr"  # conf/config.yaml ties it to sweep.metric
     top_k: int = 5
     log_model: bool = True
     block_pairs: int = 131_072
@@ -141,6 +163,7 @@ class SweepConfig:
     metric: str = "tune_mrr"  # gain@3 saturates near 1.0 on realistic tune splits: no signal
     final_estimators: int = 0
     finalize: bool = True
+    restart: bool = False  # true: delete the study of this name and start afresh
     space: SpaceConfig = field(default_factory=SpaceConfig)
 
 
@@ -156,7 +179,19 @@ class ClusterConfig:
 
 @dataclass
 class BackendConfig:
+    """What every sweep backend has; `backend=<name>` picks the schema below."""
+
+    name: str = MISSING
+
+
+@dataclass
+class OptunaBackendConfig(BackendConfig):
     name: str = "optuna"
+
+
+@dataclass
+class AzureMLBackendConfig(BackendConfig):
+    name: str = "azureml"
     dry_run: bool = False
     spec_path: str = "hyperdrive-job.yaml"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -165,6 +200,9 @@ class BackendConfig:
     max_duration_minutes: int = 10080
     wait: bool = True
     run_id: Optional[str] = None
+
+
+BACKEND_SCHEMAS = {"optuna": OptunaBackendConfig, "azureml": AzureMLBackendConfig}
 
 
 @dataclass
@@ -188,12 +226,12 @@ class RegistryConfig:
 @dataclass
 class FaqtuneConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = MISSING
     training: TrainingConfig = field(default_factory=TrainingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
-    backend: BackendConfig = field(default_factory=BackendConfig)
+    backend: BackendConfig = MISSING
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     azure: AzureConfig = field(default_factory=AzureConfig)
     model_uri: Optional[str] = None
@@ -201,8 +239,13 @@ class FaqtuneConfig:
 
 
 def register_configs() -> None:
-    """Make the schema available to `conf/config.yaml` as `faqtune_schema`."""
-    ConfigStore.instance().store(name="faqtune_schema", node=FaqtuneConfig)
+    """The schemas `conf/` builds on: `faqtune_schema` for `config.yaml`, and
+    `<name>_schema` in the `model` and `backend` groups for each model and backend file."""
+    store = ConfigStore.instance()
+    store.store(name="faqtune_schema", node=FaqtuneConfig)
+    for group, schemas in (("model", MODEL_SCHEMAS), ("backend", BACKEND_SCHEMAS)):
+        for name, schema in schemas.items():
+            store.store(group=group, name=f"{name}_schema", node=schema)
 
 
 def _expect(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -240,13 +283,17 @@ def validate_data(data: DataConfig) -> None:
 
 def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _one_of(f"{prefix}.name", model.name, MODEL_NAMES)
+    _expect(isinstance(model, MODEL_SCHEMAS[model.name]), f"{prefix}.name", model.name,
+            f"the name of the schema it was built from ({type(model).__name__})")
     _int_range(f"{prefix}.estimators", model.estimators, 1)
     _int_range(f"{prefix}.ngrams", model.ngrams, 1, 4)
     _int_range(f"{prefix}.min_child_samples", model.min_child_samples, 1)
     _int_range(f"{prefix}.match", model.match, 2)
+    _int_range(f"{prefix}.n_jobs", model.n_jobs, 0)
+    if not isinstance(model, MatcherConfig):
+        return
     _int_range(f"{prefix}.num_leaves", model.num_leaves, 2, 131072)
     _int_range(f"{prefix}.char_ngrams", model.char_ngrams, 2, 6)
-    _int_range(f"{prefix}.n_jobs", model.n_jobs, 0)
     _int_range(f"{prefix}.rerank_top", model.rerank_top, 0)
     _int_range(f"{prefix}.neighbours", model.neighbours, 1)
     _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
@@ -264,6 +311,10 @@ def validate(cfg: FaqtuneConfig) -> None:
     validate_model(cfg.model)
     _int_range("training.period", cfg.training.period, 1)
     _int_range("training.early_stopping_periods", cfg.training.early_stopping_periods, 0)
+    _one_of("sweep.metric", cfg.sweep.metric, metric_names("tune"))
+    _one_of("training.early_stopping_metric", cfg.training.early_stopping_metric,
+            metric_names("tune"))
+    _one_of("registry.metric", cfg.registry.metric, metric_names("test"))
     _int_range("training.top_k", cfg.training.top_k, 1, 100)
     _int_range("training.block_pairs", cfg.training.block_pairs, 1)
     _int_range("training.cache_pairs", cfg.training.cache_pairs, 0)
@@ -285,16 +336,48 @@ def validate(cfg: FaqtuneConfig) -> None:
     _expect(0 < sweep.bandit_slack_factor, "sweep.bandit_slack_factor",
             sweep.bandit_slack_factor, "a positive number")
     _int_range("sweep.truncation_percentage", sweep.truncation_percentage, 1, 99)
-    cluster = cfg.backend.cluster
-    _one_of("backend.cluster.vm_priority", cluster.vm_priority, ("dedicated", "lowpriority"))
-    _int_range("backend.cluster.min_nodes", cluster.min_nodes, 0)
-    _int_range("backend.cluster.max_nodes", cluster.max_nodes, max(1, cluster.min_nodes))
-    _int_range("backend.max_concurrent_runs", cfg.backend.max_concurrent_runs, 1)
-    _int_range("backend.max_duration_minutes", cfg.backend.max_duration_minutes, 1)
+    if isinstance(cfg.backend, AzureMLBackendConfig):
+        cluster = cfg.backend.cluster
+        _one_of("backend.cluster.vm_priority", cluster.vm_priority, ("dedicated", "lowpriority"))
+        _int_range("backend.cluster.min_nodes", cluster.min_nodes, 0)
+        _int_range("backend.cluster.max_nodes", cluster.max_nodes, max(1, cluster.min_nodes))
+        _int_range("backend.max_concurrent_runs", cfg.backend.max_concurrent_runs, 1)
+        _int_range("backend.max_duration_minutes", cfg.backend.max_duration_minutes, 1)
+
+
+def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys the schema does not have: Hydra's `+key=value` adds them even to a structured
+    config, and `to_object` would then drop them without a word."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return []  # a free-form dict such as sweep.space.params
+    fields = {f.name for f in dataclasses.fields(schema)}
+    found = []
+    for key in node.keys():
+        if key not in fields:
+            found.append(f"{prefix}{key}")
+        elif OmegaConf.is_dict(node._get_node(key)) and not node._get_node(key)._is_missing():
+            found += unknown_keys(node[key], f"{prefix}{key}.")
+    return found
+
+
+def _unknown_key_error(cfg: DictConfig, key: str) -> ConfigError:
+    parent_key, _, name = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    schema = OmegaConf.get_type(parent)
+    known = [f.name for f in dataclasses.fields(schema)]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {parent_key + '.' if parent_key else ''}{close[0]}?" if close else \
+        f"; it has {', '.join(known)}."
+    return ConfigError(f"Unknown setting {key}: {schema.__name__} has no key {name!r}"
+                       f"{hint}")
 
 
 def to_object(cfg: DictConfig) -> FaqtuneConfig:
     """Turn the composed Hydra config into validated dataclasses."""
+    extra = unknown_keys(cfg)
+    if extra:
+        raise _unknown_key_error(cfg, extra[0])
     obj = OmegaConf.to_object(cfg)
     validate(obj)
     return obj

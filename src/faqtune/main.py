@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mlflow
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
@@ -12,7 +12,7 @@ from faqtune.tracking.runs import redact
 
 
 def run(cfg: DictConfig) -> dict:
-    summary = sweep(to_object(cfg), OmegaConf.to_yaml(cfg, resolve=True))
+    summary = sweep(to_object(cfg))
     uri = redact(mlflow.get_tracking_uri())
     summary["look"] = (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 ; registered "
                        f"{summary.get('model_name')} version {summary.get('version')}")

@@ -8,7 +8,7 @@ import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
@@ -29,14 +29,13 @@ def _multirun() -> tuple[str, int] | None:
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
     configure(conf.tracking, conf.azure)
-    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     multirun = _multirun()
     if multirun is None:
-        return train_and_log(conf, config_yaml)
+        return train_and_log(conf)
     group, job = multirun
     parent = find_or_create_parent(conf.tracking.experiment, MULTIRUN_TAG, group,
                                    run_name=f"multirun {Path(group).name}")
-    summary = train_and_log(conf, config_yaml, parent_run_id=parent,
+    summary = train_and_log(conf, parent_run_id=parent,
                             tags={MULTIRUN_TAG: group, "faqtune.job": str(job)})
     if parent != mlflow.environment_variables.MLFLOW_RUN_ID.get():
         MlflowClient().set_terminated(parent)  # each job extends the parent's end time

@@ -39,10 +39,6 @@ class Monitor:
 class PairRanker(ClassifierMixin, BaseEstimator):
     """Base class; subclasses supply features and the LightGBM training call."""
 
-    # Speed settings, not hyperparameters (training config sets them; get_params omits them)
-    block_pairs: int = 131_072  # (question, FAQ) pairs scored at once: bounds memory
-    dense_operand_mib: int = 64  # FAQ-side matrices kept dense up to this size
-
     # -- to implement -------------------------------------------------------------------
     def _fit(self, X: pd.DataFrame, y: np.ndarray, faqs: list[str], callbacks: list,
              answers: list | None) -> None:

@@ -85,7 +85,8 @@ class FaqMatcher(PairRanker):
                  rarity_sharpness: float = 3.0,
                  rerank_top: int = 100,
                  unweighted: bool = False, n_jobs: int = 0,
-                 random_state: int = 0, cache_dir: str | None = None):
+                 random_state: int = 0, cache_dir: str | None = None,
+                 block_pairs: int = 131_072, dense_operand_mib: int = 64):
         self.estimators = estimators
         self.ngrams = ngrams
         self.char_ngrams = char_ngrams
@@ -103,6 +104,8 @@ class FaqMatcher(PairRanker):
         self.rerank_top = rerank_top
         self.unweighted = unweighted
         self.n_jobs = n_jobs
+        self.block_pairs = block_pairs
+        self.dense_operand_mib = dense_operand_mib
         self.random_state = random_state
         self.cache_dir = cache_dir
 

@@ -13,6 +13,11 @@ def true_rank(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (scores >= true_scores).sum(axis=1) - 1
 
 
+def metric_names(prefix: str) -> tuple[str, ...]:
+    """Every name `ranking_metrics` returns for `prefix`."""
+    return (*(f"{prefix}_gain_at_{k}" for k in K_VALUES), f"{prefix}_mrr")
+
+
 def ranking_metrics(scores: np.ndarray, truth: np.ndarray, prefix: str) -> dict[str, float]:
     """`{prefix}_gain_at_k` for k = 1..5 and `{prefix}_mrr`, as MLflow metric names."""
     ranks = true_rank(scores, truth)

@@ -22,7 +22,7 @@ class ReferenceMatcher(PairRanker):
 
     def __init__(self, estimators: int = 1000, ngrams: int = 2, min_child_samples: int = 10,
                  unweighted: bool = False, n_jobs: int = 0, random_state: int = 0,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, block_pairs: int = 131_072):
         self.estimators = estimators
         self.ngrams = ngrams
         self.min_child_samples = min_child_samples
@@ -30,6 +30,7 @@ class ReferenceMatcher(PairRanker):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.cache_dir = cache_dir
+        self.block_pairs = block_pairs
 
     def make_pipeline(self) -> Pipeline:
         def tfidf():

@@ -13,7 +13,6 @@ from faqtune.model.factory import build_model
 from faqtune.model.metrics import ranking_metrics
 
 Reporter = Callable[[int, dict[str, float]], None]
-STOP_METRIC = "tune_gain_at_3"
 
 
 @dataclass
@@ -26,7 +25,7 @@ class TrainResult:
 
 
 class _EarlyStopping:
-    """Stop after `patience` periods without a better tune gain@3 (0 = never)."""
+    """Stop after `patience` periods without a better value (0 = never)."""
 
     def __init__(self, patience: int):
         self.patience = patience
@@ -47,9 +46,7 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
 
     `report` may raise (e.g. to prune a trial); it sees every period and the final round.
     """
-    model = build_model(model_cfg, cache_dir, seed)
-    model.block_pairs = training.block_pairs
-    model.dense_operand_mib = training.dense_operand_mib
+    model = build_model(model_cfg, training, cache_dir, seed)
     pairs = data.pairs(model_cfg.match)
     truth = data.truth("tune")
     result = TrainResult(model=model)
@@ -60,7 +57,7 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
         result.history.append((rounds, metrics))
         if report:
             report(rounds, metrics)
-        return stopper.update(rounds, metrics[STOP_METRIC])
+        return stopper.update(rounds, metrics[training.early_stopping_metric])
 
     monitor = Monitor(list(data.split("tune")["text"]), training.period, on_period,
                       training.cache_pairs)

@@ -1,8 +1,18 @@
-"""The model registry: register a run's model, and move the champion alias only on progress."""
+"""The model registry: register a run's model; the champion is the best version of the
+champion's own data set.
+
+Test metrics compare only on the same test data, so a version takes the champion alias
+only from a champion of the same prepared data (or when there is none). Moving the alias
+is settled under a lock where the store allows one (a lock file beside a local store, a
+PostgreSQL advisory lock), and always by re-reading after each move until the alias sits
+on the best version: concurrent registrations leave the best as champion either way.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -10,9 +20,13 @@ from mlflow.tracking import MlflowClient
 
 from faqtune.config import RegistryConfig
 from faqtune.errors import FaqtuneError
+from faqtune.tracking.locks import AdvisoryLock, FileLock, NoLock, holding
 from faqtune.tracking.record import DATA_HASH_PARAM, MODEL_URI_TAG
+from faqtune.tracking.runs import quoted, retrying
 
 log = logging.getLogger(__name__)
+DATA_HASH_TAG = "data_hash"
+SETTLE_ROUNDS = 20
 
 
 def model_uri_of(run_id: str) -> str:
@@ -31,48 +45,94 @@ def uses_stages() -> bool:
     return mlflow.get_tracking_uri().startswith("azureml")
 
 
-def champion_score(client: MlflowClient, registry: RegistryConfig) -> tuple[str, float] | None:
-    """(version, metric) of the current champion, if there is one with the metric."""
+def registry_lock(model_name: str):
+    """A lock every registration into this store takes, where the store allows one."""
+    uri = mlflow.get_tracking_uri()
+    scheme = urlparse(uri).scheme
+    if scheme.startswith("postgresql"):
+        return AdvisoryLock(uri, f"faqtune-registry:{model_name}")
+    if scheme == "sqlite":
+        return FileLock(Path(uri.split(":///", 1)[1] + ".faqtune-registry.lock"))
+    if scheme in ("", "file"):
+        return FileLock(Path(urlparse(uri).path or uri) / ".faqtune-registry.lock")
+    return NoLock()  # a tracking server: the settle loop alone keeps it right
+
+
+def _champion(client: MlflowClient, registry: RegistryConfig):
     try:
         if uses_stages():
             versions = client.get_latest_versions(registry.model_name, stages=["Production"])
-            if not versions:
-                return None
-            version = versions[0]
-        else:
-            version = client.get_model_version_by_alias(registry.model_name, registry.alias)
+            return versions[0] if versions else None
+        return client.get_model_version_by_alias(registry.model_name, registry.alias)
     except MlflowException:
         return None
-    value = client.get_run(version.run_id).data.metrics.get(registry.metric) if version.run_id \
-        else None
-    return None if value is None else (version.version, value)
+
+
+def _crown(client: MlflowClient, registry: RegistryConfig, version: str) -> None:
+    if uses_stages():
+        client.transition_model_version_stage(registry.model_name, version, "Production",
+                                              archive_existing_versions=True)
+    else:
+        client.set_registered_model_alias(registry.model_name, registry.alias, version)
+
+
+def _score(version, metric: str) -> float | None:
+    value = version.tags.get(metric)
+    return None if value is None else float(value)
+
+
+def best_version(client: MlflowClient, registry: RegistryConfig, data_hash: str):
+    """The version with the best metric among those of `data_hash` (earliest on ties)."""
+    versions = retrying(lambda: client.search_model_versions(
+        f"name = {quoted(registry.model_name)}"))
+    scored = [(_score(v, registry.metric), -int(v.version), v) for v in versions
+              if v.tags.get(DATA_HASH_TAG) == data_hash and _score(v, registry.metric) is not None]
+    return max(scored, key=lambda s: s[:2])[2] if scored else None
+
+
+def settle_champion(client: MlflowClient, registry: RegistryConfig, data_hash: str):
+    """Put the alias on the best version of the champion's data set (or of `data_hash`
+    when there is no champion); re-read after each move until it stays. The champion."""
+    for _ in range(SETTLE_ROUNDS):
+        champion = _champion(client, registry)
+        data = champion.tags.get(DATA_HASH_TAG) if champion else data_hash
+        best = best_version(client, registry, data)
+        if best is None or (champion and champion.version == best.version):
+            return champion
+        _crown(client, registry, best.version)
+    return _champion(client, registry)
 
 
 def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = None) -> dict:
-    """Register the run's model; give it the alias if it beats the champion's metric."""
+    """Register the run's model, then settle the champion; what happened, and why."""
     client = MlflowClient()
     run = client.get_run(run_id)
     metric = run.data.metrics.get(registry.metric)
     if metric is None:
         raise FaqtuneError(f"Run {run_id} has no {registry.metric}; evaluate it first "
                            f"(python -m faqtune.evaluate model_uri=runs:/{run_id}/model).")
+    data_hash = run.data.params.get(DATA_HASH_PARAM, "unknown")
     tags = {k: str(v) for k, v in run.data.metrics.items() if k.startswith("test_")}
-    tags.update({"data_hash": run.data.params.get(DATA_HASH_PARAM, "unknown"),
-                 **(extra_tags or {})})
-    before = champion_score(client, registry)
-    version = mlflow.register_model(model_uri_of(run_id), registry.model_name, tags=tags)
-    promoted = before is None or metric > before[1]
-    if promoted and uses_stages():
-        client.transition_model_version_stage(registry.model_name, version.version,
-                                              "Production", archive_existing_versions=True)
-    elif promoted:
-        client.set_registered_model_alias(registry.model_name, registry.alias, version.version)
-        log.info("%s version %s is the new %s (%s %.4f)", registry.model_name, version.version,
-                 registry.alias, registry.metric, metric)
+    tags.update({DATA_HASH_TAG: data_hash, "run_id": run_id, **(extra_tags or {})})
+    with holding(registry_lock(registry.model_name)):
+        version = mlflow.register_model(model_uri_of(run_id), registry.model_name, tags=tags)
+        champion = settle_champion(client, registry, data_hash)
+    promoted = champion is not None and champion.version == version.version
+    summary = {"model_name": registry.model_name, "version": int(version.version),
+               "promoted": promoted, registry.metric: metric,
+               "champion_version": int(champion.version) if champion else None}
+    if promoted:
+        reason = f"the best {registry.metric} ({metric:.4f}) on its data"
+    elif champion is not None and champion.tags.get(DATA_HASH_TAG) != data_hash:
+        reason = (f"{registry.alias} (version {champion.version}) was trained and tested on "
+                  f"other data ({str(champion.tags.get(DATA_HASH_TAG))[:12]}, this one "
+                  f"{data_hash[:12]}): test metrics compare only on the same data. To serve "
+                  f"this version anyway, move the alias by hand in the MLflow UI or with "
+                  f"MlflowClient().set_registered_model_alias({registry.model_name!r}, "
+                  f"{registry.alias!r}, {version.version})")
     else:
-        log.info("%s version %s registered; %s stays on version %s (%s %.4f >= %.4f)",
-                 registry.model_name, version.version, registry.alias, before[0],
-                 registry.metric, before[1], metric)
-    champion = version.version if promoted else before[0]
-    return {"model_name": registry.model_name, "version": int(version.version),
-            "promoted": promoted, "champion_version": int(champion), registry.metric: metric}
+        reason = (f"{registry.alias} stays on version {champion.version}, whose "
+                  f"{registry.metric} on the same data is at least as good")
+    summary["champion_reason"] = reason
+    log.info("%s version %s registered: %s", registry.model_name, version.version, reason)
+    return summary

@@ -19,6 +19,7 @@ from typing import Callable, TypeVar
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
 
@@ -78,6 +79,15 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
+def quoted(value: str) -> str:
+    """`value` as a string literal of an MLflow search filter (names may hold quotes)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} holds both quote characters; MLflow filters cannot match it")
+
+
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     """{"model": {"ngrams": 2}} -> {"model.ngrams": 2}."""
     flat: dict[str, object] = {}
@@ -98,12 +108,19 @@ def git_commit() -> str | None:
         return None
 
 
+def provenance_tags(tags: dict | None = None) -> dict:
+    """`tags` plus what MLflow records on runs it starts itself (source, user, git
+    commit): runs made with `MlflowClient.create_run` get none of them otherwise."""
+    return resolve_tags({"faqtune.git_commit": git_commit() or "unknown", **(tags or {})})
+
+
 def create_child_run(parent_run_id: str, run_name: str | None, tags: dict | None = None) -> str:
     """A run under `parent_run_id`, created explicitly (safe under MLFLOW_RUN_ID)."""
     client = MlflowClient()
     parent = retrying(lambda: client.get_run(parent_run_id))
-    child = retrying(lambda: client.create_run(parent.info.experiment_id, run_name=run_name,
-                                               tags={PARENT_TAG: parent_run_id, **(tags or {})}))
+    child = retrying(lambda: client.create_run(
+        parent.info.experiment_id, run_name=run_name,
+        tags=provenance_tags({PARENT_TAG: parent_run_id, **(tags or {})})))
     return child.info.run_id
 
 
@@ -116,7 +133,9 @@ def task_run(run_name: str | None = None, parent_run_id: str | None = None,
         with mlflow.start_run(run_id=run_id) as run:
             yield run
     else:
-        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        resumed = bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` recorded the source
+        with mlflow.start_run(run_name=run_name,
+                              tags=tags if resumed else provenance_tags(tags)) as run:
             yield run
 
 
@@ -128,10 +147,10 @@ def find_or_create_parent(experiment: str, group_tag: str, group: str, run_name:
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     found = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{group_tag}` = '{group}' and tags.`faqtune.role` = 'parent'",
+        filter_string=f"tags.`{group_tag}` = {quoted(group)} and tags.`faqtune.role` = 'parent'",
         max_results=1)
     if found:
         return found[0].info.run_id
     run = client.create_run(experiment_id, run_name=run_name,
-                            tags={group_tag: group, "faqtune.role": "parent"})
+                            tags=provenance_tags({group_tag: group, "faqtune.role": "parent"}))
     return run.info.run_id

@@ -1,29 +1,47 @@
-"""A training run end to end: prepare the data, train, and log it all to MLflow."""
+"""A training run end to end: prepare the data, train, and log it all to MLflow.
+
+The one way any faqtune run that trains a model is recorded (see `record`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import mlflow
 
 from faqtune.config import FaqtuneConfig
+from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
-from faqtune.model.training import train_model
+from faqtune.model.training import Reporter, train_model
 from faqtune.tracking.record import log_result, log_setup
-from faqtune.tracking.runs import task_run
+from faqtune.tracking.runs import retrying, task_run
 
 
-def train_and_log(conf: FaqtuneConfig, config_yaml: str, parent_run_id: str | None = None,
-                  tags: dict | None = None, run_name: str | None = None) -> dict:
-    """Prepare, train and log one run; returns the task summary."""
+def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
+                  tags: dict | None = None, run_name: str | None = None,
+                  prepared: tuple[PreparedData, Path] | None = None,
+                  report: Reporter | None = None,
+                  on_start: Callable[[str], None] | None = None) -> dict:
+    """Prepare (unless `prepared` is given), train and log one run; the task summary.
+
+    `report(round, tune metrics)` runs after each period is logged (it may raise to prune);
+    `on_start(run_id)` as soon as the run exists.
+    """
     cache = Path(conf.paths.cache)
-    data, data_path, _ = prepare(conf.data, cache)
+    data, data_path = prepared or prepare(conf.data, cache)[:2]
+
+    def log_period(rounds: int, metrics: dict[str, float]) -> None:
+        retrying(lambda: mlflow.log_metrics(metrics, step=rounds))
+        if report:
+            report(rounds, metrics)
+
     with task_run(run_name or conf.tracking.run_name, parent_run_id=parent_run_id,
                   tags=tags) as run:
-        log_setup(conf, config_yaml, data, data_path)
+        if on_start:
+            on_start(run.info.run_id)
+        log_setup(conf, data, data_path)
         result = train_model(conf.model, conf.training, data, cache_dir=str(cache / "features"),
-                             seed=conf.data.seed,
-                             report=lambda rounds, m: mlflow.log_metrics(m, step=rounds))
-        model_uri = log_result(result, data, conf, conf.training.log_model)
+                             seed=conf.data.seed, report=log_period)
+        model_uri = log_result(result, data, conf)
     return {"run_id": run.info.run_id, **result.metrics, "best_round": result.best_round,
             "model_uri": model_uri, "data_path": str(data_path), "data_hash": data.data_hash}

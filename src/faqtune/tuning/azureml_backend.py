@@ -1,7 +1,8 @@
 """HyperDrive on an Azure ML compute cluster (SDK v1), from the same search space file.
 
 This module is the whole boundary to azureml-core / azureml-train-core: it maps our space,
-pruner and training command to SDK objects, submits, monitors and registers the best child.
+pruner and training command to SDK objects, submits and monitors; the shared finalize step
+retrains, tests and registers the best child's configuration.
 SDK v1 is past Microsoft's end of support (2026-06-30); an SDK v2 (`azure-ai-ml` sweep job)
 variant can sit beside this module behind the same `backend.name` switch.
 """
@@ -23,7 +24,9 @@ from faqtune.config import FaqtuneConfig
 from faqtune.errors import ConfigError
 from faqtune.model.factory import hyperparameters
 from faqtune.tracking.azureml import get_workspace, workspace_settings
-from faqtune.tracking.registry import register
+from faqtune.tracking.locks import FileLock
+from faqtune.tuning.finalize import finalize
+from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -89,8 +92,9 @@ def termination_policy(conf: FaqtuneConfig):
 
 def child_arguments(conf: FaqtuneConfig, space: SearchSpace) -> list[str]:
     """Hydra overrides every child gets; HyperDrive appends `--name value` per trial."""
-    fixed = {f"model.{k}": v for k, v in asdict(conf.model).items()
-             if k not in space.names and k in hyperparameters(conf.model.name) | {"name"}}
+    fixed = {"model": conf.model.name}  # the group first: it picks the model's schema
+    fixed.update({f"model.{k}": v for k, v in asdict(conf.model).items()
+                  if k not in space.names and k in hyperparameters(conf.model.name)})
     fixed.update({f"training.{k}": v for k, v in asdict(conf.training).items()})
     fixed["tracking.experiment"] = conf.tracking.experiment
     return [f"{key}={_hydra_value(value)}" for key, value in fixed.items()]
@@ -289,5 +293,19 @@ def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: s
         return summary
     mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
     summary["best_run_id"] = best.id
-    summary.update(register(best.id, conf.registry, {"hyperdrive_run": run.id}))
+    if conf.sweep.finalize:
+        summary.update(finalize(conf, outcome_of(run, best, space, conf.sweep.metric), FileLock(
+            Path(conf.paths.cache) / "azureml" / f"{run.id}.lock")))
     return summary
+
+
+def outcome_of(run, best, space: SearchSpace, metric: str) -> SweepOutcome:
+    """The HyperDrive run as the outcome every backend gives finalize: the best child's
+    hyperparameters, read back from the params its training run logged."""
+    params = mlflow.get_run(best.id).data.params
+    counts = [c.get_status() for c in run.get_children()]
+    return SweepOutcome(
+        run.id, complete=counts.count("Completed"), failed=counts.count("Failed"),
+        pruned=counts.count("Canceled"), best_trial=int(best.number),
+        best_value=best.get_metrics().get(metric),
+        best_params={name: params[f"model.{name}"] for name in space.names})

@@ -9,7 +9,6 @@ parameters, so re-running a sweep after a crash completes exactly the trials sti
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import multiprocessing
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -30,12 +30,19 @@ from tqdm import tqdm
 
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
-from faqtune.tracking.runs import retrying
+from faqtune.errors import ConfigError
+from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
+from faqtune.tracking.runs import provenance_tags, quoted, redact, retrying
+from faqtune.tuning.identity import differences, sweep_identity
+from faqtune.tuning.outcome import SweepOutcome
+from faqtune.tuning.report import SWEEP_TAG, describe_parent, log_study
 from faqtune.tuning.space import SearchSpace
-from faqtune.tuning.trial import RUN_ID_ATTR, STATE_TAG, run_trial
+from faqtune.tuning.trial import ERROR_ATTR, RUN_ID_ATTR, STATE_TAG, run_trial
 
 log = logging.getLogger(__name__)
 HEARTBEAT_ATTR = "heartbeat"
+IDENTITY_ATTR = "faqtune_identity"
+PARENT_ATTR = "mlflow_parent_run_id"
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -137,56 +144,11 @@ def count(study: optuna.Study, failures_since: float = 0.0) -> Counts:
             counts.pruned += 1
         elif trial.state == TrialState.RUNNING:
             counts.running += 1
-        elif (trial.state == TrialState.FAIL and "error" in trial.user_attrs
+        elif (trial.state == TrialState.FAIL and not trial.user_attrs.get("stale")
+              and not trial.user_attrs.get("interrupted")
               and trial.datetime_start.timestamp() >= failures_since):
-            counts.failed += 1  # crashes and interruptions are retried, not counted
+            counts.failed += 1  # lost workers and interruptions are retried, not counted
     return counts
-
-
-class FileLock:
-    """A lock file shared by the workers on this machine."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = path.open("a")
-        self.held = False
-
-    def acquire(self) -> None:
-        fcntl.flock(self._handle, fcntl.LOCK_EX)
-        self.held = True
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-
-
-class AdvisoryLock:
-    """A PostgreSQL advisory lock: the same lock for workers on every machine."""
-
-    def __init__(self, url: str, name: str):
-        import sqlalchemy
-
-        self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
-        self._key = int.from_bytes(name.encode()[:8].ljust(8, b"_"), "big", signed=True)
-        self._connection = None
-        self.held = False
-
-    def acquire(self) -> None:
-        import sqlalchemy
-
-        self._connection = self._engine.connect()
-        self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
-        self.held = True
-
-    def release(self) -> None:
-        import sqlalchemy
-
-        if self.held:
-            self.held = False
-            self._connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
-                                     {"k": self._key})
-            self._connection.close()
 
 
 def sweep_lock(conf: FaqtuneConfig):
@@ -195,15 +157,6 @@ def sweep_lock(conf: FaqtuneConfig):
     if location.startswith("postgresql"):
         return AdvisoryLock(location, f"faqtune:{conf.sweep.name}")
     return FileLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock")
-
-
-@contextlib.contextmanager
-def holding(lock):
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
@@ -235,7 +188,7 @@ def _kill_runs_of(study_name: str, trial: optuna.trial.FrozenTrial) -> None:
     if not run_ids:
         found = mlflow.search_runs(
             search_all_experiments=True, output_format="list",
-            filter_string=f"tags.`optuna.study` = '{study_name}' and "
+            filter_string=f"tags.`optuna.study` = {quoted(study_name)} and "
                           f"tags.`optuna.trial` = '{trial.number}' and attributes.status = 'RUNNING'")
         run_ids = {run.info.run_id for run in found}
     for run_id in run_ids:
@@ -313,7 +266,13 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     def objective(trial: optuna.Trial) -> float:
         lock.release()  # the trial exists now: other workers may claim the next one
         with heartbeat(study, trial, conf.sweep.heartbeat_seconds):
-            return run_trial(trial, conf, data, space.suggest(trial), parent_run_id, n_jobs)
+            try:
+                params = space.suggest(trial)
+            except Exception as exc:  # e.g. a stored trial's distribution clashes
+                trial.set_user_attr(ERROR_ATTR, f"{exc.__class__.__name__}: {exc}"[:4000])
+                log.warning("trial %d failed before it started: %s", trial.number, exc)
+                raise
+            return run_trial(trial, conf, data, data_path, params, parent_run_id, n_jobs)
 
     try:
         while True:
@@ -383,3 +342,98 @@ def _show(bar: tqdm, counts: Counts) -> None:
     bar.set_postfix_str(f"running {counts.running} pruned {counts.pruned} "
                         f"failed {counts.failed} best {best}")
     bar.refresh()
+
+
+# -- the sweep's study and parent run ------------------------------------------------------
+def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]) -> optuna.Study:
+    """Load or create the study; refuse one run with other settings. Call holding the
+    sweep lock."""
+    location = storage_location(conf.sweep, Path(conf.paths.cache))
+    if conf.sweep.restart:
+        try:
+            optuna.delete_study(study_name=conf.sweep.name, storage=open_storage(location))
+            log.warning("sweep.restart=true: study %r deleted; starting afresh", conf.sweep.name)
+        except KeyError:
+            pass  # nothing to delete
+    study = load_study(conf, space)
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if stored is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr(IDENTITY_ATTR, identity)
+        return study
+    if stored != identity:
+        found = differences(stored or {}, identity) if stored else [
+            "the study was made by an older faqtune, which did not record its settings"]
+        trials = len(study.get_trials(deepcopy=False))
+        raise ConfigError(
+            f"Sweep {conf.sweep.name!r} ({redact(location)}) was run with other settings, so "
+            f"its {trials} trials cannot be compared with this run: {'; '.join(found)}. "
+            f"Give this sweep a new name (sweep.name=...), or start {conf.sweep.name!r} afresh "
+            "with sweep.restart=true (its trials leave the study; their MLflow runs stay).")
+    return study
+
+
+def sweep_parent(conf: FaqtuneConfig, study: optuna.Study) -> str:
+    """The parent run of this study's trials: the one recorded on the study, else a new one
+    (closing any earlier parent of the same sweep name whose study is gone)."""
+    client = MlflowClient()
+    parent = os.environ.get("MLFLOW_RUN_ID") or study.user_attrs.get(PARENT_ATTR)
+    if parent:
+        try:
+            if retrying(lambda: client.get_run(parent)).info.lifecycle_stage == "active":
+                study.set_user_attr(PARENT_ATTR, parent)
+                return parent
+        except MlflowException:
+            pass  # deleted from the tracking store: start a new parent
+    experiment = retrying(lambda: client.get_experiment_by_name(conf.tracking.experiment))
+    orphans = retrying(lambda: client.search_runs(
+        [experiment.experiment_id], filter_string=(
+            f"tags.`{SWEEP_TAG}` = {quoted(conf.sweep.name)} and "
+            "tags.`faqtune.role` = 'parent'")))
+    run = retrying(lambda: client.create_run(
+        experiment.experiment_id, run_name=f"sweep {conf.sweep.name}",
+        tags=provenance_tags({SWEEP_TAG: conf.sweep.name, "faqtune.role": "parent"})))
+    for orphan in orphans:
+        if "faqtune.superseded_by" in orphan.data.tags:
+            continue
+        log.warning("run %s was the parent of an earlier study named %r that no longer "
+                    "exists; new parent %s", orphan.info.run_id, conf.sweep.name,
+                    run.info.run_id)
+        retrying(lambda: client.set_tag(orphan.info.run_id, "faqtune.superseded_by",
+                                        run.info.run_id))
+        if orphan.info.status == "RUNNING":
+            retrying(lambda: client.set_terminated(orphan.info.run_id, "KILLED"))
+    study.set_user_attr(PARENT_ATTR, run.info.run_id)
+    return run.info.run_id
+
+
+def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
+              data_path: Path) -> SweepOutcome:
+    """Run the sweep's missing trials with local workers; the outcome for finalize."""
+    identity = sweep_identity(conf, space, data.data_hash)
+    # Storage schema, study and parent run are made once, however many machines start at once;
+    # every write to the shared parent run holds the lock too (concurrent tag upserts collide).
+    with holding(sweep_lock(conf)):
+        study = open_study(conf, space, identity)
+        parent = sweep_parent(conf, study)
+        describe_parent(conf, space, parent, identity,
+                        storage_location(conf.sweep, Path(conf.paths.cache)))
+        done = count(study).done
+        if done >= conf.sweep.n_trials:
+            log.warning("sweep %r already has %d finished trials (sweep.n_trials=%d): no new "
+                        "trial runs; raise sweep.n_trials to add some", conf.sweep.name, done,
+                        conf.sweep.n_trials)
+    counts = run_workers(conf, space, str(data_path), parent)
+    study = load_study(conf, space)
+    with holding(sweep_lock(conf)):
+        log_study(study, parent, conf.sweep.metric)
+    outcome = SweepOutcome(parent, complete=counts.complete, pruned=counts.pruned,
+                           failed=counts.failed, running=counts.running,
+                           interrupted=counts.interrupted)
+    if counts.complete:
+        best = study.best_trial
+        outcome.best_trial, outcome.best_value, outcome.best_params = \
+            best.number, best.value, dict(best.params)
+    else:
+        outcome.first_error = next((t.user_attrs[ERROR_ATTR] for t in study.trials
+                                    if ERROR_ATTR in t.user_attrs), None)
+    return outcome

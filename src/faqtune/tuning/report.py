@@ -9,16 +9,38 @@ import matplotlib
 
 matplotlib.use("Agg")
 import optuna  # noqa: E402
+from mlflow.entities import RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
+from faqtune.config import FaqtuneConfig  # noqa: E402
+from faqtune.tracking.runs import redact, retrying  # noqa: E402
+from faqtune.tuning.identity import fingerprint  # noqa: E402
+from faqtune.tuning.space import SearchSpace  # noqa: E402
+
 log = logging.getLogger(__name__)
+SWEEP_TAG = "faqtune.sweep"
 PLOTS = {
     "optimization_history": optuna_plots.plot_optimization_history,
     "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
     "param_importances": optuna_plots.plot_param_importances,
 }
+
+
+def describe_parent(conf: FaqtuneConfig, space: SearchSpace, parent: str,
+                    identity: dict[str, str], storage: str) -> None:
+    """Tags that make the sweep findable and comparable in the MLflow UI, and its space."""
+    client = MlflowClient()
+    tags = {SWEEP_TAG: conf.sweep.name, "faqtune.role": "parent",
+            "sweep.sampler": conf.sweep.sampler, "sweep.pruner": conf.sweep.pruner,
+            "sweep.metric": conf.sweep.metric, "sweep.storage": redact(storage),
+            "faqtune.model": conf.model.name, "faqtune.data_hash": identity["data"],
+            "faqtune.sweep_fingerprint": fingerprint(identity)}
+    retrying(lambda: client.log_batch(parent, tags=[RunTag(k, v) for k, v in tags.items()]))
+    retrying(lambda: client.log_text(parent, OmegaConf.to_yaml(
+        {"model": space.model, "params": conf.sweep.space.params}), "search_space.yaml"))
 
 
 def log_study(study: optuna.Study, parent_run_id: str, metric: str) -> None:

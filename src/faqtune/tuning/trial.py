@@ -7,18 +7,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import optuna
 from mlflow.tracking import MlflowClient
 
 from faqtune.config import FaqtuneConfig, validate_model
 from faqtune.data.dataset import PreparedData
-from faqtune.model.training import train_model
-from faqtune.tracking.record import DATA_HASH_PARAM
-from faqtune.tracking.runs import create_child_run, flatten, retrying
+from faqtune.errors import ConfigError
+from faqtune.tracking.runs import create_child_run, retrying
+from faqtune.tracking.training_run import train_and_log
 
 log = logging.getLogger(__name__)
 RUN_ID_ATTR = "mlflow_run_id"
+ERROR_ATTR = "error"
 STATE_TAG = "optuna.state"
 
 
@@ -34,64 +34,69 @@ def apply_params(conf: FaqtuneConfig, params: dict[str, Any], n_jobs: int) -> Fa
     return dataclasses.replace(conf, model=model)
 
 
-def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData,
+def trial_config(conf: FaqtuneConfig, params: dict[str, Any], n_jobs: int) -> FaqtuneConfig:
+    """What a trial trains: the sampled model, no logged model (only the final one is)."""
+    trial_conf = apply_params(conf, params, n_jobs)
+    return dataclasses.replace(
+        trial_conf, training=dataclasses.replace(trial_conf.training, log_model=False))
+
+
+def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data_path: str,
               params: dict[str, Any], parent_run_id: str, n_jobs: int) -> float:
     """Train with `params` as an MLflow child run; the objective value for Optuna.
 
     Pruning raises `optuna.TrialPruned`; any other error is recorded on the run and the
     trial (and re-raised for Optuna to mark the trial failed).
     """
-    client = MlflowClient()
-    run_id = None
     metric = conf.sweep.metric
-    try:
-        run_id = create_child_run(parent_run_id, f"trial {trial.number}", {
-            "optuna.study": trial.study.study_name, "optuna.trial": str(trial.number)})
+    run_ids: list[str] = []
+
+    def started(run_id: str) -> None:
+        run_ids.append(run_id)
         trial.set_user_attr(RUN_ID_ATTR, run_id)
-        trial_conf = apply_params(conf, params, n_jobs)
-        retrying(lambda: client.log_batch(run_id, params=[
-            mlflow.entities.Param(k, str(v)) for k, v in {
-                **flatten({"model": dataclasses.asdict(trial_conf.model)}),
-                DATA_HASH_PARAM: data.data_hash}.items()]))
 
-        def report(rounds: int, metrics: dict[str, float]) -> None:
-            now = mlflow.utils.time.get_current_time_millis()
-            retrying(lambda: client.log_batch(run_id, metrics=[
-                mlflow.entities.Metric(k, v, now, rounds) for k, v in metrics.items()]))
-            trial.report(metrics[metric], rounds)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at round {rounds}")
+    def report(rounds: int, metrics: dict[str, float]) -> None:
+        trial.report(metrics[metric], rounds)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at round {rounds}")
 
-        result = train_model(trial_conf.model, trial_conf.training, data,
-                             cache_dir=str(Path(conf.paths.cache) / "features"),
-                             seed=conf.data.seed, report=report)
-        now = mlflow.utils.time.get_current_time_millis()
-        retrying(lambda: client.log_batch(run_id, metrics=[
-            mlflow.entities.Metric(k, v, now, 0)
-            for k, v in {**result.timings, "best_round": result.best_round}.items()]))
-        _end(client, run_id, "COMPLETE", "FINISHED")
+    tags = {"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number),
+            "faqtune.role": "trial"}
+    run_name = f"trial {trial.number}"
+    try:
+        try:
+            trial_conf = trial_config(conf, params, n_jobs)
+        except ConfigError:  # sampled values out of range: a failed run tells the user
+            started(create_child_run(parent_run_id, run_name, tags))
+            raise
+        summary = train_and_log(trial_conf, parent_run_id=parent_run_id, tags=tags,
+                                run_name=run_name, prepared=(data, Path(data_path)),
+                                report=report, on_start=started)
+        run_id = summary["run_id"]
+        _end(run_id, "COMPLETE", "FINISHED")
     except optuna.TrialPruned:
-        _end(client, run_id, "PRUNED", "KILLED")
+        _end(run_ids[0] if run_ids else None, "PRUNED", "KILLED")
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
-        _end(client, run_id, "FAIL", "KILLED", quiet=True)
+        _end(run_ids[0] if run_ids else None, "FAIL", "KILLED", quiet=True)
         raise
     except Exception as exc:
         message = f"{exc.__class__.__name__}: {exc}".strip()[:4000]
         log.warning("trial %d failed: %s", trial.number, message)
-        trial.set_user_attr("error", message)
-        _end(client, run_id, "FAIL", "FAILED", quiet=True, error=message)
+        trial.set_user_attr(ERROR_ATTR, message)
+        _end(run_ids[0] if run_ids else None, "FAIL", "FAILED", quiet=True, error=message)
         raise
-    return result.metrics[metric]
+    return summary[metric]
 
 
-def _end(client: MlflowClient, run_id: str | None, state: str, status: str,
-         quiet: bool = False, error: str | None = None) -> None:
+def _end(run_id: str | None, state: str, status: str, quiet: bool = False,
+         error: str | None = None) -> None:
     """Close the trial's run; `quiet` when the trial already failed (perhaps because the
     tracking server is gone): the Optuna record then carries the outcome."""
     if run_id is None:
         return
+    client = MlflowClient()
     try:
         if error:
             retrying(lambda: client.set_tag(run_id, "error", error))

@@ -1,0 +1,70 @@
+"""The step after every sweep backend: retrain the best, test it, register it, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from mlflow.tracking import MlflowClient
+
+from faqtune.config import FaqtuneConfig
+from faqtune.tracking.evaluation import evaluate_model
+from faqtune.tracking.locks import holding
+from faqtune.tracking.registry import register
+from faqtune.tracking.runs import PARENT_TAG, quoted, retrying
+from faqtune.tracking.training_run import train_and_log
+from faqtune.tuning.outcome import SweepOutcome
+from faqtune.tuning.report import SWEEP_TAG
+from faqtune.tuning.trial import apply_params
+
+log = logging.getLogger(__name__)
+TRIAL_TAG = "faqtune.trial"
+VERSION_TAG = "faqtune.registered_version"
+
+
+def final_config(conf: FaqtuneConfig, best_params: dict) -> FaqtuneConfig:
+    """The best trial's model, with `sweep.final_estimators` if set, on all cores."""
+    final = apply_params(conf, best_params, n_jobs=0)
+    if conf.sweep.final_estimators:
+        final = dataclasses.replace(
+            final, model=dataclasses.replace(final.model, estimators=conf.sweep.final_estimators))
+    return final
+
+
+def _already_finalized(parent: str, trial: int) -> dict | None:
+    """The summary of an earlier finalize of this trial under this parent, if one ended."""
+    client = MlflowClient()
+    experiment = retrying(lambda: client.get_run(parent)).info.experiment_id
+    runs = retrying(lambda: client.search_runs([experiment], filter_string=(
+        f"tags.`{PARENT_TAG}` = {quoted(parent)} and tags.`faqtune.role` = 'final' and "
+        f"tags.`{TRIAL_TAG}` = '{trial}' and attributes.status = 'FINISHED'")))
+    for run in runs:
+        if VERSION_TAG in run.data.tags:
+            return {"final_run_id": run.info.run_id, "version": int(run.data.tags[VERSION_TAG]),
+                    **{k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
+                    "already_finalized": True}
+    return None
+
+
+def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
+    """Retrain the best trial's configuration, test it and register it; a sweep finalized
+    before (by this or a concurrent run of the same sweep) is not finalized again."""
+    with holding(lock):
+        done = _already_finalized(outcome.parent_run_id, outcome.best_trial)
+        if done:
+            log.info("trial %d was finalized before: version %s", outcome.best_trial,
+                     done["version"])
+            return done
+        final = final_config(conf, outcome.best_params)
+        trained = train_and_log(
+            final, parent_run_id=outcome.parent_run_id,
+            tags={"faqtune.role": "final", SWEEP_TAG: conf.sweep.name,
+                  TRIAL_TAG: str(outcome.best_trial)},
+            run_name=f"{conf.sweep.name} best (trial {outcome.best_trial})")
+        tested = evaluate_model(final, trained["model_uri"])
+        registered = register(trained["run_id"], conf.registry,
+                              {"sweep": conf.sweep.name, "trial": str(outcome.best_trial)})
+        retrying(lambda: MlflowClient().set_tag(trained["run_id"], VERSION_TAG,
+                                                str(registered["version"])))
+    return {"final_run_id": trained["run_id"], "model_uri": trained["model_uri"],
+            **{k: v for k, v in tested.items() if k.startswith("test_")}, **registered}
