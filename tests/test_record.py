@@ -136,9 +136,12 @@ def test_speed_settings_survive_clone(make_cfg):
 
 
 # -- sweep identity ------------------------------------------------------------------------
-def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, store):
+def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, store, caplog):
     conf = _conf(make_cfg, store, "sweep.n_trials=2", "sweep.finalize=false")
     sweep(conf)
+    with caplog.at_level("WARNING"):
+        assert sweep(conf)["complete"] == 2
+    assert "already has 2 finished trials (sweep.n_trials=2)" in caplog.text
     before = len(journal_study(Path(conf.paths.cache)).trials)
     other_data = _conf(make_cfg, store, "sweep.n_trials=4", "data.seed=7")
     with pytest.raises(ConfigError, match=r"prepared data .* -> .*sweep.name=.*sweep.restart"):

@@ -123,6 +123,9 @@ def test_hydra_multirun_nests_one_run_per_job_under_a_parent(tmp_path):
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.pop()}'")
     assert sorted(r.data.params["model.ngrams"] for r in children) == ["1", "2"]
     assert len({r.data.tags["faqtune.multirun"] for r in children}) == 1
+    for run in [*children, client.get_run(summaries[0]["parent_run_id"])]:
+        for tag in ("mlflow.source.name", "mlflow.user", "faqtune.git_commit"):
+            assert run.data.tags.get(tag), f"{run.info.run_name} lacks {tag}"
 
 
 @pytest.mark.slow
