@@ -130,6 +130,6 @@ def test_dry_run_writes_the_reference_recipe_job_spec(tmp_path):
     assert spec["limits"]["max_total_runs"] == 96
     assert spec["primary_metric"] == {"name": "tune_gain_at_3", "goal": "maximize"}
     assert spec["sampling"]["parameter_space"]["--ngrams"] == {"choice": [1, 2, 3, 4]}
-    assert "model.name=reference" in spec["command"]["arguments"]
+    assert "model=reference" in spec["command"]["arguments"]
     assert any(p.startswith("azureml-mlflow") for p in spec["environment"]["pip"])
     assert not (tmp_path / "mlflow.db").exists(), "a dry run logs nothing"
