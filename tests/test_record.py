@@ -68,7 +68,8 @@ def test_a_sweep_records_the_trained_config_provenance_and_one_parent_per_study(
         final.info.run_id, "config.yaml", str(tmp_path))).read_text())
     params = final.data.params
     for key, value in trained["model"].items():  # the champion's file is what it trained
-        assert params[f"model.{key}"] == str(value), key
+        if key != "n_jobs":  # a speed setting: config.yaml only
+            assert params[f"model.{key}"] == str(value), key
     assert trained["model"]["estimators"] == 30
     for name, value in summary["best_params"].items():
         assert trained["model"][name] == value

@@ -77,7 +77,7 @@ def test_train_logs_params_stepwise_metrics_artifacts_and_a_working_model(
 def test_evaluate_logs_test_metrics_into_the_trained_run(make_cfg, store):
     summary = train.run(make_cfg(*FAST_TRAIN, f"tracking.uri={store}"))
     result = evaluate.run(make_cfg(*FAST_TRAIN, f"tracking.uri={store}",
-                                   f"model_uri=runs:/{summary['run_id']}/model"))
+                                   f"model_uri=runs:/{summary['run_id']}/faqtune-matcher"))
     assert result["run_id"] == summary["run_id"]
     metrics = MlflowClient(store).get_run(summary["run_id"]).data.metrics
     for k in range(1, 6):
@@ -85,7 +85,7 @@ def test_evaluate_logs_test_metrics_into_the_trained_run(make_cfg, store):
     assert metrics["test_gain_at_1"] <= metrics["test_gain_at_5"]
     with pytest.raises(FaqtuneError, match="trained on data"):
         evaluate.run(make_cfg(*FAST_TRAIN, "data.seed=3", f"tracking.uri={store}",
-                              f"model_uri=runs:/{summary['run_id']}/model"))
+                              f"model_uri=runs:/{summary['run_id']}/faqtune-matcher"))
 
 
 @needs_cs_data()

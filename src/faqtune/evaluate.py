@@ -14,7 +14,7 @@ from faqtune.tracking.runs import configure
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
     if not conf.model_uri:
-        raise ConfigError("Missing model_uri: give runs:/<run_id>/model, "
+        raise ConfigError("Missing model_uri: give runs:/<run_id>/faqtune-<model>, "
                           "models:/<name>/<version> or models:/<name>@champion.")
     configure(conf.tracking, conf.azure)
     return evaluate_model(conf, conf.model_uri)

@@ -13,14 +13,14 @@ import pandas as pd
 
 from faqtune.config import DataConfig
 from faqtune.data import reference_tsv, stackexchange, synthetic, table
-from faqtune.data.clean import clean_text
+from faqtune.data.clean import clean_text, readable_text
 from faqtune.data.dataset import PreparedData, frame_hash
 from faqtune.data.download import is_url
 from faqtune.data.raw import RawCorpus
 from faqtune.errors import DataError
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: faqs carry `answer_text`, the answer as a person reads it
 LOADERS = {
     "reference_tsv": reference_tsv.load,
     "stackexchange": stackexchange.load,
@@ -81,6 +81,8 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
                             f"Hint: {_FILTER_HINTS[step]}.")
 
     faqs = _clean(raw.originals)
+    faqs["answer_text"] = [readable_text(a) if isinstance(a, str) else None
+                           for a in faqs["answer"]]
     faqs["answer"] = [clean_text(a) if isinstance(a, str) else None for a in faqs["answer"]]
     dups = _clean(raw.duplicates)
     dups["original_id"] = dups["original_id"].astype("string")
@@ -161,7 +163,7 @@ def build(raw: RawCorpus, cfg: DataConfig) -> PreparedData:
     train_rows = np.flatnonzero(questions["split"].to_numpy() == "train")
     pairs = sample_pairs(train_rows, questions["faq_row"].to_numpy()[train_rows], len(faqs),
                          cfg.match, rng)
-    faqs = faqs.rename(columns={"id": "faq_id"})[["faq_id", "text", "answer"]]
+    faqs = faqs.rename(columns={"id": "faq_id"})[["faq_id", "text", "answer", "answer_text"]]
     prepared = PreparedData(faqs=faqs, questions=questions, train_pairs=pairs)
     prepared.manifest = {
         "hash": frame_hash([faqs, questions, pairs]),

@@ -7,6 +7,7 @@ store or registry you trust.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -15,18 +16,21 @@ import joblib
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 import faqtune
 from faqtune.data.clean import clean_text
-from faqtune.errors import FaqtuneError
 from faqtune.model.base import PairRanker
 from faqtune.model.metrics import top_k
 
 ESTIMATOR_FILE = "estimator.joblib"
 FAQS_FILE = "faqs.parquet"
+LIMITS_FILE = "limits.json"
 OUTPUT_COLUMNS = ["question_index", "rank", "faq_id", "score", "answer"]
+MAX_QUESTION_CHARS = 20_000  # for models logged before training.max_question_chars
 
 
 class FaqMatcherModel(mlflow.pyfunc.PythonModel):
@@ -35,13 +39,36 @@ class FaqMatcherModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.estimator: PairRanker = joblib.load(context.artifacts["estimator"])
         self.faqs = pd.read_parquet(context.artifacts["faqs"])
+        limits = context.artifacts.get("limits")
+        self.max_question_chars = (json.loads(Path(limits).read_text())["max_question_chars"]
+                                   if limits else MAX_QUESTION_CHARS)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        if "question" not in model_input:
-            raise FaqtuneError("The input needs a `question` column with one question per row.")
-        k = int((params or {}).get("top_k", 5))
-        questions = [clean_text(str(q)) for q in model_input["question"]]
-        return rank_faqs(self.estimator, self.faqs, questions, k)
+        questions = checked_questions(model_input, self.max_question_chars)
+        k = (params or {}).get("top_k", 5)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= 100:
+            raise bad_request(f"top_k={k!r}: expected an integer from 1 to 100.")
+        return rank_faqs(self.estimator, self.faqs, [clean_text(q) for q in questions], int(k))
+
+
+def bad_request(message: str) -> MlflowException:
+    """An input error: `mlflow models serve` answers it with HTTP 400 and the message."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def checked_questions(model_input: pd.DataFrame, max_chars: int) -> list[str]:
+    """The questions, or a clear error for a missing column, an empty or an overlong one."""
+    if "question" not in model_input:
+        raise bad_request("The input needs a `question` column with one question per row.")
+    questions = []
+    for row, question in enumerate(model_input["question"]):
+        if not isinstance(question, str) or not question.strip():
+            raise bad_request(f"question {row} is {question!r}: expected a non-empty text.")
+        if len(question) > max_chars:
+            raise bad_request(f"question {row} has {len(question)} characters; at most "
+                              f"{max_chars} are accepted (training.max_question_chars).")
+        questions.append(question)
+    return questions
 
 
 def rank_faqs(estimator: PairRanker, faqs: pd.DataFrame, questions: list[str],
@@ -79,7 +106,7 @@ def _requirements() -> list[str]:
 
 @contextlib.contextmanager
 def matcher_model(estimator: PairRanker, faqs: pd.DataFrame, top_k_default: int,
-                  example_question: str):
+                  example_question: str, max_question_chars: int = MAX_QUESTION_CHARS):
     """Arguments for `mlflow.pyfunc.save_model` / `log_model`, valid inside the block.
 
     faqtune's own code goes into the model, so it loads wherever its requirements are met.
@@ -87,11 +114,16 @@ def matcher_model(estimator: PairRanker, faqs: pd.DataFrame, top_k_default: int,
     with tempfile.TemporaryDirectory() as scratch:
         estimator_path = Path(scratch) / ESTIMATOR_FILE
         faqs_path = Path(scratch) / FAQS_FILE
+        limits_path = Path(scratch) / LIMITS_FILE
+        limits_path.write_text(json.dumps({"max_question_chars": max_question_chars}))
         joblib.dump(estimator, estimator_path)
-        faqs[["faq_id", "answer"]].to_parquet(faqs_path, index=False)
+        readable = "answer_text" if "answer_text" in faqs else "answer"  # format 1: cleaned only
+        faqs[["faq_id", readable]].rename(columns={readable: "answer"}).to_parquet(
+            faqs_path, index=False)
         yield {
             "python_model": str(Path(__file__).with_name("model_code.py")),
-            "artifacts": {"estimator": str(estimator_path), "faqs": str(faqs_path)},
+            "artifacts": {"estimator": str(estimator_path), "faqs": str(faqs_path),
+                          "limits": str(limits_path)},
             "code_paths": [str(Path(faqtune.__file__).parent)],
             "signature": signature(top_k_default),
             "input_example": pd.DataFrame({"question": [example_question]}),

@@ -12,7 +12,7 @@ from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.errors import FaqtuneError
 from faqtune.model.metrics import ranking_metrics
-from faqtune.tracking.record import DATA_HASH_PARAM
+from faqtune.tracking.record import DATA_HASH_PARAM, split_dataset
 from faqtune.tracking.runs import task_run
 
 
@@ -25,8 +25,17 @@ def load_matcher(model_uri: str):
             run_id = model_uri.split("/")[1]
         return loaded.unwrap_python_model(), run_id
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "not found"
-        raise FaqtuneError(f"Could not load model_uri={model_uri}: {exc}. Use runs:/<run_id>/"
-                           "model, models:/<name>/<version> or models:/<name>@<alias>.") from None
+        raise FaqtuneError(f"Could not load model_uri={model_uri}: {exc}. Use "
+                           "runs:/<run_id>/faqtune-<model>, models:/<name>/<version> or "
+                           "models:/<name>@<alias>.") from None
+
+
+def model_id_of(model_uri: str) -> str | None:
+    """The logged-model id behind a URI, so test metrics show on the model's page."""
+    try:
+        return mlflow.models.get_model_info(model_uri).model_id
+    except Exception:  # a folder uploaded as plain artifacts (Azure ML) has none
+        return None
 
 
 def test_metrics(matcher, data: PreparedData) -> dict[str, float]:
@@ -45,7 +54,7 @@ def test_metrics(matcher, data: PreparedData) -> dict[str, float]:
 def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
     """Test metrics of `model_uri`, logged into the run that produced it (or a new run)."""
     matcher, run_id = load_matcher(model_uri)
-    data, _, _ = prepare(conf.data, Path(conf.paths.cache))
+    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     if run_id:
         trained_on = mlflow.get_run(run_id).data.params.get(DATA_HASH_PARAM)
         if trained_on and trained_on != data.data_hash:
@@ -56,6 +65,7 @@ def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
     metrics = test_metrics(matcher, data)
     context = mlflow.start_run(run_id=run_id) if run_id else task_run("evaluate")
     with context as run:
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(metrics, model_id=model_id_of(model_uri),
+                           dataset=split_dataset(conf, data, data_path, "test"))
         mlflow.set_tag("faqtune.evaluated_model", model_uri)
     return {"run_id": run.info.run_id, **metrics, "model_uri": model_uri}

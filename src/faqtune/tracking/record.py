@@ -24,6 +24,9 @@ MODEL_URI_TAG = "faqtune.model_uri"
 DATA_HASH_PARAM = "data.hash"
 # data.* sub-sections that only one source reads
 SOURCE_SECTIONS = {"synthetic": "synthetic", "table": "table"}
+# Settings that change speed or memory, never the model: in config.yaml, not params
+SPEED_SETTINGS = {"model.n_jobs", "training.block_pairs", "training.cache_pairs",
+                  "training.dense_operand_mib"}
 
 
 def config_yaml(conf: FaqtuneConfig) -> str:
@@ -33,7 +36,7 @@ def config_yaml(conf: FaqtuneConfig) -> str:
 
 def run_params(conf: FaqtuneConfig, data_hash: str) -> dict[str, str]:
     """The params of a training run: the data settings its source reads, the model's own
-    hyperparameters, the training settings and the prepared data's hash."""
+    hyperparameters, the training settings that shape the model and the data's hash."""
     data = dataclasses.asdict(conf.data)
     for source, section in SOURCE_SECTIONS.items():
         if conf.data.source != source:
@@ -45,7 +48,16 @@ def run_params(conf: FaqtuneConfig, data_hash: str) -> dict[str, str]:
     params = flatten({"data": data, "model": dataclasses.asdict(conf.model),
                       "training": dataclasses.asdict(conf.training)})
     params[DATA_HASH_PARAM] = data_hash
-    return {k: redact(str(v)) for k, v in params.items() if not isinstance(v, (list, dict))}
+    return {k: redact(str(v)) for k, v in params.items()
+            if not isinstance(v, (list, dict)) and k not in SPEED_SETTINGS}
+
+
+def split_dataset(conf: FaqtuneConfig, data: PreparedData, data_path: Path, split: str):
+    """One split of the prepared data as an MLflow dataset (ids and FAQ rows, not texts)."""
+    return mlflow.data.from_pandas(
+        data.split(split)[["question_id", "faq_row"]], source=redact(str(data_path)),
+        name=f"{conf.data.source}-{data.data_hash[:12]}-{split}",
+        digest=f"{data.data_hash[:24]}-{split}")
 
 
 def log_setup(conf: FaqtuneConfig, data: PreparedData, data_path: Path) -> None:
@@ -55,42 +67,49 @@ def log_setup(conf: FaqtuneConfig, data: PreparedData, data_path: Path) -> None:
         "faqtune.model": conf.model.name, "faqtune.data_source": conf.data.source,
         "faqtune.data_hash": data.data_hash, "faqtune.git_commit": git_commit() or "unknown"}))
     for split in SPLITS:
-        questions = data.split(split)[["question_id", "faq_row"]]
-        dataset = mlflow.data.from_pandas(
-            questions, source=redact(str(data_path)),
-            name=f"{conf.data.source}-{data.data_hash[:12]}-{split}",
-            digest=f"{data.data_hash[:24]}-{split}")
+        dataset = split_dataset(conf, data, data_path, split)
         retrying(lambda: mlflow.log_input(dataset, context=split))
     retrying(lambda: mlflow.log_text(config_yaml(conf), "config.yaml"))
 
 
-def log_result(result: TrainResult, data: PreparedData, conf: FaqtuneConfig) -> str | None:
-    """Final metrics, timings, plots and the model; returns the model URI if logged.
+def is_final_report(conf: FaqtuneConfig, rounds: int) -> bool:
+    """The last round's report: `log_result` logs it (linked to the model), so a live
+    logger skips it and the history has no duplicate last point."""
+    return rounds >= conf.model.estimators
 
-    When early stopping kept an earlier round than the last one scored, that round's
-    metrics are logged again at the last step, so the run's latest values (the runs table,
-    the model page) are those of the model that was kept.
+
+def log_result(result: TrainResult, data: PreparedData, data_path: Path,
+               conf: FaqtuneConfig) -> str | None:
+    """Timings, plots, the model, then the final tune metrics, linked to the model and the
+    tune split; returns the model URI if a model was logged.
+
+    The final metrics are those of the round the model keeps. They are logged at the last
+    round scored, after every period's values, so they are the run's latest values even
+    when early stopping kept an earlier round.
     """
-    last_round = result.history[-1][0] if result.history else result.best_round
-    if last_round != result.best_round:
-        later = get_current_time_millis() + 1  # after every period's values, even in one ms
-        retrying(lambda: mlflow.log_metrics(result.metrics, step=last_round, timestamp=later))
     retrying(lambda: mlflow.log_metrics({**result.timings, "best_round": result.best_round}))
     retrying(lambda: mlflow.log_figure(plots.gain_curve(result.history),
                                        "plots/tune_gain_curve.png"))
     retrying(lambda: mlflow.log_figure(
         plots.feature_importance(result.model.feature_importances()),
         "plots/feature_importance.png"))
-    if not conf.training.log_model:
-        return None
-    return log_matcher(result.model, data, conf)
+    model_uri, model_id = (log_matcher(result.model, data, conf) if conf.training.log_model
+                           else (None, None))
+    last_round = result.history[-1][0] if result.history else result.best_round
+    later = get_current_time_millis() + 1  # after every period's values, even in one ms
+    tune = split_dataset(conf, data, data_path, "tune")
+    retrying(lambda: mlflow.log_metrics(result.metrics, step=last_round, timestamp=later,
+                                        model_id=model_id, dataset=tune))
+    return model_uri
 
 
-def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> str:
-    """Log the pyfunc FAQ matcher into the active run; record its URI as a tag."""
+def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> tuple[str, str | None]:
+    """Log the pyfunc FAQ matcher into the active run as `faqtune-<model>`, with its
+    params; record its URI as a tag. (URI, logged-model id or None on Azure ML)."""
     run_id = mlflow.active_run().info.run_id
     example = data.split("test")["text"].iloc[0]
-    with matcher_model(estimator, data.faqs, conf.training.top_k, example) as kwargs:
+    with matcher_model(estimator, data.faqs, conf.training.top_k, example,
+                       conf.training.max_question_chars) as kwargs:
         mlflow.log_metric("model_size_mb", model_size_mb(kwargs))
         if mlflow.get_tracking_uri().startswith("azureml"):
             # Azure ML's MLflow endpoint has no /logged-models (azure-sdk-for-python#44896):
@@ -98,8 +117,10 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> str:
             with tempfile.TemporaryDirectory() as scratch:
                 mlflow.pyfunc.save_model(path=f"{scratch}/model", **kwargs)
                 mlflow.log_artifacts(f"{scratch}/model", "model")
-            uri = f"runs:/{run_id}/model"
+            uri, model_id = f"runs:/{run_id}/model", None
         else:
-            uri = mlflow.pyfunc.log_model(name="model", **kwargs).model_uri
+            info = mlflow.pyfunc.log_model(name=f"faqtune-{conf.model.name}",
+                                           params=run_params(conf, data.data_hash), **kwargs)
+            uri, model_id = info.model_uri, info.model_id
     mlflow.set_tag(MODEL_URI_TAG, uri)
-    return uri
+    return uri, model_id

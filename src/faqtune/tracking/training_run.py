@@ -13,7 +13,7 @@ from faqtune.config import FaqtuneConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.model.training import Reporter, train_model
-from faqtune.tracking.record import log_result, log_setup
+from faqtune.tracking.record import is_final_report, log_result, log_setup
 from faqtune.tracking.runs import retrying, task_run
 
 
@@ -31,7 +31,8 @@ def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
     data, data_path = prepared or prepare(conf.data, cache)[:2]
 
     def log_period(rounds: int, metrics: dict[str, float]) -> None:
-        retrying(lambda: mlflow.log_metrics(metrics, step=rounds))
+        if not is_final_report(conf, rounds):
+            retrying(lambda: mlflow.log_metrics(metrics, step=rounds))
         if report:
             report(rounds, metrics)
 
@@ -42,6 +43,6 @@ def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
         log_setup(conf, data, data_path)
         result = train_model(conf.model, conf.training, data, cache_dir=str(cache / "features"),
                              seed=conf.data.seed, report=log_period)
-        model_uri = log_result(result, data, conf)
+        model_uri = log_result(result, data, data_path, conf)
     return {"run_id": run.info.run_id, **result.metrics, "best_round": result.best_round,
             "model_uri": model_uri, "data_path": str(data_path), "data_hash": data.data_hash}
