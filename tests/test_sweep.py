@@ -76,6 +76,20 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     plots = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"], "plots")}
     assert "plots/optimization_history.png" in plots
     assert summary["model_name"] == "faqtune-faq-matcher" and summary["promoted"]
+    # the parent reads at a glance: the winner's params and metrics under their own names
+    for name, value in summary["best_params"].items():
+        assert parent.data.params[f"model.{name}"] == str(value)
+    best_run = MlflowClient(store).get_run(parent.data.tags["best_run_id"])
+    assert parent.data.metrics["tune_mrr"] == best_run.data.metrics["tune_mrr"]
+    assert parent.data.metrics["test_gain_at_3"] == pytest.approx(summary["test_gain_at_3"])
+    assert {i.tags[0].value for i in parent.inputs.dataset_inputs} == {"train", "tune", "test"}
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"trial {summary['best_trial']}" in note and "version 1, the champion" in note
+    assert all(t.data.tags["mlflow.note.content"].startswith("ngrams=") for t in trials)
+    # the logged model is named after the model and shows its quality
+    model = mlflow.get_logged_model(summary["model_uri"].split("/")[-1])
+    assert model.name == "faqtune-matcher" and model.params["model.name"] == "matcher"
+    assert {m.key for m in model.metrics} >= {"tune_mrr", "test_gain_at_3"}
 
 
 def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make_cfg, store):

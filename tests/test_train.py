@@ -122,6 +122,7 @@ def test_hydra_multirun_nests_one_run_per_job_under_a_parent(tmp_path):
     children = client.search_runs([client.get_experiment_by_name("faqtune").experiment_id],
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.pop()}'")
     assert sorted(r.data.params["model.ngrams"] for r in children) == ["1", "2"]
+    assert sorted("model.ngrams=1" in r.info.run_name for r in children) == [False, True]
     assert len({r.data.tags["faqtune.multirun"] for r in children}) == 1
     for run in [*children, client.get_run(summaries[0]["parent_run_id"])]:
         for tag in ("mlflow.source.name", "mlflow.user", "faqtune.git_commit"):

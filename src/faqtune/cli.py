@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 import mlflow
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
@@ -19,6 +21,14 @@ from faqtune.errors import FaqtuneError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("faqtune")
+
+
+def command_line(task_name: str) -> str | None:
+    """The command that ran this task, as a user would type it again (None outside Hydra)."""
+    if not HydraConfig.initialized():
+        return None
+    overrides = HydraConfig.get().overrides.task
+    return " ".join(["python", "-m", f"faqtune.{task_name}", *map(shlex.quote, overrides)])
 
 
 def emit_summary(summary: dict) -> None:

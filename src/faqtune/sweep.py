@@ -9,13 +9,14 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from faqtune.cli import task
+from faqtune.cli import command_line, task
 from faqtune.config import FaqtuneConfig, to_object
 from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.tracking.runs import configure, retrying
 from faqtune.tuning.finalize import finalize
 from faqtune.tuning.optuna_backend import run_sweep, sweep_lock
+from faqtune.tuning.report import record_outcome
 from faqtune.tuning.space import SearchSpace, parse_space
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,12 @@ def sweep(conf: FaqtuneConfig) -> dict:
             retrying(lambda: MlflowClient().set_terminated(outcome.parent_run_id, "FAILED"))
         raise FaqtuneError(f"Every trial of sweep {conf.sweep.name!r} failed ({outcome.failed}"
                            f" failed, none complete); the first error: {outcome.first_error}")
+    final = {}
     if outcome.complete and conf.sweep.finalize and not outcome.interrupted:
         summary["best_params"] = outcome.best_params
-        summary.update(finalize(conf, outcome, sweep_lock(conf)))
+        final = finalize(conf, outcome, sweep_lock(conf))
+        summary.update(final)
+    record_outcome(conf, outcome, final, data, data_path, command_line("sweep"))
     if owns_parent:
         retrying(lambda: MlflowClient().set_terminated(outcome.parent_run_id))
     return summary

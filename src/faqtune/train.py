@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
-from faqtune.tracking.runs import configure, find_or_create_parent
+from faqtune.tracking.runs import configure, find_or_create_parent, redact
 from faqtune.tracking.training_run import train_and_log
 
 MULTIRUN_TAG = "faqtune.multirun"
@@ -26,16 +26,23 @@ def _multirun() -> tuple[str, int] | None:
     return str(Path(hydra.sweep.dir).resolve()), int(hydra.job.num)
 
 
+def _run_name(conf) -> str | None:
+    """`tracking.run_name`, else the job's overrides (`model.ngrams=1,model=reference`)."""
+    if conf.tracking.run_name or not HydraConfig.initialized():
+        return conf.tracking.run_name
+    return redact(HydraConfig.get().job.override_dirname) or None
+
+
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
     configure(conf.tracking, conf.azure)
     multirun = _multirun()
     if multirun is None:
-        return train_and_log(conf)
+        return train_and_log(conf, run_name=_run_name(conf))
     group, job = multirun
     parent = find_or_create_parent(conf.tracking.experiment, MULTIRUN_TAG, group,
                                    run_name=f"multirun {Path(group).name}")
-    summary = train_and_log(conf, parent_run_id=parent,
+    summary = train_and_log(conf, parent_run_id=parent, run_name=_run_name(conf) or f"job {job}",
                             tags={MULTIRUN_TAG: group, "faqtune.job": str(job)})
     if parent != mlflow.environment_variables.MLFLOW_RUN_ID.get():
         MlflowClient().set_terminated(parent)  # each job extends the parent's end time

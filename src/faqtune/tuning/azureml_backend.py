@@ -294,12 +294,12 @@ def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: s
     mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
     summary["best_run_id"] = best.id
     if conf.sweep.finalize:
-        summary.update(finalize(conf, outcome_of(run, best, space, conf.sweep.metric), FileLock(
+        summary.update(finalize(conf, outcome_of(run, best, space, conf.sweep.metric, data_hash), FileLock(
             Path(conf.paths.cache) / "azureml" / f"{run.id}.lock")))
     return summary
 
 
-def outcome_of(run, best, space: SearchSpace, metric: str) -> SweepOutcome:
+def outcome_of(run, best, space: SearchSpace, metric: str, data_hash: str) -> SweepOutcome:
     """The HyperDrive run as the outcome every backend gives finalize: the best child's
     hyperparameters, read back from the params its training run logged."""
     params = mlflow.get_run(best.id).data.params
@@ -308,4 +308,5 @@ def outcome_of(run, best, space: SearchSpace, metric: str) -> SweepOutcome:
         run.id, complete=counts.count("Completed"), failed=counts.count("Failed"),
         pruned=counts.count("Canceled"), best_trial=int(best.number),
         best_value=best.get_metrics().get(metric),
-        best_params={name: params[f"model.{name}"] for name in space.names})
+        best_params={name: params[f"model.{name}"] for name in space.names},
+        data_hash=data_hash)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from mlflow.tracking import MlflowClient
@@ -15,20 +14,11 @@ from faqtune.tracking.runs import PARENT_TAG, quoted, retrying
 from faqtune.tracking.training_run import train_and_log
 from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.report import SWEEP_TAG
-from faqtune.tuning.trial import apply_params
+from faqtune.tuning.trial import final_config
 
 log = logging.getLogger(__name__)
 TRIAL_TAG = "faqtune.trial"
 VERSION_TAG = "faqtune.registered_version"
-
-
-def final_config(conf: FaqtuneConfig, best_params: dict) -> FaqtuneConfig:
-    """The best trial's model, with `sweep.final_estimators` if set, on all cores."""
-    final = apply_params(conf, best_params, n_jobs=0)
-    if conf.sweep.final_estimators:
-        final = dataclasses.replace(
-            final, model=dataclasses.replace(final.model, estimators=conf.sweep.final_estimators))
-    return final
 
 
 def _already_finalized(parent: str, trial: int) -> dict | None:

@@ -305,10 +305,17 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     study = load_study(conf, space)
     bar = tqdm(total=conf.sweep.n_trials, desc=f"sweep {conf.sweep.name}", unit="trial",
                disable=None)
-    interrupted = False
+    interrupted, shown = False, None
     try:
         while any(p.is_alive() for p in workers):
-            _show(bar, count(study, failures_since=started))
+            counts = count(study, failures_since=started)
+            _show(bar, counts)
+            if bar.disable and (counts.done, counts.failed) != shown:  # a log, not a TTY
+                shown = (counts.done, counts.failed)
+                log.info("sweep %s: %d/%d trials done (%d pruned), %d running, %d failed, "
+                         "best %s", conf.sweep.name, counts.done, conf.sweep.n_trials,
+                         counts.pruned, counts.running, counts.failed,
+                         "-" if counts.best is None else f"{counts.best:.4f}")
             time.sleep(1.0)
     except KeyboardInterrupt:
         interrupted = True
@@ -428,7 +435,7 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
         log_study(study, parent, conf.sweep.metric)
     outcome = SweepOutcome(parent, complete=counts.complete, pruned=counts.pruned,
                            failed=counts.failed, running=counts.running,
-                           interrupted=counts.interrupted)
+                           interrupted=counts.interrupted, data_hash=data.data_hash)
     if counts.complete:
         best = study.best_trial
         outcome.best_trial, outcome.best_value, outcome.best_params = \

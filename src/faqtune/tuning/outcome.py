@@ -18,6 +18,7 @@ class SweepOutcome:
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     first_error: str | None = None  # when no trial completed
+    data_hash: str | None = None  # the prepared data every trial trained on
 
     def summary(self, metric: str) -> dict:
         return {"run_id": self.parent_run_id, "complete": self.complete, "pruned": self.pruned,

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
-from mlflow.entities import RunTag  # noqa: E402
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
+from mlflow.utils.time import get_current_time_millis  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
 from faqtune.config import FaqtuneConfig  # noqa: E402
+from faqtune.data.dataset import SPLITS, PreparedData  # noqa: E402
+from faqtune.tracking.record import run_params, split_dataset  # noqa: E402
 from faqtune.tracking.runs import redact, retrying  # noqa: E402
 from faqtune.tuning.identity import fingerprint  # noqa: E402
+from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
 from faqtune.tuning.space import SearchSpace  # noqa: E402
+from faqtune.tuning.trial import RUN_ID_ATTR, final_config  # noqa: E402
 
 log = logging.getLogger(__name__)
 SWEEP_TAG = "faqtune.sweep"
+PARAMS_TRIAL_TAG = "faqtune.params_from_trial"
+PARALLEL_AXES = 6
 PLOTS = {
     "optimization_history": optuna_plots.plot_optimization_history,
     "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
@@ -44,23 +53,136 @@ def describe_parent(conf: FaqtuneConfig, space: SearchSpace, parent: str,
 
 
 def log_study(study: optuna.Study, parent_run_id: str, metric: str) -> None:
-    """Best value and params, trials.csv and plots, into the parent run (re-logged on resume)."""
+    """The best trial (its metrics under their own names, its run), trials.csv and plots,
+    into the parent run (re-logged on resume)."""
     client = MlflowClient()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    client.log_text(parent_run_id, study.trials_dataframe().to_csv(index=False), "trials.csv")
+    retrying(lambda: client.log_text(parent_run_id, trial_table(study).to_csv(index=False),
+                                     "trials.csv"))
     if not complete:
         return
     best = study.best_trial
-    client.log_metric(parent_run_id, f"best_{metric}", best.value)
-    client.set_tag(parent_run_id, "best_trial", str(best.number))
-    for name, value in best.params.items():
-        client.set_tag(parent_run_id, f"best.{name}", str(value))
-    for name, plot in PLOTS.items():
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                axes = plot(study)
-            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-            client.log_figure(parent_run_id, figure, f"plots/{name}.png")
-        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
-            log.info("no %s plot yet: %s", name, exc)  # e.g. importances need 2+ trials
+    tags = {"best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}}
+    best_run = best.user_attrs.get(RUN_ID_ATTR)
+    metrics = {f"best_{metric}": best.value}
+    if best_run:
+        tags["best_run_id"] = best_run
+        found = retrying(lambda: client.get_run(best_run)).data.metrics
+        metrics.update({k: v for k, v in found.items() if k.startswith("tune_")})
+    retrying(lambda: client.log_batch(parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
+    now = get_current_time_millis()
+    retrying(lambda: client.log_batch(parent_run_id, metrics=[
+        Metric(k, v, now, 0) for k, v in metrics.items()]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, plot in PLOTS.items():
+            try:
+                options = {"params": top_params(study)} if name == "parallel_coordinate" else {}
+                axes = plot(study, target_name=metric, **options)
+                figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+                legible(figure, name, len(best.params))
+                if options and len(options["params"]) < len(best.params):
+                    figure.axes[0].set_title(f"Parallel coordinates: the {PARALLEL_AXES} most "
+                                             "important of the hyperparameters")
+                retrying(lambda: client.log_figure(parent_run_id, figure, f"plots/{name}.png"))
+            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+                log.info("no %s plot yet: %s", name, exc)  # e.g. importances need 2+ trials
+            finally:
+                plt.close("all")
+
+
+def top_params(study: optuna.Study, keep: int = PARALLEL_AXES) -> list[str]:
+    """The hyperparameters that mattered most: a parallel-coordinate plot of every one of
+    a dozen or more is unreadable at the size the MLflow UI shows it."""
+    names = list(study.best_trial.params)
+    if len(names) <= keep:
+        return names
+    try:
+        return list(optuna.importance.get_param_importances(study))[:keep]
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        return names[:keep]
+
+
+def legible(figure, name: str, n_params: int) -> None:
+    """Sizes at which every label fits, as the MLflow UI shows an image (~900 px wide)."""
+    if name == "param_importances":
+        figure.set_size_inches(9.0, 1.5 + 0.38 * n_params)
+    else:
+        figure.set_size_inches(10.0, 5.5)
+        for axes in figure.axes:
+            for label in axes.get_xticklabels():
+                label.set_rotation(20)
+                label.set_horizontalalignment("right")
+    figure.tight_layout()
+
+
+def trial_table(study: optuna.Study):
+    """One row per trial: number, state, value, duration, params and the MLflow run."""
+    table = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params",
+                                          "user_attrs"))
+    keep = [c for c in table.columns if not c.startswith("user_attrs_")
+            or c in (f"user_attrs_{RUN_ID_ATTR}", "user_attrs_error")]
+    return table[keep].rename(columns=lambda c: c.removeprefix("params_").removeprefix(
+        "user_attrs_"))
+
+
+def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
+                   data: PreparedData | None, data_path: Path | None,
+                   command: str | None) -> None:
+    """What the sweep found, on its parent run: the best configuration as params, the
+    final model's test metrics, the data set, and a description to read at a glance."""
+    client = MlflowClient()
+    parent = outcome.parent_run_id
+    if outcome.best_params and outcome.data_hash:
+        wanted = run_params(final_config(conf, outcome.best_params), outcome.data_hash)
+        logged = retrying(lambda: client.get_run(parent)).data.params
+        clashes = sorted(k for k in wanted if k in logged and logged[k] != wanted[k])
+        if clashes:  # a resumed sweep found a better trial; params cannot change
+            log.warning("the sweep's parent run keeps the params of trial %s (%s differ); "
+                        "its tags, metrics and description name the current best, trial %s",
+                        retrying(lambda: client.get_run(parent)).data.tags.get(
+                            PARAMS_TRIAL_TAG), ", ".join(clashes), outcome.best_trial)
+        new = [Param(k, v) for k, v in wanted.items() if k not in logged]
+        for start in range(0, len(new), 100):
+            retrying(lambda: client.log_batch(parent, params=new[start:start + 100]))
+        if not clashes:
+            retrying(lambda: client.set_tag(parent, PARAMS_TRIAL_TAG, str(outcome.best_trial)))
+    tests = {k: v for k, v in final.items() if k.startswith("test_") and isinstance(v, float)}
+    if tests:
+        now = get_current_time_millis()
+        retrying(lambda: client.log_batch(parent, metrics=[
+            Metric(k, v, now, 0) for k, v in tests.items()]))
+    if data is not None and data_path is not None:
+        inputs = [DatasetInput(split_dataset(conf, data, data_path, split)._to_mlflow_entity(),
+                               tags=[InputTag("mlflow.data.context", split)])
+                  for split in SPLITS]
+        retrying(lambda: client.log_inputs(parent, datasets=inputs))
+    retrying(lambda: client.set_tag(parent, "mlflow.note.content",
+                                    describe(conf, outcome, final, command)))
+
+
+def describe(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
+             command: str | None) -> str:
+    """The sweep parent's markdown description."""
+    sweep = conf.sweep
+    lines = [f"**Sweep `{sweep.name}`** of the {conf.model.name} model: "
+             f"{outcome.complete} trials complete, {outcome.pruned} pruned, "
+             f"{outcome.failed} failed ({sweep.sampler} sampler, {sweep.pruner} pruner, "
+             f"chosen by `{sweep.metric}`)."]
+    if outcome.best_trial is not None:
+        params = ", ".join(f"`{k}={v:.4g}`" if isinstance(v, float) else f"`{k}={v}`"
+                           for k, v in outcome.best_params.items())
+        lines.append(f"\n**Best:** trial {outcome.best_trial}, {sweep.metric} "
+                     f"{outcome.best_value:.4f}; {params}.")
+    if "version" in final:
+        champion = "the champion" if final.get("promoted") else "not the champion"
+        reason = final.get("champion_reason", "")
+        lines.append(f"\n**Registered:** `{final.get('model_name', conf.registry.model_name)}` "
+                     f"version {final['version']}, {champion}"
+                     f"{' (' + reason + ')' if reason and not final.get('promoted') else ''}; "
+                     f"{conf.registry.metric} {final.get(conf.registry.metric, float('nan')):.4f}.")
+    if outcome.interrupted:
+        lines.append("\n**Interrupted:** run the same command again to resume.")
+    if command:
+        lines.append(f"\n**Reproduce:** `{redact(command)}`")
+    return "\n".join(lines)

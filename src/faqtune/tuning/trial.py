@@ -41,6 +41,12 @@ def trial_config(conf: FaqtuneConfig, params: dict[str, Any], n_jobs: int) -> Fa
         trial_conf, training=dataclasses.replace(trial_conf.training, log_model=False))
 
 
+def describe_params(params: dict[str, Any]) -> str:
+    """`ngrams=3, learning_rate=0.0512`: a trial's sampled values at a glance."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items() if not k.endswith("__quantile"))
+
+
 def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data_path: str,
               params: dict[str, Any], parent_run_id: str, n_jobs: int) -> float:
     """Train with `params` as an MLflow child run; the objective value for Optuna.
@@ -61,7 +67,7 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data
             raise optuna.TrialPruned(f"pruned at round {rounds}")
 
     tags = {"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number),
-            "faqtune.role": "trial"}
+            "faqtune.role": "trial", "mlflow.note.content": describe_params(params)}
     run_name = f"trial {trial.number}"
     try:
         try:
@@ -106,3 +112,12 @@ def _end(run_id: str | None, state: str, status: str, quiet: bool = False,
         if not quiet:
             raise
         log.warning("could not close MLflow run %s: %s", run_id, exc)
+
+
+def final_config(conf: FaqtuneConfig, best_params: dict) -> FaqtuneConfig:
+    """The best trial's model, with `sweep.final_estimators` if set, on all cores."""
+    final = apply_params(conf, best_params, n_jobs=0)
+    if conf.sweep.final_estimators:
+        final = dataclasses.replace(
+            final, model=dataclasses.replace(final.model, estimators=conf.sweep.final_estimators))
+    return final
