@@ -24,6 +24,29 @@ def test_conda_env_lists_the_same_runtime_packages_as_pyproject():
         r.replace(" ", "") for r in project["dependencies"])
 
 
+def test_python_env_lists_the_same_runtime_packages_as_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    python_env = yaml.safe_load((REPO / "python_env.yaml").read_text())
+    assert sorted(r.replace(" ", "") for r in python_env["dependencies"]) == sorted(
+        r.replace(" ", "") for r in project["dependencies"])
+    assert python_env["python"] == project["requires-python"].removeprefix(">=")
+    spec = yaml.safe_load((REPO / "MLproject").read_text())
+    assert spec["python_env"] == "python_env.yaml", "`mlflow run .` without conda"
+
+
+def test_every_task_has_a_console_script_and_its_own_help(tmp_path):
+    import subprocess
+    import sys
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for task in ("prepare", "train", "evaluate", "sweep", "register", "main"):
+        assert scripts[f"faqtune-{task}"] == f"faqtune.{task}:main"
+    shown = subprocess.run([sys.executable, "-m", "faqtune.sweep", "--help"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout
+    assert shown.startswith("python -m faqtune.sweep: tune hyperparameters")
+    assert "model: matcher" in shown and "experiment=quick" in shown
+
+
 def test_mlproject_has_every_task_as_an_entry_point_with_overrides():
     spec = yaml.safe_load((REPO / "MLproject").read_text())
     for task in ("main", "prepare", "train", "sweep", "evaluate", "register"):

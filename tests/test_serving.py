@@ -13,7 +13,7 @@ from faqtune.data import synthetic
 from faqtune.data.clean import clean_text, readable_text, strip_duplicate_notice
 from faqtune.data.prepare import build
 from faqtune.model.training import train_model
-from faqtune.serving.pyfunc import FaqMatcherModel, rank_faqs
+from faqtune.serving.pyfunc import FaqMatcherModel
 
 ANSWER = ('<p>Use <code>Array.from(new Set(a))</code> to <b>dedupe</b>:</p>'
           '<pre><code>const b = [...new Set(a)];\n  console.log(b);\n</code></pre>'

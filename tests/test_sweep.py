@@ -121,7 +121,7 @@ def test_a_bad_space_fails_before_any_trial(make_cfg, store, tmp_path):
     with pytest.raises(ConfigError, match="no hyperparameter 'colour'"):
         sweep(conf)
     conf = _conf(make_cfg, store, "sweep/space=reference")
-    with pytest.raises(ConfigError, match="add model=reference"):
+    with pytest.raises(ConfigError, match="add sweep/space=matcher .* or model=reference"):
         sweep(conf)
     assert not (tmp_path / "cache" / "optuna").exists(), "no study was started"
 
@@ -183,7 +183,10 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # `make test &` starts us with SIGINT ignored, and children inherit
+                            # that: give the sweep the default handler a terminal would
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline:  # wait for a trial that has its MLflow run
         if (cache / "optuna" / "faqtune-sweep.journal").exists() and any(
@@ -200,6 +203,8 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
     killed = [t for t in study.trials if t.user_attrs.get("interrupted")]
     assert killed and all(t.state == optuna.trial.TrialState.FAIL for t in killed)
     client = MlflowClient(store)
-    for trial in killed:
+    logged = [t for t in killed if "mlflow_run_id" in t.user_attrs]  # a trial interrupted
+    assert logged, "the trial we waited for"                         # before its run began
+    for trial in logged:                                               # has none to mark
         assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     assert not any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)

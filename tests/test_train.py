@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from faqtune import evaluate, train
 from faqtune.errors import FaqtuneError
 from faqtune.model.metrics import ranking_metrics
+from faqtune.tracking.runs import where_to_look
 from tests.conftest import CS_DATA, REPO, TINY_DATA, last_json, needs_cs_data, run_task
 
 # `mlflow run` runs `python` from PATH: make it this interpreter, as an activated venv does
@@ -57,7 +59,16 @@ def test_train_logs_params_stepwise_metrics_artifacts_and_a_working_model(
     assert sorted(i.tags[0].value for i in inputs) == ["test", "train", "tune"]
     assert all(i.dataset.digest.startswith(params["data.hash"][:24]) for i in inputs)
 
+    look = where_to_look(summary)  # what every task's summary line adds
+    assert look["runs_url"].endswith(f"/runs/{summary['run_id']}?workflowType=machine_learning")
+    assert look["tracking_uri"] == store and store in look["mlflow_ui"]
     mlflow.set_tracking_uri(store)
+    logged = mlflow.get_logged_model(summary["model_uri"].split("/")[-1])
+    assert logged.name == f"faqtune-{model}"
+    requirements = Path(mlflow.artifacts.download_artifacts(
+        f"{logged.artifact_location}/requirements.txt")).read_text().split()
+    assert all("==" in r for r in requirements), "pinned to the trained versions"
+    assert not [r for r in requirements if r.split("==")[0] in ("hydra-core", "optuna", "py7zr")]
     served = mlflow.pyfunc.load_model(summary["model_uri"])
     assert served.metadata.get_input_schema().input_names() == ["question"]
     faqs = served.unwrap_python_model().faqs
@@ -130,13 +141,16 @@ def test_hydra_multirun_nests_one_run_per_job_under_a_parent(tmp_path):
 
 
 @pytest.mark.slow
-def test_mlflow_run_train_entry_point_logs_into_the_project_run(tmp_path):
+@pytest.mark.parametrize("env_manager", ["local", "uv"])
+def test_mlflow_run_train_entry_point_logs_into_the_project_run(tmp_path, env_manager):
+    """`local` uses this environment; `uv` builds python_env.yaml from scratch, as
+    `mlflow run .` does on a machine with plain Python and no conda."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = " ".join([*FAST_TRAIN, f"paths.cache={tmp_path / 'cache'}"])
     proc = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "train", "--env-manager",
-         "local", "--experiment-name", "faqtune", "-P", f"overrides={overrides}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+         env_manager, "--experiment-name", "faqtune", "-P", f"overrides={overrides}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
         env={**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import logging
+import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -14,10 +17,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 import mlflow
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from faqtune.config import register_configs
 from faqtune.errors import FaqtuneError
+from faqtune.tracking.runs import where_to_look
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("faqtune")
@@ -38,20 +42,45 @@ def emit_summary(summary: dict) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    log.error("%s", message)
+    """Print the error once (stderr), and keep it in the task's log file."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def quiet_mlflow() -> None:
+    """MLflow's download bars and schema hints say nothing about faqtune's work; a user
+    who wants them sets MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+
+
+def task_help(job_name: str) -> str:
+    """The task's own description for `--help`: its module docstring."""
+    name = job_name.removeprefix("faqtune-").removeprefix("faqtune.")
+    try:
+        doc = importlib.import_module(f"faqtune.{name}").__doc__ or ""
+    except ImportError:
+        return "faqtune"
+    return doc.strip().splitlines()[0].replace("`", "")
 
 
 def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
     """Turn `run(cfg) -> summary` into a Hydra app that prints errors as one paragraph."""
     register_configs()
+    if not OmegaConf.has_resolver("faqtune_task_help"):
+        OmegaConf.register_new_resolver("faqtune_task_help", task_help)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     @functools.wraps(run)
     def main(cfg: DictConfig) -> dict:
+        quiet_mlflow()
         try:
             summary = run(cfg)
+            summary.update(where_to_look(summary))
         except FaqtuneError as exc:
             _fail(str(exc), 2)
         except MlflowException as exc:

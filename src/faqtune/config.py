@@ -194,7 +194,7 @@ class OptunaBackendConfig(BackendConfig):
 class AzureMLBackendConfig(BackendConfig):
     name: str = "azureml"
     dry_run: bool = False
-    spec_path: str = "hyperdrive-job.yaml"
+    spec_path: str = "${paths.cache}/azureml/hyperdrive-job.yaml"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     environment_name: str = "faqtune"
     max_concurrent_runs: int = 16

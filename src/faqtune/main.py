@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import mlflow
 from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
 from faqtune.sweep import sweep
-from faqtune.tracking.runs import redact
 
 
 def run(cfg: DictConfig) -> dict:
     summary = sweep(to_object(cfg))
-    uri = redact(mlflow.get_tracking_uri())
-    summary["look"] = (f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 ; registered "
-                       f"{summary.get('model_name')} version {summary.get('version')}")
-    summary["mlflow_ui"] = f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"
+    if "version" in summary:
+        summary["serve"] = (f"mlflow models serve -m models:/{summary['model_name']}@"
+                            "champion --env-manager local --host 127.0.0.1 --port 5001")
     return summary
 
 

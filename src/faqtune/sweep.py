@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from faqtune.cli import command_line, task
-from faqtune.config import FaqtuneConfig, to_object
+from faqtune.config import MODEL_SCHEMAS, FaqtuneConfig, to_object
 from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.tracking.runs import configure, retrying
@@ -26,10 +26,19 @@ def checked_space(conf: FaqtuneConfig) -> SearchSpace:
     """The search space, validated against the configured model before any trial runs."""
     space = parse_space(conf.sweep.space.model, conf.sweep.space.params)
     if space.model != conf.model.name:
-        raise ConfigError(f"sweep.space.model={space.model!r} tunes a different model than "
-                          f"model={conf.model.name!r}; add model={space.model} to the command.")
+        raise ConfigError(f"The search space (sweep/space={space.model}) tunes the "
+                          f"{space.model} model, but model={conf.model.name}: add "
+                          f"sweep/space={conf.model.name} to sweep the {conf.model.name}, or "
+                          f"model={space.model} to sweep the {space.model}.")
     if conf.sweep.sampler == "grid":
         space.grid()  # raises for a continuous dimension
+    defaults = MODEL_SCHEMAS[conf.model.name]()
+    for name in space.names:
+        if name in vars(defaults) and getattr(conf.model, name) != getattr(defaults, name):
+            log.warning("model.%s=%s has no effect in this sweep: the search space samples "
+                        "%s (sweep.space.params.%s=%s); change the space to change it",
+                        name, getattr(conf.model, name), name, name,
+                        conf.sweep.space.params[name])
     return space
 
 

@@ -111,7 +111,20 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
     faqs = faqs[faqs["id"].isin(kept)]
     dups = dups[dups["original_id"].isin(kept)]
     record("min_dupes", faqs, dups)
+    _warn_if_shrunk(steps, cfg)
     return faqs.reset_index(drop=True), dups.reset_index(drop=True), steps
+
+
+def _warn_if_shrunk(steps: list[dict], cfg: DataConfig) -> None:
+    """Say so when a filter leaves less than half the FAQs: an experiment on what remains
+    may mean little, and the fix is one setting."""
+    settings = {"min_text": f"data.min_text={cfg.min_text}",
+                "min_dupes": f"data.min_dupes={cfg.min_dupes}"}
+    for before, after in zip(steps, steps[1:]):
+        if after["step"] in settings and after["faqs"] < before["faqs"] / 2:
+            log.warning("%s kept %d of %d FAQs (%d of %d duplicates); lower it to keep more",
+                        settings[after["step"]], after["faqs"], before["faqs"],
+                        after["duplicates"], before["duplicates"])
 
 
 def split_questions(faq_rows: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:

@@ -30,6 +30,8 @@ ESTIMATOR_FILE = "estimator.joblib"
 FAQS_FILE = "faqs.parquet"
 LIMITS_FILE = "limits.json"
 OUTPUT_COLUMNS = ["question_index", "rank", "faq_id", "score", "answer"]
+SERVING_PACKAGES = ("mlflow", "lightgbm", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow",
+                    "joblib")
 MAX_QUESTION_CHARS = 20_000  # for models logged before training.max_question_chars
 
 
@@ -100,8 +102,9 @@ def signature(top_k_default: int) -> ModelSignature:
 
 
 def _requirements() -> list[str]:
-    """The runtime requirements faqtune itself declares, so serving envs match training."""
-    return [r for r in metadata.requires("faqtune") or [] if "extra ==" not in r]
+    """What serving imports, pinned to the versions the model was trained with: a pickled
+    scikit-learn or LightGBM model is only safe to load under the same versions."""
+    return [f"{name}=={metadata.version(name)}" for name in SERVING_PACKAGES]
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -54,14 +55,23 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str:
-    """Point MLflow at the configured store and experiment; return the tracking URI."""
+    """Point MLflow at the configured store and experiment; return the tracking URI.
+
+    The default store (MLflow's `sqlite:///mlflow.db`) is made absolute, so the URI a task
+    prints works from any folder.
+    """
     if tracking.kind == "azureml":
         from faqtune.tracking.azureml import workspace_tracking_uri
 
         mlflow.set_tracking_uri(workspace_tracking_uri(azure or AzureConfig()))
     elif tracking.uri:
         mlflow.set_tracking_uri(tracking.uri)
-    if not os.environ.get("MLFLOW_RUN_ID"):
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        mlflow.set_tracking_uri(f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}")
+    if os.environ.get("MLFLOW_RUN_ID"):
+        _warn_if_other_experiment(tracking.experiment)
+    else:
         try:
             mlflow.set_experiment(tracking.experiment)
         except MlflowException as exc:  # another process created it a moment ago
@@ -69,6 +79,37 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
                 raise
             mlflow.set_experiment(tracking.experiment)
     return mlflow.get_tracking_uri()
+
+
+def _warn_if_other_experiment(wanted: str) -> None:
+    """Under `mlflow run` the run exists already, in the experiment `mlflow run` chose."""
+    try:
+        run = MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"])
+        name = MlflowClient().get_experiment(run.info.experiment_id).name
+    except MlflowException:
+        return
+    if name != wanted:
+        log.warning("this run is in experiment %r, not %r (tracking.experiment): `mlflow run` "
+                    "chose it; pass --experiment-name %s to `mlflow run`", name, wanted, wanted)
+
+
+def where_to_look(summary: dict) -> dict:
+    """The store and a link to the runs view of a task's run (not MLflow's GenAI overview)."""
+    run_id = summary.get("run_id")
+    if not run_id or not isinstance(run_id, str):
+        return {}
+    uri = mlflow.get_tracking_uri()
+    try:
+        experiment = MlflowClient().get_run(run_id).info.experiment_id
+    except Exception:  # an Azure ML run id, or the store is gone: nothing to link
+        return {}
+    view = f"#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
+    if uri.startswith("http"):
+        return {"tracking_uri": redact(uri), "runs_url": f"{redact(uri).rstrip('/')}/{view}"}
+    return {"tracking_uri": redact(uri),
+            "mlflow_ui": f"mlflow ui --backend-store-uri {shlex.quote(redact(uri))} "
+                         "--host 127.0.0.1 --port 5000",
+            "runs_url": f"http://127.0.0.1:5000/{view}"}
 
 
 _CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
