@@ -50,7 +50,7 @@ quality: $(VENV)/.installed-dev
 		--vary negatives=random,hard
 
 ui: $(VENV)/.installed-run
-	$(BIN)/mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlflow.db
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 clean:
 	rm -rf .faqtune outputs multirun .pytest_cache
