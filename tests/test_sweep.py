@@ -176,7 +176,11 @@ def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary(tmp_path,
+                                                                                 stop):
+    """Ctrl-C reaches the terminal's whole process group; SIGTERM (`kill`, `timeout`, CI,
+    Kubernetes) only the driver, which must stop its workers itself."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*FAST, "model.estimators=400", "training.period=50", "sweep.n_trials=6",
             "sweep.pruner=none", f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
@@ -194,9 +198,12 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
                 for t in journal_study(cache).trials):
             break
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    if stop == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
     stdout, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0
+    assert proc.returncode == 130, "the shell's code for an interrupted command"
     summary = last_json(stdout)
     assert summary["interrupted"] is True and summary["running"] == 0
     study = journal_study(cache)
@@ -208,3 +215,7 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
     for trial in logged:                                               # has none to mark
         assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"
     assert not any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials)
+    running = client.search_runs([client.get_experiment_by_name("faqtune").experiment_id],
+                                 filter_string="attributes.status = 'RUNNING'")
+    assert not running, "no run left RUNNING"
+    assert client.get_run(summary["run_id"]).info.status == "KILLED"

@@ -212,3 +212,26 @@ def test_default_synthetic_data_is_neither_trivial_nor_hopeless_for_the_referenc
     summary = train.run(make_cfg(*cfg))
     result = evaluate.run(make_cfg(*cfg, f"model_uri={summary['model_uri']}"))
     assert 0.25 <= result["test_gain_at_1"] <= 0.75, result
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_marks_the_run_killed(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faqtune.train", *TINY_DATA, "model.estimators=100000",
+         "training.period=50", f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client, deadline = MlflowClient(store), time.time() + 300
+    while time.time() < deadline:  # wait until training reports its first period
+        try:
+            runs = client.search_runs([client.get_experiment_by_name("faqtune").experiment_id])
+        except Exception:  # the store or experiment does not exist yet
+            runs = []
+        if runs and "tune_mrr" in runs[0].data.metrics:
+            break
+        time.sleep(0.5)
+    proc.terminate()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    assert client.get_run(runs[0].info.run_id).info.status == "KILLED"
+

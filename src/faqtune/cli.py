@@ -21,10 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from faqtune.config import register_configs
 from faqtune.errors import FaqtuneError
+from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.runs import where_to_look
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("faqtune")
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C
 
 
 def command_line(task_name: str) -> str | None:
@@ -78,9 +80,13 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
     @functools.wraps(run)
     def main(cfg: DictConfig) -> dict:
         quiet_mlflow()
+        stop_on_sigterm()
         try:
             summary = run(cfg)
             summary.update(where_to_look(summary))
+        except KeyboardInterrupt:
+            _fail("interrupted; runs in progress were marked KILLED (a sweep resumes where it "
+                  "stopped when run again)", INTERRUPTED)
         except FaqtuneError as exc:
             _fail(str(exc), 2)
         except MlflowException as exc:
@@ -88,6 +94,8 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
                   f"{exc.message.strip().splitlines()[0]}. Check that the tracking server is "
                   "up; a sweep resumes where it stopped when run again.", 3)
         emit_summary(summary)
+        if summary.get("interrupted"):
+            sys.exit(INTERRUPTED)
         return summary
 
     return main

@@ -59,11 +59,16 @@ def sweep(conf: FaqtuneConfig) -> dict:
     final = {}
     if outcome.complete and conf.sweep.finalize and not outcome.interrupted:
         summary["best_params"] = outcome.best_params
-        final = finalize(conf, outcome, sweep_lock(conf))
+        try:
+            final = finalize(conf, outcome, sweep_lock(conf))
+        except KeyboardInterrupt:  # the final run is KILLED; a rerun finalizes afresh
+            log.warning("interrupted while finalizing: nothing was registered")
+            outcome.interrupted = summary["interrupted"] = True
         summary.update(final)
     record_outcome(conf, outcome, final, data, data_path, command_line("sweep"))
     if owns_parent:
-        retrying(lambda: MlflowClient().set_terminated(outcome.parent_run_id))
+        retrying(lambda: MlflowClient().set_terminated(
+            outcome.parent_run_id, "KILLED" if outcome.interrupted else "FINISHED"))
     return summary
 
 

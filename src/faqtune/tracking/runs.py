@@ -171,13 +171,17 @@ def task_run(run_name: str | None = None, parent_run_id: str | None = None,
     """The active run of a task: a child of `parent_run_id`, the `mlflow run` run, or new."""
     if parent_run_id:
         run_id = create_child_run(parent_run_id, run_name, tags)
-        with mlflow.start_run(run_id=run_id) as run:
-            yield run
+        context = mlflow.start_run(run_id=run_id)
     else:
         resumed = bool(os.environ.get("MLFLOW_RUN_ID"))  # `mlflow run` recorded the source
-        with mlflow.start_run(run_name=run_name,
-                              tags=tags if resumed else provenance_tags(tags)) as run:
+        context = mlflow.start_run(run_name=run_name,
+                                   tags=tags if resumed else provenance_tags(tags))
+    with context as run:
+        try:
             yield run
+        except KeyboardInterrupt:  # MLflow would say FAILED; the run was stopped
+            mlflow.end_run("KILLED")
+            raise
 
 
 def find_or_create_parent(experiment: str, group_tag: str, group: str, run_name: str) -> str:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError
+from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import provenance_tags, quoted, redact, retrying
 from faqtune.tuning.identity import differences, sweep_identity
@@ -254,6 +255,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
                 deadline: float | None) -> None:
     """A worker process: claim and run trials until the sweep is done."""
     os.environ.pop("MLFLOW_RUN_ID", None)  # children name their parent explicitly
+    stop_on_sigterm()
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: our one-line warning
     mlflow.set_tracking_uri(tracking_uri)
@@ -332,10 +334,11 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
 
 
 def _stop(workers: list) -> None:
-    """Workers in the terminal's process group got Ctrl-C too; others are sent it. Each
-    marks its running trial killed; one that does not stop in time is terminated."""
+    """Workers in the terminal's process group got Ctrl-C too; others (the driver alone
+    got SIGTERM) are sent it. Each marks its running trial killed; one that does not stop
+    in time is terminated."""
     for process in workers:
-        process.join(timeout=10)
+        process.join(timeout=2)
         if process.is_alive():
             os.kill(process.pid, signal.SIGINT)
             process.join(timeout=60)
