@@ -33,12 +33,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def shoot(url: str, name: str, size: str = "1440,1000") -> Path:
+def shoot(url: str, name: str, size: str = "1920,1100", wait_ms: int = 20000) -> Path:
     path = OUT / f"{name}.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
                         "--hide-scrollbars", f"--user-data-dir={profile}",
-                        f"--window-size={size}", "--virtual-time-budget=20000",
+                        f"--window-size={size}", f"--virtual-time-budget={wait_ms}",
                         f"--screenshot={path}", url],
                        check=True, capture_output=True, timeout=180)
     print(f"{name}: {url}")
@@ -77,9 +77,9 @@ def main() -> None:
         ml = "workflowType=machine_learning"
         shoot(f"{base}/#/experiments/{experiment}/runs?{ml}", "runs-table")
         shoot(f"{base}/#/experiments/{experiment}/runs/{parent.info.run_id}?{ml}",
-              "sweep-parent")
+              "sweep-parent", size="1920,1700")
         shoot(f"{base}/#/experiments/{experiment}/runs/{trial.info.run_id}/model-metrics?{ml}",
-              "trial-charts")
+              "trial-charts", wait_ms=90000)
         shoot(f"{base}/#/experiments/{experiment}/runs/{parent.info.run_id}/artifacts/plots/"
               f"parallel_coordinate.png?{ml}", "parent-parallel-coordinate")
         shoot(f"{base}/#/experiments/{experiment}/models/{model_id}?{ml}", "logged-model")

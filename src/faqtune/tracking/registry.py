@@ -103,6 +103,22 @@ def settle_champion(client: MlflowClient, registry: RegistryConfig, data_hash: s
     return _champion(client, registry)
 
 
+def describe_version(client: MlflowClient, registry: RegistryConfig, version: str, run,
+                     metric: float, data_hash: str, extra_tags: dict | None) -> None:
+    """Descriptions the registry pages show: the rule on the model, the origin on a version."""
+    model = client.get_registered_model(registry.model_name)
+    if not model.description:
+        client.update_registered_model(registry.model_name, description=(
+            f"faqtune FAQ matcher. `@{registry.alias}` is the version with the best "
+            f"`{registry.metric}` among those trained on the champion's prepared data "
+            "(`data_hash` tag): test metrics compare only on the same test data."))
+    origin = ", ".join(f"{k} {v}" for k, v in (extra_tags or {}).items())
+    client.update_model_version(registry.model_name, version, description=(
+        f"{run.data.params.get('model.name', 'model')} from run {run.info.run_name or ''} "
+        f"(`{run.info.run_id}`){'; ' + origin if origin else ''}; {registry.metric} "
+        f"{metric:.4f} on data `{data_hash[:12]}`."))
+
+
 def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = None) -> dict:
     """Register the run's model, then settle the champion; what happened, and why."""
     client = MlflowClient()
@@ -117,6 +133,7 @@ def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = No
     with holding(registry_lock(registry.model_name)):
         version = mlflow.register_model(model_uri_of(run_id), registry.model_name, tags=tags)
         champion = settle_champion(client, registry, data_hash)
+    describe_version(client, registry, version.version, run, metric, data_hash, extra_tags)
     promoted = champion is not None and champion.version == version.version
     summary = {"model_name": registry.model_name, "version": int(version.version),
                "promoted": promoted, registry.metric: metric,

@@ -20,6 +20,7 @@ from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
 from faqtune.config import FaqtuneConfig  # noqa: E402
 from faqtune.data.dataset import SPLITS, PreparedData  # noqa: E402
+from faqtune.model.metrics import metric_names  # noqa: E402
 from faqtune.tracking.record import run_params, split_dataset  # noqa: E402
 from faqtune.tracking.runs import redact, retrying  # noqa: E402
 from faqtune.tuning.identity import fingerprint  # noqa: E402
@@ -62,13 +63,13 @@ def log_study(study: optuna.Study, parent_run_id: str, metric: str) -> None:
     if not complete:
         return
     best = study.best_trial
-    tags = {"best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}}
+    tags = {"best_trial": str(best.number)}  # its params: the parent's params, after finalize
     best_run = best.user_attrs.get(RUN_ID_ATTR)
     metrics = {f"best_{metric}": best.value}
     if best_run:
         tags["best_run_id"] = best_run
         found = retrying(lambda: client.get_run(best_run)).data.metrics
-        metrics.update({k: v for k, v in found.items() if k.startswith("tune_")})
+        metrics.update({k: v for k, v in found.items() if k in metric_names("tune")})
     retrying(lambda: client.log_batch(parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
     now = get_current_time_millis()
     retrying(lambda: client.log_batch(parent_run_id, metrics=[
