@@ -15,6 +15,8 @@ from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 import mlflow
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from faqtune.config import register_configs
 from faqtune.errors import FaqtuneError
 from faqtune.interrupts import stop_on_sigterm
+from faqtune.redact import redact
 from faqtune.tracking.runs import where_to_look
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -45,6 +48,7 @@ def emit_summary(summary: dict) -> None:
 
 def _fail(message: str, code: int) -> None:
     """Print the error once (stderr), and keep it in the task's log file."""
+    message = redact(message)
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (message,), None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
@@ -53,10 +57,28 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class RedactOutputs(Callback):
+    """Hydra writes each job's raw overrides into `multirun.yaml`: mask them there.
+    (Its log lines are masked by the filter in conf/hydra/*_logging/faqtune.yaml.)"""
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        path = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if path.exists():
+            text = path.read_text()
+            if redact(text) != text:
+                scratch = path.with_suffix(".yaml.tmp")
+                scratch.write_text(redact(text))
+                scratch.replace(path)
+
+
 def quiet_mlflow() -> None:
     """MLflow's download bars and schema hints say nothing about faqtune's work; a user
     who wants them sets MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow prints "View run ... at <tracking URI>" unmasked; the summary has `runs_url`
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
 
 
@@ -93,6 +115,12 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
             _fail(f"MLflow tracking failed at {mlflow.get_tracking_uri()}: "
                   f"{exc.message.strip().splitlines()[0]}. Check that the tracking server is "
                   "up; a sweep resumes where it stopped when run again.", 3)
+        except Exception as exc:  # a bug or an unforeseen failure: one paragraph, no secrets
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            _fail(f"unexpected {exc.__class__.__name__}: {exc}. This is a faqtune bug or a "
+                  "failure it does not know yet; rerun with HYDRA_FULL_ERROR=1 for the "
+                  "traceback.", 1)
         emit_summary(summary)
         if summary.get("interrupted"):
             sys.exit(INTERRUPTED)

@@ -66,3 +66,42 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
             "in a storage URL override; train + dry-run sweep; every param, tag, metric, "
             "artifact, model file, Hydra log and console line scanned",
             {"files_scanned": len(files), "bytes_scanned": scanned, "secrets_found": 0})
+
+
+CANARY = "CANARY-7f3a9b"
+
+
+def test_a_canary_password_in_every_url_setting_reaches_no_channel(tmp_path, mlflow_server):
+    """A real tracking server behind a URL with a password (the server ignores it), a
+    storage URL with a password, a multirun, a sweep and a failing sweep: the canary is in
+    no output line, no file under the cache or Hydra's folders, no param, tag or artifact."""
+    server = mlflow_server()
+    tracking = server.url.replace("http://", f"http://alice:{CANARY}@")
+    cache = tmp_path / "cache"
+    common = [*TINY_DATA, "model.estimators=20", "training.period=10", f"tracking.uri={tracking}",
+              f"paths.cache={cache}"]
+    outputs = [
+        run_task("train", *common, f"sweep.storage=postgresql://carol:{CANARY}@127.0.0.1:1/x",
+                 cwd=tmp_path),
+        run_task("train", "-m", "model.ngrams=1,2", *common, "training.log_model=false",
+                 f"sweep.storage=redis://:{CANARY}@127.0.0.1:1/0", cwd=tmp_path),
+        run_task("sweep", *common, "sweep.n_trials=2", "sweep.n_workers=1",
+                 "sweep.finalize=false", cwd=tmp_path),
+    ]
+    failing = run_task("sweep", *common, "sweep.name=down",
+                       f"sweep.storage=postgresql://u:{CANARY}@127.0.0.1:1/optuna?password={CANARY}",
+                       cwd=tmp_path, check=False)
+    assert failing.returncode != 0 and "Traceback" not in failing.stderr
+    texts = [t for p in [*outputs, failing] for t in (p.stdout, p.stderr)]
+    texts += [f.read_bytes().decode("utf-8", "replace") for f in _files_under(cache)]
+    client = MlflowClient(server.url)
+    for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
+        texts += [str(run.data.params), str(run.data.tags)]
+        folder = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                     tracking_uri=server.url,
+                                                     dst_path=str(tmp_path / run.info.run_id))
+        texts += [f.read_bytes().decode("utf-8", "replace") for f in _files_under(Path(folder))]
+    leaks = [t[max(0, t.find(CANARY) - 80):t.find(CANARY) + 20] for t in texts if CANARY in t]
+    assert not leaks, leaks[:3]
+    assert any("multirun.yaml" in str(f) for f in _files_under(cache)), "the scan saw it"
+

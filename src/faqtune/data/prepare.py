@@ -14,6 +14,7 @@ import pandas as pd
 from faqtune.config import DataConfig
 from faqtune.data import reference_tsv, stackexchange, synthetic, table
 from faqtune.data.clean import clean_text, readable_text
+from faqtune.redact import redact
 from faqtune.data.dataset import PreparedData, frame_hash
 from faqtune.data.download import is_url
 from faqtune.data.raw import RawCorpus
@@ -181,7 +182,7 @@ def build(raw: RawCorpus, cfg: DataConfig) -> PreparedData:
     prepared.manifest = {
         "hash": frame_hash([faqs, questions, pairs]),
         "source": raw.source,
-        "params": asdict(cfg),
+        "params": {**asdict(cfg), "path": redact(cfg.path) if cfg.path else None},
         "filters": steps,
         "counts": prepared.counts(),
         "format": FORMAT_VERSION,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -23,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
+from faqtune.redact import redact
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
@@ -112,12 +112,6 @@ def where_to_look(summary: dict) -> dict:
             "runs_url": f"http://127.0.0.1:5000/{view}"}
 
 
-_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Mask the password in any URL (`postgresql://user:***@host/db`) before logging."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def quoted(value: str) -> str:
