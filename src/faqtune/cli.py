@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import json
@@ -116,6 +117,10 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
                   f"{exc.message.strip().splitlines()[0]}. Check that the tracking server is "
                   "up; a sweep resumes where it stopped when run again.", 3)
         except Exception as exc:  # a bug or an unforeseen failure: one paragraph, no secrets
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                _fail(f"No space left on the device holding {exc.filename or 'an output'}; "
+                      "free some space and run the same command again (a sweep resumes "
+                      "where it stopped).", 3)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             _fail(f"unexpected {exc.__class__.__name__}: {exc}. This is a faqtune bug or a "

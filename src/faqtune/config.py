@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -323,6 +324,9 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("training.dense_operand_mib", cfg.training.dense_operand_mib, 0)
     _one_of("tracking.kind", cfg.tracking.kind, ("mlflow", "azureml"))
     sweep = cfg.sweep
+    _expect(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", sweep.name) is not None
+            and ".." not in sweep.name, "sweep.name", sweep.name,
+            "letters, digits, '.', '_' or '-' (it names files under the cache folder)")
     _int_range("sweep.n_trials", sweep.n_trials, 1)
     _int_range("sweep.n_workers", sweep.n_workers, 1)
     _int_range("sweep.max_failures", sweep.max_failures, 0)

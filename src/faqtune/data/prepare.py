@@ -89,7 +89,9 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
     dups["original_id"] = dups["original_id"].astype("string")
     record("clean", faqs, dups)
 
-    dups = dups[~dups["id"].isin(set(faqs["id"]))].drop_duplicates("id")
+    if raw.shared_ids:
+        dups = dups[~dups["id"].isin(set(faqs["id"]))]
+    dups = dups.drop_duplicates("id")
     faqs = faqs.drop_duplicates("id")
     unknown = ~dups["original_id"].isin(set(faqs["id"]))
     if unknown.any():

@@ -94,6 +94,12 @@ def _extract(archive: Path, into: Path) -> Path:
     try:
         with py7zr.SevenZipFile(archive, mode="r") as z:
             names = [n for n in z.getnames() if Path(n).name in DUMP_FILES]
+            unsafe = [n for n in names if Path(n).is_absolute() or ".." in Path(n).parts
+                      or n.startswith(("/", "\\")) or ":" in Path(n).parts[0]]
+            if unsafe:  # the folder read must be the one we extracted into, never theirs
+                raise DataError(f"{archive} names its member {unsafe[0]!r} with an absolute "
+                                "or parent path; refusing to read it. Re-pack the dump with "
+                                "relative member names.")
             missing = set(DUMP_FILES) - {Path(n).name for n in names}
             if missing:
                 raise DataError(f"{archive} does not contain {', '.join(sorted(missing))}; "
@@ -101,7 +107,10 @@ def _extract(archive: Path, into: Path) -> Path:
             z.extract(path=into, targets=names)
     except (py7zr.Bad7zFile, OSError) as exc:
         raise DataError(f"{archive} could not be opened as a 7z archive ({exc}).") from None
-    return into / Path(names[0]).parent
+    folder = (into / Path(names[0]).parent).resolve()
+    if not folder.is_relative_to(into.resolve()):
+        raise DataError(f"{archive} would be read from outside its extraction folder.")
+    return folder
 
 
 def load(cfg: DataConfig, cache: Path) -> RawCorpus:

@@ -30,7 +30,9 @@ def read_table(path: Path, needed: list[str]) -> pd.DataFrame:
         raise DataError(f"{path} lacks column(s) {', '.join(missing)}; it has "
                         f"{', '.join(map(str, frame.columns))}. Name the columns with "
                         "data.table.* settings.")
-    return frame[needed].astype(str)
+    # text, with nulls kept as nulls (astype(str) would turn them into "None" or "nan")
+    return frame[needed].apply(lambda column: column.map(
+        lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)))
 
 
 def load(cfg: DataConfig, cache: Path) -> RawCorpus:
@@ -39,6 +41,12 @@ def load(cfg: DataConfig, cache: Path) -> RawCorpus:
     faq_columns = [t.faq_id, t.faq_text] + ([t.faq_answer] if t.faq_answer else [])
     faqs = read_table(folder / t.faqs, faq_columns)
     questions = read_table(folder / t.questions, [t.question_id, t.question_faq_id, t.question_text])
+    for path, frame, column in ((folder / t.faqs, faqs, t.faq_id),
+                                (folder / t.questions, questions, t.question_id)):
+        repeated = frame[column][frame[column].duplicated()]
+        if len(repeated):
+            raise DataError(f"{path}: {column}={repeated.iloc[0]!r} appears more than once "
+                            f"({len(repeated)} repeated ids in all); ids must be unique.")
     known = set(faqs[t.faq_id])
     unknown = ~questions[t.question_faq_id].isin(known)
     if unknown.any():
@@ -61,4 +69,5 @@ def load(cfg: DataConfig, cache: Path) -> RawCorpus:
         }),
         source="table",
         require_answers=False,
+        shared_ids=False,  # FAQ and question ids are separate number spaces
     )

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
+from faqtune.tracking.locks import FileLock, NoLock, holding
 from faqtune.redact import redact
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,34 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         mlflow.set_tracking_uri(f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}")
-    if os.environ.get("MLFLOW_RUN_ID"):
-        _warn_if_other_experiment(tracking.experiment)
-    else:
-        try:
-            mlflow.set_experiment(tracking.experiment)
-        except MlflowException as exc:  # another process created it a moment ago
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            mlflow.set_experiment(tracking.experiment)
+    # A new SQLite store is created (tables, migrations) by whichever process comes first:
+    # processes starting together take turns, or they trip over each other's migrations.
+    uri = mlflow.get_tracking_uri()
+    first_use = FileLock(Path(uri.removeprefix("sqlite:///") + ".faqtune-init.lock")) \
+        if uri.startswith("sqlite:///") else NoLock()
+    with holding(first_use):
+        if os.environ.get("MLFLOW_RUN_ID"):
+            _warn_if_other_experiment(tracking.experiment)
+        else:
+            _set_experiment(tracking.experiment)
     return mlflow.get_tracking_uri()
+
+
+def _set_experiment(name: str, attempts: int = 6) -> None:
+    """`mlflow.set_experiment`, safe when several processes start on a new store at once:
+    one of them creates the experiment (or the store's tables) first, and the others,
+    told "already exists", look again."""
+    for attempt in range(attempts):
+        try:
+            mlflow.set_experiment(name)
+            return
+        except Exception as exc:  # MlflowException or the driver's OperationalError
+            if "already exists" not in str(exc).lower() and \
+                    getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                raise
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _warn_if_other_experiment(wanted: str) -> None:

@@ -53,6 +53,34 @@ def storage_location(sweep: SweepConfig, cache: Path) -> str:
     return sweep.storage or str(cache / "optuna" / f"{sweep.name}.journal")
 
 
+def repair_journal(location: str) -> int:
+    """Cut a torn last record (a write cut short, e.g. by a full disk) back to the last
+    complete line, before anything is appended after it and makes it unreadable for good.
+    The number of bytes dropped."""
+    path = Path(location)
+    if "://" in location or not path.exists():
+        return 0
+    with path.open("rb+") as journal:
+        size = journal.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        journal.seek(size - 1)
+        if journal.read(1) == b"\n":
+            return 0
+        keep, block = 0, 1 << 16
+        for end in range(size, 0, -block):  # find the last newline from the end
+            start = max(0, end - block)
+            journal.seek(start)
+            found = journal.read(end - start).rfind(b"\n")
+            if found >= 0:
+                keep = start + found + 1
+                break
+        journal.truncate(keep)
+    log.warning("the sweep journal %s ended in a torn record (%d bytes, e.g. from a full "
+                "disk); cut back to its last complete record", location, size - keep)
+    return size - keep
+
+
 def open_storage(location: str):
     if "://" in location:
         return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
@@ -423,6 +451,7 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
     # Storage schema, study and parent run are made once, however many machines start at once;
     # every write to the shared parent run holds the lock too (concurrent tag upserts collide).
     with holding(sweep_lock(conf)):
+        repair_journal(storage_location(conf.sweep, Path(conf.paths.cache)))
         study = open_study(conf, space, identity)
         parent = sweep_parent(conf, study)
         describe_parent(conf, space, parent, identity,

@@ -1,0 +1,116 @@
+"""Regression tests for the second adversarial probe (shared review "reliability-probe"):
+each case failed at b122cd4 and passes now. Names carry the probe's case ids."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import py7zr
+import pytest
+from mlflow.tracking import MlflowClient
+
+from faqtune.config import to_object
+from faqtune.data.prepare import prepare
+from faqtune.errors import ConfigError, DataError
+from tests.conftest import TINY_DATA, journal_study, last_json, run_task
+
+
+def _table(folder: Path, faq_ids, question_ids, answers=None, suffix="csv") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    faqs = pd.DataFrame({"id": [str(i) for i in faq_ids],
+                         "question": [f"how do I reset password number {i} on the portal"
+                                      for i in faq_ids],
+                         "answer": answers or [f"Answer {i}" for i in faq_ids]})
+    questions = pd.DataFrame({"id": [str(i) for i in question_ids],
+                              "faq_id": [str(faq_ids[n % len(faq_ids)])
+                                         for n in range(len(question_ids))],
+                              "text": [f"reset my password {n % len(faq_ids)} portal variant {n}"
+                                       for n in range(len(question_ids))]})
+    for name, frame in (("faqs", faqs), ("questions", questions)):
+        if suffix == "csv":
+            frame.to_csv(folder / f"{name}.csv", index=False)
+        else:
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def _table_cfg(make_cfg, folder: Path, *extra):
+    return to_object(make_cfg("data=table", f"data.path={folder}", "data.min_dupes=2",
+                              "data.min_text=10", "data.match=3", *extra))
+
+
+def test_A4_question_ids_that_equal_faq_ids_are_kept_in_a_table(make_cfg, tmp_path):
+    folder = _table(tmp_path / "t", faq_ids=[1, 2, 3, 4], question_ids=list(range(1, 41)))
+    conf = _table_cfg(make_cfg, folder)
+    data, _, _ = prepare(conf.data, Path(conf.paths.cache))
+    assert len(data.questions) == 40, "ids 1..4 are questions too: separate tables"
+
+
+def test_A4_repeated_ids_in_a_table_are_an_error_naming_the_id(make_cfg, tmp_path):
+    folder = _table(tmp_path / "t", faq_ids=[1, 2, 3, 3], question_ids=list(range(100, 140)))
+    with pytest.raises(DataError, match=r"faqs.csv: id='3' appears more than once"):
+        prepare(_table_cfg(make_cfg, folder).data, tmp_path / "cache")
+
+
+def test_A5_parquet_nulls_stay_null_and_are_never_served_as_text(make_cfg, tmp_path):
+    folder = _table(tmp_path / "t", faq_ids=[1, 2, 3, 4], question_ids=list(range(100, 140)),
+                    answers=[None, "Real answer two", None, "Four"], suffix="parquet")
+    conf = _table_cfg(make_cfg, folder, "data.table.faqs=faqs.parquet",
+                      "data.table.questions=questions.parquet")
+    data, _, _ = prepare(conf.data, Path(conf.paths.cache))
+    answers = dict(zip(data.faqs["faq_id"], data.faqs["answer_text"]))
+    assert answers["1"] is None and answers["3"] is None and answers["2"] == "Real answer two"
+    assert "none" not in set(data.faqs["answer"].dropna())
+
+
+def test_SEC3_an_archive_with_absolute_member_paths_is_refused(make_cfg, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    archive = tmp_path / "abs.7z"
+    with py7zr.SevenZipFile(archive, "w") as z:  # as a hostile packer writes it
+        for name in ("Posts.xml", "PostLinks.xml"):
+            z._writestr(b"<posts/>", str(elsewhere / name))
+    conf = to_object(make_cfg("data=stackexchange", f"data.path={archive}"))
+    with pytest.raises(DataError, match="absolute or parent path; refusing"):
+        prepare(conf.data, tmp_path / "cache")
+
+
+def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path):
+    common = [*TINY_DATA, "model.estimators=20", "training.period=10", "sweep.n_workers=1",
+              "sweep.finalize=false", "sweep.pruner=none",
+              f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"paths.cache={tmp_path / 'c'}"]
+    run_task("sweep", *common, "sweep.n_trials=2", cwd=tmp_path)
+    journal = tmp_path / "c" / "optuna" / "faqtune-sweep.journal"
+    with journal.open("ab") as out:  # what a write cut short by a full disk leaves
+        out.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "param_')
+    for _ in range(2):  # the probe's second resume made the study unreadable for good
+        run_task("sweep", *common, "sweep.n_trials=3", cwd=tmp_path)
+    states = [t.state.name for t in journal_study(tmp_path / "c").trials]
+    assert states.count("COMPLETE") == 3
+
+
+def test_D_a_sweep_name_cannot_leave_the_cache(make_cfg):
+    for name in ("../outside", "a/b", ""):
+        with pytest.raises(ConfigError, match="sweep.name"):
+            to_object(make_cfg(f"sweep.name={name}"))
+
+
+@pytest.mark.slow
+def test_B13_two_tasks_on_a_fresh_sqlite_store_both_succeed(tmp_path):
+    for attempt in range(3):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        command = [sys.executable, "-m", "faqtune.train", *TINY_DATA, "model.estimators=10",
+                   "training.period=10", "training.log_model=false",
+                   f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"paths.cache={folder / 'c'}"]
+        procs = [subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=600) for p in procs]
+        for proc, (stdout, stderr) in zip(procs, results):
+            assert proc.returncode == 0, stderr[-2000:]
+            assert last_json(stdout)["run_id"]
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("faqtune").experiment_id
+        assert len(client.search_runs([experiment])) == 2
