@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import random
 import hashlib
 import http.server
 import socket
@@ -22,6 +23,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with single-range support, counting the bytes it sends."""
 
     sent: list[int] = []
+    mode = "honest"  # "wrongrange": 206 with the whole file (probe A6); "html": a login page
 
     def log_message(self, *args):
         pass
@@ -32,10 +34,17 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(404)
             return
         data = path.read_bytes()
+        if self.mode == "html":
+            data = b"<html><body>Please log in</body></html>"
         start = 0
         if "Range" in self.headers:
             start = int(self.headers["Range"].split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            start = 0 if self.mode == "wrongrange" else start
             self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
         body = data[start:]
@@ -53,7 +62,7 @@ def server(tmp_path):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    RangeHandler.sent = []
+    RangeHandler.sent, RangeHandler.mode = [], "honest"
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
 
@@ -110,3 +119,40 @@ def test_unreachable_url_is_a_clear_error(tmp_path):
                      download=DownloadConfig(timeout_s=5))
     with pytest.raises(DataError, match=r"Could not reach http://127\.0\.0\.1:\d+/data/orig-q"):
         prepare(cfg, tmp_path / "cache")
+
+
+def test_A6_a_resume_answered_from_byte_zero_starts_over(server, tmp_path):
+    root, url = server
+    payload = gzip.compress(random.Random(1).randbytes(50_000))  # incompressible: 50 KB
+    (root / "f.tsv.gz").write_bytes(payload)
+    target = tmp_path / "dl" / "f.tsv.gz"
+    target.parent.mkdir()
+    (target.parent / "f.tsv.gz.part").write_bytes(payload[:1000])
+    RangeHandler.mode = "wrongrange"
+    download(f"{url}/f.tsv.gz", target, DownloadConfig())
+    assert target.read_bytes() == payload, "not the partial file plus the whole file"
+
+
+def test_A6_an_html_page_is_never_cached_as_a_gzip(server, tmp_path):
+    root, url = server
+    (root / "f.tsv.gz").write_bytes(gzip.compress(b"x"))
+    target = tmp_path / "dl" / "f.tsv.gz"
+    RangeHandler.mode = "html"
+    with pytest.raises(DataError, match="did not send a gzip file"):
+        download(f"{url}/f.tsv.gz", target, DownloadConfig())
+    assert not target.exists() and not list(target.parent.iterdir())
+    RangeHandler.mode = "honest"  # the server is fixed: the next run works
+    assert download(f"{url}/f.tsv.gz", target, DownloadConfig()).exists()
+
+
+def test_C4_a_complete_part_file_is_not_a_dead_end(server, tmp_path):
+    root, url = server
+    payload = gzip.compress(b"whole file")
+    (root / "f.tsv.gz").write_bytes(payload)
+    target = tmp_path / "dl" / "f.tsv.gz"
+    target.parent.mkdir()
+    (target.parent / "f.tsv.gz.part").write_bytes(payload)  # complete, never renamed
+    with pytest.raises(DataError, match="HTTP 416.*discarded: run again"):
+        download(f"{url}/f.tsv.gz", target, DownloadConfig())
+    assert download(f"{url}/f.tsv.gz", target, DownloadConfig()).read_bytes() == payload
+

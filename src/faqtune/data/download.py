@@ -34,6 +34,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _resumes_at(response: requests.Response, start: int) -> bool:
+    """A 206 whose Content-Range starts where the partial file ends."""
+    if response.status_code != 206:
+        return False
+    content_range = response.headers.get("Content-Range", "")
+    return content_range.startswith(f"bytes {start}-")
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 def download(url: str, target: Path, cfg: DownloadConfig) -> Path:
     """Fetch `url` into `target` (cached); a `.part` file carries an interrupted transfer."""
     if target.exists():
@@ -51,11 +64,16 @@ def download(url: str, target: Path, cfg: DownloadConfig) -> Path:
     with response:
         if response.status_code == 404:
             raise NotFound(f"{url} does not exist (HTTP 404).")
+        if response.status_code == 416 and start:  # the .part holds the whole file already
+            part.unlink(missing_ok=True)
+            raise DataError(f"The server refused to resume {url} (HTTP 416: the partial "
+                            f"download {part} was already complete or no longer matches); it "
+                            "was discarded: run again to download afresh.")
         if response.status_code >= 400:
             raise DataError(f"Downloading {url} failed with HTTP {response.status_code}; "
                             "check data.path.")
-        if start and response.status_code != 206:
-            start = 0  # the server ignored the range: start over
+        if start and not _resumes_at(response, start):
+            start = 0  # the server ignored the range or sent another one: start over
         total = int(response.headers.get("Content-Length", 0)) + start
         if total > cfg.max_bytes:
             raise DataError(f"{url} is {total} bytes, over data.download.max_bytes="
@@ -78,6 +96,10 @@ def download(url: str, target: Path, cfg: DownloadConfig) -> Path:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise DataError(f"Download of {url} broke off after {received} bytes ({exc}); "
                             "run again to resume.") from None
+    if target.name.endswith(".gz") and not _is_gzip(part):
+        part.unlink(missing_ok=True)
+        raise DataError(f"{url} did not send a gzip file (a login page or an error page?); "
+                        "nothing was kept. Check data.path.")
     expected = cfg.sha256.get(target.name)
     if expected and _sha256(part) != expected.lower():
         part.unlink(missing_ok=True)
