@@ -11,11 +11,13 @@ $(BIN)/python:
 
 # Stamps make both targets idempotent: the second run reuses the venv until pyproject changes.
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	@echo "Installing faqtune and its dependencies into $(VENV) (a few minutes the first time)..."
+	$(BIN)/pip install --progress-bar off -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev,azure,postgres]"
+	@echo "Installing faqtune with its dev, azure and postgres extras into $(VENV) (a few minutes the first time)..."
+	$(BIN)/pip install --progress-bar off -e ".[dev,azure,postgres]"
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

@@ -74,7 +74,8 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     artifacts = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"])}
     assert {"trials.csv", "search_space.yaml"} <= artifacts
     plots = {a.path for a in MlflowClient(store).list_artifacts(summary["run_id"], "plots")}
-    assert "plots/optimization_history.png" in plots
+    assert {"plots/optimization_history.png", "plots/optimization_history.html",
+            "plots/parallel_coordinate.html"} <= plots
     assert summary["model_name"] == "faqtune-faq-matcher" and summary["promoted"]
     # the parent reads at a glance: the winner's params and metrics under their own names
     for name, value in summary["best_params"].items():

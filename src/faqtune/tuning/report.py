@@ -31,6 +31,11 @@ from faqtune.tuning.trial import RUN_ID_ATTR, final_config  # noqa: E402
 log = logging.getLogger(__name__)
 SWEEP_TAG = "faqtune.sweep"
 PARAMS_TRIAL_TAG = "faqtune.params_from_trial"
+INTERACTIVE = {
+    "optimization_history": optuna.visualization.plot_optimization_history,
+    "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
+    "param_importances": optuna.visualization.plot_param_importances,
+}
 PARALLEL_AXES = 6
 PLOTS = {
     "optimization_history": optuna_plots.plot_optimization_history,
@@ -90,6 +95,13 @@ def log_study(study: optuna.Study, parent_run_id: str, metric: str) -> None:
                 log.info("no %s plot yet: %s", name, exc)  # e.g. importances need 2+ trials
             finally:
                 plt.close("all")
+            try:  # the same plot, interactive: MLflow's artifact view renders HTML
+                interactive = INTERACTIVE[name](study, target_name=metric, **options)
+                retrying(lambda: client.log_text(
+                    parent_run_id, interactive.to_html(include_plotlyjs="cdn"),
+                    f"plots/{name}.html"))
+            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+                log.info("no interactive %s plot yet: %s", name, exc)
 
 
 def top_params(study: optuna.Study, keep: int = PARALLEL_AXES) -> list[str]:
