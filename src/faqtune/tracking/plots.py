@@ -33,3 +33,7 @@ def feature_importance(importances: pd.Series, top: int = 25):
     ax.set(xlabel="total gain", title="feature importance")
     fig.tight_layout()
     return fig
+
+
+def close(fig) -> None:
+    plt.close(fig)

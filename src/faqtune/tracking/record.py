@@ -88,11 +88,11 @@ def log_result(result: TrainResult, data: PreparedData, data_path: Path,
     when early stopping kept an earlier round.
     """
     retrying(lambda: mlflow.log_metrics({**result.timings, "best_round": result.best_round}))
-    retrying(lambda: mlflow.log_figure(plots.gain_curve(result.history),
-                                       "plots/tune_gain_curve.png"))
-    retrying(lambda: mlflow.log_figure(
-        plots.feature_importance(result.model.feature_importances()),
-        "plots/feature_importance.png"))
+    for figure, name in ((plots.gain_curve(result.history), "tune_gain_curve"),
+                         (plots.feature_importance(result.model.feature_importances()),
+                          "feature_importance")):
+        retrying(lambda: mlflow.log_figure(figure, f"plots/{name}.png"))
+        plots.close(figure)  # a sweep worker draws two per trial: free them
     model_uri, model_id = (log_matcher(result.model, data, conf) if conf.training.log_model
                            else (None, None))
     last_round = result.history[-1][0] if result.history else result.best_round
