@@ -37,7 +37,8 @@ def shoot(url: str, name: str, size: str = "1920,1100", wait_ms: int = 20000) ->
     path = OUT / f"{name}.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", f"--user-data-dir={profile}",
+                        "--hide-scrollbars", "--run-all-compositor-stages-before-draw",
+                        f"--user-data-dir={profile}",
                         f"--window-size={size}", f"--virtual-time-budget={wait_ms}",
                         f"--screenshot={path}", url],
                        check=True, capture_output=True, timeout=180)
@@ -79,7 +80,7 @@ def main() -> None:
         shoot(f"{base}/#/experiments/{experiment}/runs/{parent.info.run_id}?{ml}",
               "sweep-parent", size="1920,1700")
         shoot(f"{base}/#/experiments/{experiment}/runs/{trial.info.run_id}/model-metrics?{ml}",
-              "trial-charts", wait_ms=90000)
+              "trial-charts", wait_ms=180000)
         shoot(f"{base}/#/experiments/{experiment}/runs/{parent.info.run_id}/artifacts/plots/"
               f"parallel_coordinate.png?{ml}", "parent-parallel-coordinate")
         shoot(f"{base}/#/experiments/{experiment}/models/{model_id}?{ml}", "logged-model")
