@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from faqtune.config import register_configs
-from faqtune.errors import FaqtuneError
+from faqtune.errors import FaqtuneError, ServiceUnavailable
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.redact import redact
 from faqtune.tracking.runs import where_to_look
@@ -110,6 +110,8 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
         except KeyboardInterrupt:
             _fail("interrupted; runs in progress were marked KILLED (a sweep resumes where it "
                   "stopped when run again)", INTERRUPTED)
+        except ServiceUnavailable as exc:
+            _fail(str(exc), 3)
         except FaqtuneError as exc:
             _fail(str(exc), 2)
         except MlflowException as exc:

@@ -11,3 +11,8 @@ class ConfigError(FaqtuneError):
 
 class DataError(FaqtuneError):
     """Input data is missing, malformed or filtered down to nothing."""
+
+
+class ServiceUnavailable(FaqtuneError):
+    """A service faqtune needs (tracking server, Optuna storage) cannot be reached."""
+

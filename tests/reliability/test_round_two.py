@@ -114,3 +114,30 @@ def test_B13_two_tasks_on_a_fresh_sqlite_store_both_succeed(tmp_path):
         client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
         experiment = client.get_experiment_by_name("faqtune").experiment_id
         assert len(client.search_runs([experiment])) == 2
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed once the block ends: nothing listens there
+
+
+def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_path):
+    proc = run_task("sweep", *TINY_DATA, f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
+                    f"sweep.storage=postgresql://u:pw-B14x@127.0.0.1:{_closed_port()}/optuna",
+                    f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "Optuna storage postgresql://u:***@127.0.0.1" in proc.stderr
+    assert "Traceback" not in proc.stderr and "pw-B14x" not in proc.stdout + proc.stderr
+
+
+def test_D_a_dead_tracking_server_fails_in_seconds(tmp_path):
+    import time
+
+    started = time.perf_counter()
+    proc = run_task("train", *TINY_DATA, f"tracking.uri=http://127.0.0.1:{_closed_port()}",
+                    f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
+    assert proc.returncode == 3 and "No tracking server answers" in proc.stderr
+    assert time.perf_counter() - started < 60, "the probe saw 257 s of retries"

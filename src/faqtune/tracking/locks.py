@@ -30,9 +30,10 @@ class FileLock:
 class AdvisoryLock:
     """A PostgreSQL advisory lock: the same lock for workers on every machine."""
 
-    def __init__(self, url: str, name: str):
+    def __init__(self, url: str, name: str, on_error=contextlib.nullcontext):
         import sqlalchemy
 
+        self._on_error = on_error  # turns a failed connection into the caller's error
         self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
         self._key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
                                    signed=True)
@@ -42,7 +43,8 @@ class AdvisoryLock:
     def acquire(self) -> None:
         import sqlalchemy
 
-        self._connection = self._engine.connect()
+        with self._on_error():
+            self._connection = self._engine.connect()
         self._connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
         self.held = True
 

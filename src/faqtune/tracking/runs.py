@@ -11,8 +11,10 @@ import contextlib
 import logging
 import os
 import shlex
+import socket
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -22,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
+from faqtune.errors import ServiceUnavailable
 from faqtune.tracking.locks import FileLock, NoLock, holding
 from faqtune.redact import redact
 
@@ -68,6 +71,8 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
     elif tracking.uri:
         mlflow.set_tracking_uri(tracking.uri)
     uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        check_reachable(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         mlflow.set_tracking_uri(f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}")
     # A new SQLite store is created (tables, migrations) by whichever process comes first:
@@ -81,6 +86,20 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
         else:
             _set_experiment(tracking.experiment)
     return mlflow.get_tracking_uri()
+
+
+def check_reachable(uri: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when nothing answers at a
+    tracking server's address (any HTTP answer, even 401, means a server is there)."""
+    parts = urllib.parse.urlsplit(uri)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (
+                443 if parts.scheme == "https" else 80)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ServiceUnavailable(
+            f"No tracking server answers at {redact(uri)} ({exc.strerror or exc}). Start it, "
+            "fix tracking.uri, or leave tracking.uri unset for a local store.") from None
 
 
 def _set_experiment(name: str, attempts: int = 6) -> None:

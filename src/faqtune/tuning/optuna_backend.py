@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
-from faqtune.errors import ConfigError
+from faqtune.errors import ConfigError, ServiceUnavailable
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import provenance_tags, quoted, redact, retrying
@@ -51,6 +51,20 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 def storage_location(sweep: SweepConfig, cache: Path) -> str:
     """An RDB URL as given, else a journal file (default: under the cache folder)."""
     return sweep.storage or str(cache / "optuna" / f"{sweep.name}.journal")
+
+
+@contextlib.contextmanager
+def storage_errors(location: str):
+    """A database that cannot be reached is a service outage (exit 3), said in one line."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except sqlalchemy.exc.OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise ServiceUnavailable(f"The Optuna storage {redact(location)} cannot be reached "
+                                 f"({redact(reason)}). Start the database or fix "
+                                 "sweep.storage.") from None
 
 
 def repair_journal(location: str) -> int:
@@ -83,7 +97,8 @@ def repair_journal(location: str) -> int:
 
 def open_storage(location: str):
     if "://" in location:
-        return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
+        with storage_errors(location):
+            return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
     Path(location).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(location))
 
@@ -184,7 +199,8 @@ def sweep_lock(conf: FaqtuneConfig):
     """Claiming a trial (and creating the parent run) is atomic across all workers."""
     location = storage_location(conf.sweep, Path(conf.paths.cache))
     if location.startswith("postgresql"):
-        return AdvisoryLock(location, f"faqtune:{conf.sweep.name}")
+        return AdvisoryLock(location, f"faqtune:{conf.sweep.name}",
+                            on_error=partial(storage_errors, location))
     return FileLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock")
 
 
