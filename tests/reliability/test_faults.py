@@ -177,3 +177,28 @@ def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_serve
             "the tracking server is stopped after 2 finished trials; restarted; same command",
             {"exit_code_while_down": proc.returncode, "optuna_while_down": during,
              "optuna_after_resume": after, "mlflow_finished_trial_runs": after["COMPLETE"]})
+
+
+def test_B18_a_worker_paused_past_the_stale_limit_goes_on_after_resuming(tmp_path):
+    """SIGSTOP one worker mid-trial until its trial is failed and queued again (another
+    worker does that), then SIGCONT: the paused worker drops its stale result instead of
+    crashing, and the sweep completes every trial once."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cache = tmp_path / "cache"
+    args = ["model.estimators=300", "training.period=50", "sweep.n_trials=5", "sweep.n_workers=2",
+            "sweep.pruner=none", "sweep.finalize=false", "sweep.heartbeat_seconds=1",
+            "sweep.stale_after_seconds=4", f"tracking.uri={store}", f"paths.cache={cache}"]
+    proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    workers = _wait_for(lambda: len(_workers(proc.pid)) >= 2 and _workers(proc.pid), proc)
+    _wait_for(lambda: _running_trials(cache), proc)
+    os.kill(workers[0], signal.SIGSTOP)
+    _wait_for(lambda: any(t.user_attrs.get("stale") for t in journal_study(cache).trials),
+              proc, timeout=120)
+    os.kill(workers[0], signal.SIGCONT)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[stderr.find("Traceback"):][:3000]
+    study = journal_study(cache)
+    assert state_counts(study).get("COMPLETE", 0) == 5 and last_json(stdout)["complete"] == 5
+    assert_one_run_per_done_trial(study, store)

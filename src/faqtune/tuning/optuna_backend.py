@@ -23,6 +23,7 @@ import mlflow
 import optuna
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -325,7 +326,18 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
             lock.acquire()
             step = next_step(study, conf.sweep, grid_size, deadline, started)
             if step == "run":
-                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+                try:
+                    study.optimize(objective, n_trials=1, catch=(Exception,),
+                                   gc_after_trial=False)
+                except (UpdateFinishedTrialError, ValueError) as exc:
+                    if not isinstance(exc, UpdateFinishedTrialError) and \
+                            not str(exc).startswith("Cannot tell a"):
+                        raise
+                    # paused past stale_after_seconds: another worker failed this trial and
+                    # queued it again, so the result here is not the trial's any more
+                    log.warning("worker %d was paused long enough for its trial to be "
+                                "failed and queued again; its result is dropped (%s)",
+                                worker, exc)
             lock.release()
             if step == "stop":
                 return

@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
 from faqtune.config import FaqtuneConfig, validate_model
 from faqtune.data.dataset import PreparedData
@@ -79,12 +80,21 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data
                                 run_name=run_name, prepared=(data, Path(data_path)),
                                 report=report, on_start=started)
         run_id = summary["run_id"]
+        if trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial {trial.number} was failed and queued again while this worker was "
+                "paused")
         _end(run_id, "COMPLETE", "FINISHED")
     except optuna.TrialPruned:
         _end(run_ids[0] if run_ids else None, "PRUNED", "KILLED")
         raise
     except KeyboardInterrupt:
         trial.set_user_attr("interrupted", True)
+        _end(run_ids[0] if run_ids else None, "FAIL", "KILLED", quiet=True)
+        raise
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # this worker was paused while another failed its trial and queued it again: the
+        # trial is not ours to record any more; close its run and let the worker go on
         _end(run_ids[0] if run_ids else None, "FAIL", "KILLED", quiet=True)
         raise
     except Exception as exc:
