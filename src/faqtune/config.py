@@ -67,6 +67,8 @@ class DataConfig:
     seed: int = 42
     tag: Optional[str] = None
     encoding: str = "utf-8"
+    max_bytes: int = 8 << 30  # text read from one raw file, decompressed (gzip bombs stop)
+    max_line_bytes: int = 16 << 20  # one line of a raw TSV file
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     table: TableConfig = field(default_factory=TableConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
@@ -270,6 +272,9 @@ def validate_data(data: DataConfig) -> None:
     _int_range("data.min_text", data.min_text, 0)
     _int_range("data.min_dupes", data.min_dupes, 2)
     _int_range("data.match", data.match, 2)
+    _int_range("data.max_bytes", data.max_bytes, 1)
+    _int_range("data.max_line_bytes", data.max_line_bytes, 1)
+    _int_range("data.seed", data.seed, 0, 2**32 - 1)
     for key in ("test_size", "tune_size"):
         value = getattr(data, key)
         _expect(0.0 < value < 0.5, f"data.{key}", value, "a fraction between 0 and 0.5")

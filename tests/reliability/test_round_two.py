@@ -141,3 +141,47 @@ def test_D_a_dead_tracking_server_fails_in_seconds(tmp_path):
                     f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
     assert proc.returncode == 3 and "No tracking server answers" in proc.stderr
     assert time.perf_counter() - started < 60, "the probe saw 257 s of retries"
+
+
+def _reference_folder(folder: Path, dup_bytes: bytes | None = None) -> Path:
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "how to sort an array of numbers in javascript " * 5
+    (folder / "orig-q.tsv.gz").write_bytes(gzip.compress(
+        f"1\ta1\t{text}\t2015\n2\ta2\t{text} twice\t2015\n".encode()))
+    (folder / "dup-q.tsv.gz").write_bytes(dup_bytes if dup_bytes is not None else gzip.compress(
+        "".join(f"{10 + i}\ta{1 + i % 2}\t{text} dup {i}\t2015\n" for i in range(8)).encode()))
+    return folder
+
+
+def test_B1_a_corrupt_gzip_is_named_not_a_traceback(make_cfg, tmp_path):
+    import gzip
+
+    good = gzip.compress(b"".join(b"%d\ta1\tsome question text here\t2015\n" % i
+                                  for i in range(5000)))
+    broken = bytearray(good)
+    broken[10] = 0xFF  # the first deflate block now has the reserved type: zlib.error
+    folder = _reference_folder(tmp_path / "d", bytes(broken))
+    conf = to_object(make_cfg("data=reference_tsv", f"data.path={folder}", "data.min_dupes=2"))
+    with pytest.raises(DataError, match=r"dup-q.tsv.gz could not be read"):
+        prepare(conf.data, tmp_path / "cache")
+
+
+def test_B2_a_decompression_bomb_stops_at_the_line_limit(make_cfg, tmp_path):
+    import gzip
+
+    bomb = gzip.compress(b"1\ta1\t" + b"x" * (64 << 20) + b"\t2015\n")  # 64 MiB, one line
+    folder = _reference_folder(tmp_path / "d", bomb)
+    conf = to_object(make_cfg("data=reference_tsv", f"data.path={folder}", "data.min_dupes=2",
+                              "data.max_line_bytes=1000000"))
+    with pytest.raises(DataError, match=r"line 1: longer than data.max_line_bytes=1000000"):
+        prepare(conf.data, tmp_path / "cache")
+
+
+def test_B3_a_symlink_loop_is_named(make_cfg, tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    conf = to_object(make_cfg("data=reference_tsv", f"data.path={loop}"))
+    with pytest.raises(DataError, match="cannot be read"):
+        prepare(conf.data, tmp_path / "cache")

@@ -46,10 +46,13 @@ def _fingerprint(path: str) -> list:
     """What identifies local input files without reading them: names, sizes, mtimes."""
     if is_url(path):
         return [path]
-    root = Path(path).resolve()
-    files = sorted(root.rglob("*")) if root.is_dir() else [root]
-    return [str(root)] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
-                          for f in files if f.is_file()]
+    try:
+        root = Path(path).resolve()
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        return [str(root)] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                              for f in files if f.is_file()]
+    except (RuntimeError, PermissionError) as exc:  # a symlink loop, an unreadable folder
+        raise DataError(f"data.path={path} cannot be read: {exc}.") from None
 
 
 def cache_key(cfg: DataConfig) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -17,13 +18,27 @@ QUESTION_COLUMNS = ["Id", "AnswerId", "Text0", "CreationDate"]
 ANSWER_COLUMNS = ["Id", "Text0"]
 
 
-def read_tsv(path: Path, columns: list[str], encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a headerless (optionally gzipped) TSV, naming the line of any malformed row."""
+def read_tsv(path: Path, columns: list[str], encoding: str = "utf-8",
+             max_bytes: int = 8 << 30, max_line_bytes: int = 16 << 20) -> pd.DataFrame:
+    """Read a headerless (optionally gzipped) TSV, naming the line of any malformed row.
+
+    Reading stops with an error past `max_bytes` of (decompressed) text or a line longer
+    than `max_line_bytes`, so a gzip bomb cannot exhaust memory.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
+    rows, total = [], 0
     try:
         with opener(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
+            lines = iter(lambda: handle.readline(max_line_bytes + 1), b"")
+            for number, line in enumerate(lines, start=1):
+                total += len(line)
+                if len(line) > max_line_bytes:
+                    raise DataError(f"{path}, line {number}: longer than "
+                                    f"data.max_line_bytes={max_line_bytes}; is it the right "
+                                    "file (or a decompression bomb)?")
+                if total > max_bytes:
+                    raise DataError(f"{path} holds more than data.max_bytes={max_bytes} bytes "
+                                    "of text; raise the limit if the file is expected.")
                 try:
                     text = line.decode(encoding)
                 except UnicodeDecodeError as exc:
@@ -42,7 +57,7 @@ def read_tsv(path: Path, columns: list[str], encoding: str = "utf-8") -> pd.Data
                         f"{len(columns)} ({', '.join(columns)})."
                     )
                 rows.append(fields)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise DataError(f"{path} does not exist; data.path must hold orig-q.tsv.gz and "
                             "dup-q.tsv.gz (ans.tsv.gz is optional).") from None
@@ -59,7 +74,11 @@ def _locate(cfg: DataConfig, name: str, cache: Path) -> Path | None:
         except NotFound:
             return None
     path = Path(cfg.path) / name
-    return path if path.exists() else None
+    try:
+        return path if path.exists() else None
+    except PermissionError:
+        raise DataError(f"{path} cannot be read: permission denied; data.path must be a "
+                        "folder this user can read.") from None
 
 
 def load(cfg: DataConfig, cache: Path) -> RawCorpus:
@@ -68,10 +87,11 @@ def load(cfg: DataConfig, cache: Path) -> RawCorpus:
         if path is None:
             raise DataError(f"{name} was not found under data.path={cfg.path}; it must hold "
                             "orig-q.tsv.gz and dup-q.tsv.gz (ans.tsv.gz is optional).")
-    originals = read_tsv(found["orig-q.tsv.gz"], QUESTION_COLUMNS, cfg.encoding)
-    duplicates = read_tsv(found["dup-q.tsv.gz"], QUESTION_COLUMNS, cfg.encoding)
+    limits = (cfg.max_bytes, cfg.max_line_bytes)
+    originals = read_tsv(found["orig-q.tsv.gz"], QUESTION_COLUMNS, cfg.encoding, *limits)
+    duplicates = read_tsv(found["dup-q.tsv.gz"], QUESTION_COLUMNS, cfg.encoding, *limits)
     answers_path = _locate(cfg, "ans.tsv.gz", cache)
-    answers = (read_tsv(answers_path, ANSWER_COLUMNS, cfg.encoding) if answers_path
+    answers = (read_tsv(answers_path, ANSWER_COLUMNS, cfg.encoding, *limits) if answers_path
                else pd.DataFrame(columns=ANSWER_COLUMNS, dtype=str))
     answer_text = dict(zip(answers["Id"], answers["Text0"]))
     faq_by_answer = dict(zip(originals["AnswerId"], originals["Id"]))
