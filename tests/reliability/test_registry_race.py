@@ -19,7 +19,7 @@ from faqtune.config import RegistryConfig
 from faqtune.tracking.record import DATA_HASH_PARAM, MODEL_URI_TAG
 
 RACERS = 8
-RACES = 5
+RACES = 4
 
 
 def _register_at(store: str, run_id: str, model_name: str, start_at: float) -> int:
