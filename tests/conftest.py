@@ -53,6 +53,16 @@ def make_cfg(tmp_path):
     return _make
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A fresh SQLite MLflow store in the test's temp folder."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    yield uri
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+
+
 def run_task(module: str, *overrides: str, cwd: Path, env: dict | None = None,
              check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m faqtune.<module>` as a user would."""

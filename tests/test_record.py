@@ -33,13 +33,6 @@ SPACE = {"ngrams": {"choice": [1, 3]}, "learning_rate": {"choice": [0.05, 0.2]},
 PROVENANCE = ("mlflow.source.name", "mlflow.source.type", "mlflow.user", "faqtune.git_commit")
 
 
-@pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    yield uri
-    mlflow.set_tracking_uri(None)
-
-
 def _conf(make_cfg, store, *overrides, params=SPACE):
     cfg = make_cfg(*FAST, f"tracking.uri={store}", *overrides)
     cfg.sweep.space.params = params

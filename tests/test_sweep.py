@@ -27,13 +27,6 @@ FAST = [*TINY_DATA, "model.estimators=20", "training.period=5", "sweep.n_workers
         "sweep.delay_evaluation=1"]
 
 
-@pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    yield uri
-    mlflow.set_tracking_uri(None)
-
-
 def _conf(make_cfg, store, *overrides, params=None):
     cfg = make_cfg(*FAST, f"tracking.uri={store}", *overrides)
     if params is not None:

@@ -28,13 +28,6 @@ VENV_PATH = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH
 FAST_TRAIN = [*TINY_DATA, "model.estimators=30", "training.period=10"]
 
 
-@pytest.fixture
-def store(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    yield uri
-    mlflow.set_tracking_uri(None)
-
-
 @pytest.mark.parametrize("model", ["matcher", "reference"])
 def test_train_logs_params_stepwise_metrics_artifacts_and_a_working_model(
         make_cfg, store, model):

@@ -4,6 +4,7 @@ The one way any faqtune run that trains a model is recorded (see `record`)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,8 @@ from faqtune.data.prepare import prepare
 from faqtune.model.training import Reporter, train_model
 from faqtune.tracking.record import is_final_report, log_result, log_setup
 from faqtune.tracking.runs import retrying, task_run
+
+log = logging.getLogger(__name__)
 
 
 def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
@@ -41,6 +44,8 @@ def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
         if on_start:
             on_start(run.info.run_id)
         log_setup(conf, data, data_path)
+        log.info("training the %s model (%d rounds) in run %s", conf.model.name,
+                 conf.model.estimators, run.info.run_id)
         result = train_model(conf.model, conf.training, data, cache_dir=str(cache / "features"),
                              seed=conf.data.seed, report=log_period)
         model_uri = log_result(result, data, data_path, conf)

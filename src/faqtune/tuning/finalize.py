@@ -46,6 +46,8 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
                      done["version"])
             return done
         final = final_config(conf, outcome.best_params)
+        log.info("finalizing: retraining trial %d with %d estimators, then testing and "
+                 "registering it", outcome.best_trial, final.model.estimators)
         trained = train_and_log(
             final, parent_run_id=outcome.parent_run_id,
             tags={"faqtune.role": "final", SWEEP_TAG: conf.sweep.name,
