@@ -45,6 +45,16 @@ def test_every_task_has_a_console_script_and_its_own_help(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     assert shown.startswith("python -m faqtune.sweep: tune hyperparameters")
     assert "model: matcher" in shown and "experiment=quick" in shown
+    # Hydra's tab completion, as bash asks it, from the installed console script
+    import os
+    from pathlib import Path
+
+    line = "faqtune-train model="
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("faqtune-train")), "-sc", "query=bash"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+        env={**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}).stdout.split()
+    assert {"model=matcher", "model=reference"} <= set(completed)
 
 
 def test_mlproject_has_every_task_as_an_entry_point_with_overrides():
