@@ -140,21 +140,21 @@ def trial_table(study: optuna.Study):
 
 
 def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
-                   data: PreparedData | None, data_path: Path | None,
-                   command: str | None) -> None:
+                   data: PreparedData, data_path: Path, command: str | None) -> None:
     """What the sweep found, on its parent run: the best configuration as params, the
     final model's test metrics, the data set, and a description to read at a glance."""
     client = MlflowClient()
     parent = outcome.parent_run_id
     if outcome.best_params and outcome.data_hash:
         wanted = run_params(final_config(conf, outcome.best_params), outcome.data_hash)
-        logged = retrying(lambda: client.get_run(parent)).data.params
+        recorded = retrying(lambda: client.get_run(parent)).data
+        logged = recorded.params
         clashes = sorted(k for k in wanted if k in logged and logged[k] != wanted[k])
         if clashes:  # a resumed sweep found a better trial; params cannot change
             log.warning("the sweep's parent run keeps the params of trial %s (%s differ); "
                         "its tags, metrics and description name the current best, trial %s",
-                        retrying(lambda: client.get_run(parent)).data.tags.get(
-                            PARAMS_TRIAL_TAG), ", ".join(clashes), outcome.best_trial)
+                        recorded.tags.get(PARAMS_TRIAL_TAG), ", ".join(clashes),
+                        outcome.best_trial)
         new = [Param(k, v) for k, v in wanted.items() if k not in logged]
         for start in range(0, len(new), 100):
             retrying(lambda: client.log_batch(parent, params=new[start:start + 100]))
@@ -165,11 +165,10 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
         now = get_current_time_millis()
         retrying(lambda: client.log_batch(parent, metrics=[
             Metric(k, v, now, 0) for k, v in tests.items()]))
-    if data is not None and data_path is not None:
-        inputs = [DatasetInput(split_dataset(conf, data, data_path, split)._to_mlflow_entity(),
-                               tags=[InputTag("mlflow.data.context", split)])
-                  for split in SPLITS]
-        retrying(lambda: client.log_inputs(parent, datasets=inputs))
+    inputs = [DatasetInput(split_dataset(conf, data, data_path, split)._to_mlflow_entity(),
+                           tags=[InputTag("mlflow.data.context", split)])
+              for split in SPLITS]
+    retrying(lambda: client.log_inputs(parent, datasets=inputs))
     retrying(lambda: client.set_tag(parent, "mlflow.note.content",
                                     describe(conf, outcome, final, command)))
 
