@@ -29,11 +29,19 @@ test: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"
 
+# The probe's cases that are tested next to their module, not in tests/reliability.
+PROBE_TESTS = tests/test_download.py tests/test_serving.py tests/test_record.py \
+	tests/test_project.py::test_passwords_in_urls_are_masked_before_logging \
+	tests/test_sweep.py::test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary \
+	tests/test_train.py::test_sigterm_during_training_marks_the_run_killed \
+	tests/test_train.py::test_hydra_multirun_nests_one_run_per_job_under_a_parent \
+	tests/test_azureml.py
+
 reliability-report: $(VENV)/.installed-dev
 	rm -f .faqtune/reliability.jsonl
 	mkdir -p .faqtune
 	FAQTUNE_RELIABILITY_LOG=$(CURDIR)/.faqtune/reliability.jsonl $(BIN)/python -m pytest \
-		tests/reliability --junitxml=.faqtune/reliability.xml
+		tests/reliability $(PROBE_TESTS) --junitxml=.faqtune/reliability.xml
 	$(BIN)/python bench/reliability_report.py .faqtune/reliability.jsonl \
 		.faqtune/reliability.xml > docs/reliability.md.tmp
 	mv docs/reliability.md.tmp docs/reliability.md

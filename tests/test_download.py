@@ -23,7 +23,8 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with single-range support, counting the bytes it sends."""
 
     sent: list[int] = []
-    mode = "honest"  # "wrongrange": 206 with the whole file (probe A6); "html": a login page
+    mode = "honest"  # "wrongrange": 206 with the whole file (probe A6); "html": a login page;
+    # "badlength": a Content-Length that is not a number (B9)
 
     def log_message(self, *args):
         pass
@@ -48,7 +49,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", "abc" if self.mode == "badlength" else str(len(body)))
         self.end_headers()
         RangeHandler.sent.append(len(body))  # before writing: the client may assert at once
         self.wfile.write(body)
@@ -156,3 +157,15 @@ def test_C4_a_complete_part_file_is_not_a_dead_end(server, tmp_path):
         download(f"{url}/f.tsv.gz", target, DownloadConfig())
     assert download(f"{url}/f.tsv.gz", target, DownloadConfig()).read_bytes() == payload
 
+
+
+def test_B9_a_content_length_that_is_not_a_number_still_downloads_within_the_limit(server,
+                                                                                     tmp_path):
+    root, url = server
+    payload = gzip.compress(b"x" * 10_000)
+    (root / "f.tsv.gz").write_bytes(payload)
+    RangeHandler.mode = "badlength"
+    target = tmp_path / "dl" / "f.tsv.gz"
+    assert download(f"{url}/f.tsv.gz", target, DownloadConfig()).read_bytes() == payload
+    with pytest.raises(DataError, match="exceeded data.download.max_bytes"):
+        download(f"{url}/f.tsv.gz", tmp_path / "dl2" / "f.tsv.gz", DownloadConfig(max_bytes=10))

@@ -10,6 +10,7 @@ import logging
 import os
 import shlex
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -74,6 +75,28 @@ class RedactOutputs(Callback):
                 scratch.replace(path)
 
 
+class CheckCacheFolder(Callback):
+    """Hydra creates its run folder under `paths.cache` before any task code runs: an
+    unwritable cache would end in Hydra's traceback, so it is checked first."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config)
+
+    @staticmethod
+    def _check(config: DictConfig) -> None:
+        cache = Path(str(config.paths.cache or "."))
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=cache, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            _fail(f"paths.cache={cache} is not a folder faqtune can write to "
+                  f"({exc.strerror or exc}); point paths.cache at a writable folder.", 2)
+
+
 def quiet_mlflow() -> None:
     """MLflow's download bars and schema hints say nothing about faqtune's work; a user
     who wants them sets MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true."""
@@ -81,6 +104,48 @@ def quiet_mlflow() -> None:
     # MLflow prints "View run ... at <tracking URI>" unmasked; the summary has `runs_url`
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+
+
+# MLflow error codes that mean the request itself was refused, not that the server is down
+REFUSED = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "INVALID_STATE",
+           "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ALREADY_EXISTS",
+           "RESOURCE_CONFLICT", "INVALID_STATE_TRANSITION"}
+NOT_ALLOWED = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
+
+
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The `No space left` error behind `exc`, if any (MLflow and SQLAlchemy wrap it)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def explain(exc: Exception) -> tuple[str, int]:
+    """One paragraph and an exit code for a failure faqtune did not raise itself."""
+    full = _disk_full(exc)
+    if full:
+        return (f"No space left on the device holding {full.filename or 'an output'}; free "
+                "some space and run the same command again (a sweep resumes where it "
+                "stopped).", 3)
+    if isinstance(exc, MlflowException):
+        where = mlflow.get_tracking_uri()
+        reason = (exc.message.strip().splitlines() or [exc.error_code])[0]
+        if exc.error_code in REFUSED:
+            return (f"MLflow at {where} refused a request ({exc.error_code}): {reason}. Check "
+                    "the settings it names (tracking.experiment, registry.*, sweep.name).", 2)
+        if exc.error_code in NOT_ALLOWED:
+            return (f"MLflow at {where} refused access ({exc.error_code}): {reason}. Check the "
+                    "credentials (MLFLOW_TRACKING_USERNAME/PASSWORD or TOKEN) and that this "
+                    "user may write to the experiment and the model registry.", 2)
+        return (f"MLflow tracking failed at {where} ({exc.error_code}): {reason}. Check that "
+                "the tracking server is up and its store is writable; a sweep resumes where "
+                "it stopped when run again.", 3)
+    return (f"unexpected {exc.__class__.__name__}: {exc}. This is a faqtune bug or a failure "
+            "it does not know yet; rerun with HYDRA_FULL_ERROR=1 for the traceback.", 1)
 
 
 def task_help(job_name: str) -> str:
@@ -114,20 +179,11 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
             _fail(str(exc), 3)
         except FaqtuneError as exc:
             _fail(str(exc), 2)
-        except MlflowException as exc:
-            _fail(f"MLflow tracking failed at {mlflow.get_tracking_uri()}: "
-                  f"{exc.message.strip().splitlines()[0]}. Check that the tracking server is "
-                  "up; a sweep resumes where it stopped when run again.", 3)
         except Exception as exc:  # a bug or an unforeseen failure: one paragraph, no secrets
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                _fail(f"No space left on the device holding {exc.filename or 'an output'}; "
-                      "free some space and run the same command again (a sweep resumes "
-                      "where it stopped).", 3)
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            message, code = explain(exc)
+            if code == 1 and os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            _fail(f"unexpected {exc.__class__.__name__}: {exc}. This is a faqtune bug or a "
-                  "failure it does not know yet; rerun with HYDRA_FULL_ERROR=1 for the "
-                  "traceback.", 1)
+            _fail(message, code)
         emit_summary(summary)
         if summary.get("interrupted"):
             sys.exit(INTERRUPTED)

@@ -6,6 +6,7 @@ composition; `validate` then checks ranges and names the offending key.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import re
@@ -252,6 +253,15 @@ def register_configs() -> None:
             store.store(group=group, name=f"{name}_schema", node=schema)
 
 
+# Upper bounds far above any sensible run: a typo such as `model.estimators=1e11` stops at
+# start-up instead of running for days or exhausting memory.
+MAX_ESTIMATORS = 100_000
+MAX_MATCH = 10_000
+MAX_SYNTHETIC_ORIGINALS = 100_000
+MAX_SYNTHETIC_DUPES = 10_000
+MAX_WORKERS = 256  # worker processes on one machine
+
+
 def _expect(ok: bool, key: str, value: Any, expected: str) -> None:
     if not ok:
         raise ConfigError(f"Invalid configuration: {key}={value!r}; expected {expected}.")
@@ -263,6 +273,22 @@ def _int_range(key: str, value: int, low: int, high: int | None = None) -> None:
             f"an integer at least {low}{upper}")
 
 
+def _positive(key: str, value: float | None, optional: bool = False) -> None:
+    _expect((optional and value is None) or (value is not None and value > 0), key, value,
+            "a positive number" + (" or null" if optional else ""))
+
+
+def _not_empty(key: str, value: str | None, what: str = "name") -> None:
+    _expect(bool(value and value.strip()), key, value, f"a non-empty {what}")
+
+
+def _encoding(key: str, value: str) -> None:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        _expect(False, key, value, "a text encoding Python knows (utf-8, latin-1, cp1252, ...)")
+
+
 def _one_of(key: str, value: str, options: tuple[str, ...]) -> None:
     _expect(value in options, key, value, "one of " + ", ".join(options))
 
@@ -271,7 +297,10 @@ def validate_data(data: DataConfig) -> None:
     _one_of("data.source", data.source, DATA_SOURCES)
     _int_range("data.min_text", data.min_text, 0)
     _int_range("data.min_dupes", data.min_dupes, 2)
-    _int_range("data.match", data.match, 2)
+    _int_range("data.match", data.match, 2, MAX_MATCH)
+    _encoding("data.encoding", data.encoding)
+    _positive("data.download.timeout_s", data.download.timeout_s)
+    _int_range("data.download.max_bytes", data.download.max_bytes, 1)
     _int_range("data.max_bytes", data.max_bytes, 1)
     _int_range("data.max_line_bytes", data.max_line_bytes, 1)
     _int_range("data.seed", data.seed, 0, 2**32 - 1)
@@ -282,9 +311,9 @@ def validate_data(data: DataConfig) -> None:
         _expect(bool(data.path), "data.path", data.path,
                 f"a folder, file or URL holding the {data.source} data")
     syn = data.synthetic
-    _int_range("data.synthetic.originals", syn.originals, 2)
-    _int_range("data.synthetic.dupes_median", syn.dupes_median, 1)
-    _int_range("data.synthetic.dupes_max", syn.dupes_max, syn.dupes_median)
+    _int_range("data.synthetic.originals", syn.originals, 2, MAX_SYNTHETIC_ORIGINALS)
+    _int_range("data.synthetic.dupes_median", syn.dupes_median, 1, MAX_SYNTHETIC_DUPES)
+    _int_range("data.synthetic.dupes_max", syn.dupes_max, syn.dupes_median, MAX_SYNTHETIC_DUPES)
     _expect(0.0 <= syn.noise <= 1.0, "data.synthetic.noise", syn.noise, "a number in 0..1")
 
 
@@ -292,10 +321,10 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _one_of(f"{prefix}.name", model.name, MODEL_NAMES)
     _expect(isinstance(model, MODEL_SCHEMAS[model.name]), f"{prefix}.name", model.name,
             f"the name of the schema it was built from ({type(model).__name__})")
-    _int_range(f"{prefix}.estimators", model.estimators, 1)
+    _int_range(f"{prefix}.estimators", model.estimators, 1, MAX_ESTIMATORS)
     _int_range(f"{prefix}.ngrams", model.ngrams, 1, 4)
     _int_range(f"{prefix}.min_child_samples", model.min_child_samples, 1)
-    _int_range(f"{prefix}.match", model.match, 2)
+    _int_range(f"{prefix}.match", model.match, 2, MAX_MATCH)
     _int_range(f"{prefix}.n_jobs", model.n_jobs, 0)
     if not isinstance(model, MatcherConfig):
         return
@@ -307,6 +336,10 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
             "a number in (0, 1]")
     _expect(0.0 < model.feature_fraction <= 1.0, f"{prefix}.feature_fraction",
             model.feature_fraction, "a number in (0, 1]")
+    _expect(model.prior_weight >= 0.0, f"{prefix}.prior_weight", model.prior_weight,
+            "a number at least 0 (0 = boosting starts from nothing)")
+    _expect(model.centroid_prior >= 0.0, f"{prefix}.centroid_prior", model.centroid_prior,
+            "a number at least 0")
     _expect(model.rarity_sharpness > 0.0, f"{prefix}.rarity_sharpness", model.rarity_sharpness,
             "a positive number")
     _one_of(f"{prefix}.objective", model.objective, OBJECTIVES)
@@ -328,18 +361,27 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("training.cache_pairs", cfg.training.cache_pairs, 0)
     _int_range("training.dense_operand_mib", cfg.training.dense_operand_mib, 0)
     _one_of("tracking.kind", cfg.tracking.kind, ("mlflow", "azureml"))
+    _not_empty("tracking.experiment", cfg.tracking.experiment)
+    _not_empty("paths.cache", cfg.paths.cache, "folder")
+    _not_empty("registry.model_name", cfg.registry.model_name)
+    _expect(re.fullmatch(r"[\w-]{1,255}", cfg.registry.alias) is not None
+            and re.fullmatch(r"(?i)latest|v\d+", cfg.registry.alias) is None,
+            "registry.alias", cfg.registry.alias,
+            "letters, digits, '_' or '-', not 'latest' or 'v<number>' (MLflow's alias rules)")
     sweep = cfg.sweep
     _expect(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", sweep.name) is not None
             and ".." not in sweep.name, "sweep.name", sweep.name,
             "letters, digits, '.', '_' or '-' (it names files under the cache folder)")
     _int_range("sweep.n_trials", sweep.n_trials, 1)
-    _int_range("sweep.n_workers", sweep.n_workers, 1)
+    _int_range("sweep.n_workers", sweep.n_workers, 1, MAX_WORKERS)
+    _int_range("sweep.seed", sweep.seed, 0, 2**32 - 1)
+    _positive("sweep.timeout_s", sweep.timeout_s, optional=True)
     _int_range("sweep.max_failures", sweep.max_failures, 0)
     _int_range("sweep.delay_evaluation", sweep.delay_evaluation, 0)
     _int_range("sweep.startup_trials", sweep.startup_trials, 0)
     _expect(0 < sweep.heartbeat_seconds < sweep.stale_after_seconds, "sweep.heartbeat_seconds",
             sweep.heartbeat_seconds, "a positive number below sweep.stale_after_seconds")
-    _int_range("sweep.final_estimators", sweep.final_estimators, 0)
+    _int_range("sweep.final_estimators", sweep.final_estimators, 0, MAX_ESTIMATORS)
     _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)
     _one_of("sweep.space.model", sweep.space.model, MODEL_NAMES)

@@ -3,6 +3,7 @@ each case failed at b122cd4 and passes now. Names carry the probe's case ids."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path)
     assert states.count("COMPLETE") == 3
 
 
-def test_D_a_sweep_name_cannot_leave_the_cache(make_cfg):
+def test_D1_a_sweep_name_cannot_leave_the_cache(make_cfg):
     for name in ("../outside", "a/b", ""):
         with pytest.raises(ConfigError, match="sweep.name"):
             to_object(make_cfg(f"sweep.name={name}"))
@@ -133,7 +134,7 @@ def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_pa
     assert "Traceback" not in proc.stderr and "pw-B14x" not in proc.stdout + proc.stderr
 
 
-def test_D_a_dead_tracking_server_fails_in_seconds(tmp_path):
+def test_D4_a_dead_tracking_server_fails_in_seconds(tmp_path):
     import time
 
     started = time.perf_counter()
@@ -185,3 +186,257 @@ def test_B3_a_symlink_loop_is_named(make_cfg, tmp_path):
     conf = to_object(make_cfg("data=reference_tsv", f"data.path={loop}"))
     with pytest.raises(DataError, match="cannot be read"):
         prepare(conf.data, tmp_path / "cache")
+
+
+# -- the remaining B, C and D cases ------------------------------------------------------
+def _dump(folder: Path, links: str, posts: str | None = None, declaration: str = "utf-8") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = "&lt;p&gt;how do I sort a list of numbers quickly in python&lt;/p&gt;"
+    posts = posts or "".join(
+        f'<row Id="{i}" PostTypeId="1" Title="Sorting a python list fast {i}" Body="{body}" />'
+        for i in range(1, 8))
+    (folder / "Posts.xml").write_text(
+        f'<?xml version="1.0" encoding="{declaration}"?>\n<posts>{posts}</posts>\n')
+    (folder / "PostLinks.xml").write_text(f'<?xml version="1.0"?>\n<postlinks>{links}</postlinks>\n')
+    return folder
+
+
+GOOD_LINKS = "".join(f'<row Id="{i}" PostId="{i}" RelatedPostId="1" LinkTypeId="3" />'
+                     for i in range(2, 7))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.encoding=klingon", "data.encoding"),                  # B5
+    ("data.download.timeout_s=0", "data.download.timeout_s"),   # B10
+    ("data.seed=-1", "data.seed"),                              # B11
+    ("sweep.seed=-1", "sweep.seed"),
+    ("sweep.seed=4294967296", "sweep.seed"),
+    ("sweep.n_workers=10000", "sweep.n_workers"),               # B17
+    ("tracking.experiment=", "tracking.experiment"),            # C1
+    ("sweep.timeout_s=-5", "sweep.timeout_s"),                  # D5
+    ("model.prior_weight=-100", "model.prior_weight"),
+    ("model.centroid_prior=-1", "model.centroid_prior"),
+    ("registry.model_name=", "registry.model_name"),
+    ("registry.alias=", "registry.alias"),
+    ("registry.alias=v2", "registry.alias"),
+    ("paths.cache=", "paths.cache"),
+    ("data.match=1000000", "data.match"),
+    ("model.estimators=100000000000", "model.estimators"),
+    ("data.synthetic.originals=50000000", "data.synthetic.originals"),
+])
+def test_B5_B10_B11_B17_D5_values_out_of_range_stop_at_start_up(make_cfg, override, key):
+    with pytest.raises(ConfigError, match=rf"Invalid configuration: {re.escape(key)}=.*expected"):
+        to_object(make_cfg(override))
+
+
+def test_B5_an_xml_file_declaring_an_unknown_encoding_is_named(tmp_path):
+    from faqtune.data.stackexchange import read_dump
+
+    folder = _dump(tmp_path / "d", GOOD_LINKS, declaration="klingon")
+    with pytest.raises(DataError, match=r"Posts.xml declares a text encoding Python does not"):
+        read_dump(folder, None)
+
+
+def test_B6_a_duplicate_link_without_its_target_is_skipped_and_counted(tmp_path, caplog):
+    from faqtune.data.stackexchange import read_dump
+
+    broken = '<row Id="99" PostId="7" LinkTypeId="3" />'
+    corpus = read_dump(_dump(tmp_path / "d", broken + GOOD_LINKS), None)
+    assert sorted(corpus.duplicates["id"]) == ["2", "3", "4", "5", "6"]
+    assert "skipped 1 duplicate link(s) without PostId or RelatedPostId (e.g. row Id=99)" \
+        in caplog.text
+
+
+def test_B7_a_dump_file_that_is_a_folder_is_named(tmp_path):
+    from faqtune.data.stackexchange import read_dump
+
+    folder = _dump(tmp_path / "d", GOOD_LINKS)
+    (folder / "Posts.xml").unlink()
+    (folder / "Posts.xml").mkdir()
+    with pytest.raises(DataError, match=r"Posts.xml could not be read \(Is a directory\)"):
+        read_dump(folder, None)
+
+
+def _seven_zip(archive: Path, folder: Path, names: dict[str, str], **options) -> Path:
+    with py7zr.SevenZipFile(archive, "w", **options) as z:
+        for member, source in names.items():
+            z.write(folder / source, member)
+    return archive
+
+
+def test_B8_an_encrypted_or_corrupt_7z_is_named(make_cfg, tmp_path):
+    folder = _dump(tmp_path / "d", GOOD_LINKS)
+    files = {"Posts.xml": "Posts.xml", "PostLinks.xml": "PostLinks.xml"}
+    encrypted = _seven_zip(tmp_path / "pw.7z", folder, files, password="secret",
+                           header_encryption=False)
+    conf = to_object(make_cfg("data=stackexchange", f"data.path={encrypted}"))
+    with pytest.raises(DataError, match=r"pw.7z could not be opened as a 7z archive"):
+        prepare(conf.data, tmp_path / "cache")
+    corrupt = tmp_path / "corrupt.7z"
+    data = bytearray(_seven_zip(tmp_path / "ok.7z", folder, files).read_bytes())
+    data[40:60] = bytes(b ^ 0xFF for b in data[40:60])  # the probe's flipped bytes
+    corrupt.write_bytes(bytes(data))
+    conf = to_object(make_cfg("data=stackexchange", f"data.path={corrupt}"))
+    with pytest.raises(DataError, match=r"corrupt.7z (could not be opened|.*malformed|.*empty)"):
+        prepare(conf.data, tmp_path / "cache")
+
+
+def test_C8_dump_files_in_two_folders_name_the_archive_not_a_scratch_folder(make_cfg, tmp_path):
+    folder = _dump(tmp_path / "d", GOOD_LINKS)
+    archive = _seven_zip(tmp_path / "split.7z", folder,
+                         {"a/Posts.xml": "Posts.xml", "b/PostLinks.xml": "PostLinks.xml"})
+    conf = to_object(make_cfg("data=stackexchange", f"data.path={archive}"))
+    with pytest.raises(DataError, match=r"split.7z holds .* in different folders \(a, b\)"):
+        prepare(conf.data, tmp_path / "cache")
+
+
+def test_B11_the_largest_sweep_seed_seeds_every_worker():
+    from faqtune.config import SweepConfig
+    from faqtune.tuning.optuna_backend import make_sampler
+    from faqtune.tuning.space import parse_space
+
+    space = parse_space("matcher", {"ngrams": {"choice": [1, 2]}})
+    for worker in range(3):  # seed * 1000 + worker overflowed 2**32 at b122cd4
+        assert make_sampler(SweepConfig(seed=2**32 - 1), space, worker) is not None
+
+
+def test_B17_workers_are_capped_at_the_trials_left():
+    from faqtune.config import SweepConfig
+    from faqtune.tuning.optuna_backend import worker_count
+
+    assert worker_count(SweepConfig(n_workers=6, n_trials=1), done=0) == 1
+    assert worker_count(SweepConfig(n_workers=6, n_trials=10), done=8) == 2
+    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=10) == 1  # resume check
+    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=0) == 2
+
+
+def test_B19_C1_disk_full_behind_an_mlflow_error_is_named_as_disk_full():
+    from mlflow.exceptions import MlflowException
+
+    from faqtune.cli import explain
+
+    try:
+        try:
+            with open("/dev/full", "wb") as full:  # a real ENOSPC from the kernel
+                full.write(b"x")
+        except OSError as exc:
+            raise MlflowException("(raised as a result of Query-invoked autoflush)") from exc
+    except MlflowException as wrapped:
+        message, code = explain(wrapped)
+    assert code == 3 and message.startswith("No space left on the device holding")
+    assert "autoflush" not in message and "server is up" not in message
+
+
+def test_C1_an_mlflow_refusal_is_not_blamed_on_the_server(store):
+    from mlflow.exceptions import MlflowException
+
+    from faqtune.cli import explain
+
+    with pytest.raises(MlflowException) as refused:  # a real answer from a real store
+        MlflowClient(store).get_run("0" * 32)
+    message, code = explain(refused.value)
+    assert code == 2 and "refused a request (RESOURCE_DOES_NOT_EXIST)" in message
+    assert "server is up" not in message
+    message, code = explain(MlflowException("API request failed: Connection refused"))
+    assert code == 3 and "server is up" in message
+
+
+def test_C1_filters_find_values_with_apostrophes_and_quotes(store):
+    import mlflow
+
+    from faqtune.tracking.runs import quoted
+
+    client = MlflowClient(store)
+    experiment = client.create_experiment("quotes")
+    values = ["/tmp/o'neil/multirun", 'say "hi"']
+    for value in values:
+        client.create_run(experiment, tags={"faqtune.multirun": value})
+    for value in values:
+        found = client.search_runs([experiment],
+                                   filter_string=f"tags.`faqtune.multirun` = {quoted(value)}")
+        assert [r.data.tags["faqtune.multirun"] for r in found] == [value]
+    mlflow.set_tracking_uri(None)
+
+
+def test_B20_an_unwritable_cache_is_one_paragraph(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = run_task("prepare", f"paths.cache={blocker / 'cache'}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "is not a folder faqtune can write to" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_B21_an_incomplete_prepared_data_set_is_named(make_cfg, tmp_path):
+    import shutil
+
+    conf = to_object(make_cfg(*TINY_DATA))
+    _, path, _ = prepare(conf.data, Path(conf.paths.cache))
+    truncated, missing = tmp_path / "truncated", tmp_path / "missing"
+    shutil.copytree(path, truncated)
+    shutil.copytree(path, missing)
+    (truncated / "questions.parquet").write_bytes((path / "questions.parquet").read_bytes()[:100])
+    (missing / "train_pairs.parquet").unlink()
+    from faqtune.data.dataset import PreparedData
+
+    for folder in (truncated, missing):
+        with pytest.raises(DataError, match="is not a complete prepared data set"):
+            PreparedData.load(folder)
+
+
+def test_C5_a_non_utf8_csv_names_the_right_byte_and_line(make_cfg, tmp_path):
+    folder = _table(tmp_path / "t", faq_ids=[1, 2, 3, 4], question_ids=list(range(100, 140)))
+    raw = (folder / "questions.csv").read_bytes()
+    lines = raw.split(b"\n")
+    lines[30] = lines[30] + b" caf\xe9"  # latin-1, deep enough to be past pandas' first read
+    (folder / "questions.csv").write_bytes(b"\n".join(lines))
+    where = b"\n".join(lines).index(b"\xe9")
+    with pytest.raises(DataError, match=rf"not valid UTF-8 at byte {where} \(line 31\)"):
+        prepare(_table_cfg(make_cfg, folder).data, tmp_path / "cache")
+
+
+def test_C6_an_faq_without_text_is_named_as_such(make_cfg, tmp_path, caplog):
+    folder = _table(tmp_path / "t", faq_ids=[1, 2, 3, 4], question_ids=list(range(100, 140)))
+    faqs = pd.read_csv(folder / "faqs.csv", dtype=str)
+    faqs.loc[0, "question"] = ""
+    faqs.to_csv(folder / "faqs.csv", index=False)
+    prepare(_table_cfg(make_cfg, folder).data, tmp_path / "cache")
+    assert "dropping 10 duplicates whose FAQ has no text (e.g. FAQ id 1)" in caplog.text
+    assert "whose FAQ is unknown" not in caplog.text
+
+
+def test_C7_an_unreadable_file_is_not_called_a_bad_gzip(make_cfg, tmp_path):
+    folder = _reference_folder(tmp_path / "d")
+    (folder / "dup-q.tsv.gz").unlink()
+    (folder / "dup-q.tsv.gz").mkdir()  # unreadable as a file (the tests run as root: no chmod)
+    conf = to_object(make_cfg("data=reference_tsv", f"data.path={folder}", "data.min_dupes=2"))
+    with pytest.raises(DataError, match=r"dup-q.tsv.gz could not be read \(Is a directory\); "
+                                        r"it must be a readable file") as error:
+        prepare(conf.data, tmp_path / "cache")
+    assert "gzip" not in str(error.value).split(".gz", 1)[1]
+
+
+def test_D5_a_sqlite_store_in_a_missing_folder_is_refused_not_created(tmp_path):
+    from faqtune.config import TrackingConfig
+    from faqtune.tracking.runs import configure
+
+    import mlflow
+
+    target = tmp_path / "nowhere" / "deeper" / "m.db"
+    with pytest.raises(ConfigError, match=r"nowhere/deeper does not exist"):
+        configure(TrackingConfig(uri=f"sqlite:///{target}"))
+    assert not (tmp_path / "nowhere").exists()
+    mlflow.set_tracking_uri(None)
+
+
+def test_D6_prepared_data_follows_the_umask(make_cfg):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        conf = to_object(make_cfg(*TINY_DATA))
+        _, path, _ = prepare(conf.data, Path(conf.paths.cache))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755

@@ -19,6 +19,12 @@ SPLITS = ("train", "tune", "test")
 _TABLES = ("faqs", "questions", "train_pairs")
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def frame_hash(frames: list[pd.DataFrame]) -> str:
     """Content hash, independent of file encoding and of the machine."""
     digest = hashlib.sha256()
@@ -69,6 +75,7 @@ class PreparedData:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
+            scratch.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a team's cache
             for name in _TABLES:
                 getattr(self, name).to_parquet(scratch / f"{name}.parquet", index=False)
             (scratch / "manifest.json").write_text(json.dumps(self.manifest, indent=2))
@@ -90,5 +97,11 @@ class PreparedData:
         if not manifest_path.exists():
             raise DataError(f"{folder} is not a prepared data set (no manifest.json); run "
                             "`python -m faqtune.prepare` first.")
-        tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
-        return cls(**tables, manifest=json.loads(manifest_path.read_text()))
+        try:
+            tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
+            manifest = json.loads(manifest_path.read_text())
+        except Exception as exc:  # missing, truncated or foreign files: one meaning to the user
+            raise DataError(f"{folder} is not a complete prepared data set ({exc}); prepare it "
+                            "again with `python -m faqtune.prepare`, or remove data.prepared "
+                            "to let the task prepare it.") from None
+        return cls(**tables, manifest=manifest)

@@ -34,6 +34,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _content_length(response: requests.Response, url: str) -> int:
+    """The declared size, or 0 when it is missing or not a number (then only the running
+    count against max_bytes bounds the download)."""
+    declared = response.headers.get("Content-Length", "0")
+    try:
+        return max(0, int(declared))
+    except ValueError:
+        log.warning("%s declares Content-Length %r, not a number; downloading without a "
+                    "known size", url, declared[:40])
+        return 0
+
+
 def _resumes_at(response: requests.Response, start: int) -> bool:
     """A 206 whose Content-Range starts where the partial file ends."""
     if response.status_code != 206:
@@ -74,7 +86,7 @@ def download(url: str, target: Path, cfg: DownloadConfig) -> Path:
                             "check data.path.")
         if start and not _resumes_at(response, start):
             start = 0  # the server ignored the range or sent another one: start over
-        total = int(response.headers.get("Content-Length", 0)) + start
+        total = _content_length(response, url) + start
         if total > cfg.max_bytes:
             raise DataError(f"{url} is {total} bytes, over data.download.max_bytes="
                             f"{cfg.max_bytes}; raise the limit if the file is expected.")

@@ -69,7 +69,7 @@ def _clean(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["id"] = frame["id"].astype(str)
     frame["text"] = [clean_text(t) if isinstance(t, str) else "" for t in frame["text"]]
-    return frame[frame["text"].str.len() > 0]
+    return frame[np.array([len(text) > 0 for text in frame["text"]], dtype=bool)]
 
 
 def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame, list]:
@@ -97,9 +97,13 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
     dups = dups.drop_duplicates("id")
     faqs = faqs.drop_duplicates("id")
     unknown = ~dups["original_id"].isin(set(faqs["id"]))
-    if unknown.any():
+    empty = unknown & dups["original_id"].isin(set(raw.originals["id"].astype(str)))
+    if empty.any():
+        log.warning("dropping %d duplicates whose FAQ has no text (e.g. FAQ id %s)",
+                    int(empty.sum()), dups.loc[empty, "original_id"].iloc[0])
+    if (unknown & ~empty).any():
         log.warning("dropping %d duplicates whose FAQ is unknown (e.g. id %s)",
-                    int(unknown.sum()), dups.loc[unknown, "id"].iloc[0])
+                    int((unknown & ~empty).sum()), dups.loc[unknown & ~empty, "id"].iloc[0])
     dups = dups[~unknown]
     if raw.require_answers:
         faqs = faqs[faqs["answer"].notna() & (faqs["answer"].str.len() > 0)]

@@ -61,7 +61,11 @@ def read_tsv(path: Path, columns: list[str], encoding: str = "utf-8",
         if isinstance(exc, FileNotFoundError):
             raise DataError(f"{path} does not exist; data.path must hold orig-q.tsv.gz and "
                             "dup-q.tsv.gz (ans.tsv.gz is optional).") from None
-        raise DataError(f"{path} could not be read ({exc}); is it a complete gzip file?") from None
+        if isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
+            raise DataError(f"{path} could not be read ({exc}); is it a complete gzip "
+                            "file?") from None
+        raise DataError(f"{path} could not be read ({exc.strerror or exc}); it must be a "
+                        "readable file.") from None
     return pd.DataFrame(rows, columns=columns, dtype=str)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import lzma
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,6 +11,7 @@ from xml.etree.ElementTree import ParseError
 
 import pandas as pd
 import py7zr
+import py7zr.exceptions
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 from tqdm import tqdm
@@ -43,6 +45,12 @@ def iter_rows(path: Path):
     except (StopIteration, FileNotFoundError):
         raise DataError(f"{path} is missing or empty; a dump folder must hold "
                         f"{' and '.join(DUMP_FILES)}.") from None
+    except LookupError as exc:  # the XML declaration names an encoding Python lacks
+        raise DataError(f"{path} declares a text encoding Python does not know ({exc}); "
+                        "dumps are UTF-8.") from None
+    except OSError as exc:  # a folder, a symlink loop, no permission
+        raise DataError(f"{path} could not be read ({exc.strerror or exc}); it must be a "
+                        "readable XML file.") from None
 
 
 def parse_tags(tags: str) -> set[str]:
@@ -52,9 +60,16 @@ def parse_tags(tags: str) -> set[str]:
 
 def _duplicate_links(path: Path) -> dict[str, str]:
     links: dict[str, str] = {}
+    incomplete = []
     for row in iter_rows(path):
         if row.get("LinkTypeId") == DUPLICATE_LINK:
+            if not row.get("PostId") or not row.get("RelatedPostId"):
+                incomplete.append(row.get("Id", "?"))
+                continue
             links.setdefault(row["PostId"], row["RelatedPostId"])  # earliest link wins
+    if incomplete:
+        log.warning("%s: skipped %d duplicate link(s) without PostId or RelatedPostId "
+                    "(e.g. row Id=%s)", path, len(incomplete), incomplete[0])
     return links
 
 
@@ -104,9 +119,16 @@ def _extract(archive: Path, into: Path) -> Path:
             if missing:
                 raise DataError(f"{archive} does not contain {', '.join(sorted(missing))}; "
                                 "is it a Stack Exchange site dump?")
+            folders = sorted({str(Path(n).parent) for n in names})
+            if len(folders) > 1:
+                raise DataError(f"{archive} holds {' and '.join(DUMP_FILES)} in different "
+                                f"folders ({', '.join(folders)}); a dump keeps them in one.")
             z.extract(path=into, targets=names)
-    except (py7zr.Bad7zFile, OSError) as exc:
-        raise DataError(f"{archive} could not be opened as a 7z archive ({exc}).") from None
+    except (py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired, lzma.LZMAError,
+            EOFError, OSError) as exc:
+        reason = "it is encrypted" if isinstance(exc, py7zr.exceptions.PasswordRequired) \
+            else str(exc) or exc.__class__.__name__
+        raise DataError(f"{archive} could not be opened as a 7z archive ({reason}).") from None
     folder = (into / Path(names[0]).parent).resolve()
     if not folder.is_relative_to(into.resolve()):
         raise DataError(f"{archive} would be read from outside its extraction folder.")
@@ -124,5 +146,8 @@ def load(cfg: DataConfig, cache: Path) -> RawCorpus:
     scratch = Path(tempfile.mkdtemp(prefix="extract-", dir=cache))
     try:
         return read_dump(_extract(path, scratch), cfg.tag)
+    except DataError as exc:  # name the archive, not a scratch folder that is about to go
+        raise DataError(str(exc).replace(f"{scratch.resolve()}/", f"{path}:")
+                        .replace(f"{scratch}/", f"{path}:")) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -11,6 +11,19 @@ from faqtune.data.raw import RawCorpus
 from faqtune.errors import DataError
 
 
+def _first_bad_utf8(path: Path) -> str:
+    """Where the file stops being UTF-8 (pandas reports an offset into its read buffer)."""
+    offset = 0
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"byte {offset + exc.start} (line {number})"
+            offset += len(line)
+    return "an unknown position"
+
+
 def read_table(path: Path, needed: list[str]) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path} does not exist; set data.path to the folder holding it or "
@@ -20,9 +33,9 @@ def read_table(path: Path, needed: list[str]) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: bytes that are not valid UTF-8 at byte {exc.start}; save the "
-                        "table as UTF-8.") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: bytes that are not valid UTF-8 at {_first_bad_utf8(path)}; "
+                        "save the table as UTF-8.") from None
     except Exception as exc:  # parsers raise many types; all mean the same to the user
         raise DataError(f"{path} could not be read as a table ({exc}).") from None
     missing = [c for c in needed if c not in frame.columns]

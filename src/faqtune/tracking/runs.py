@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
-from faqtune.errors import ServiceUnavailable
+from faqtune.errors import ConfigError, ServiceUnavailable
 from faqtune.tracking.locks import FileLock, NoLock, holding
 from faqtune.redact import redact
 
@@ -78,6 +78,10 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
     # A new SQLite store is created (tables, migrations) by whichever process comes first:
     # processes starting together take turns, or they trip over each other's migrations.
     uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).parent.is_dir():
+        raise ConfigError(f"tracking.uri={redact(uri)}: the folder "
+                          f"{Path(uri.removeprefix('sqlite:///')).parent} does not exist; "
+                          "create it first, or fix the path.")
     first_use = FileLock(Path(uri.removeprefix("sqlite:///") + ".faqtune-init.lock")) \
         if uri.startswith("sqlite:///") else NoLock()
     with holding(first_use):

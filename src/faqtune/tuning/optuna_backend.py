@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def open_storage(location: str):
 
 def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int) -> optuna.samplers.BaseSampler:
     """Seeded per worker, so parallel workers do not draw the same points."""
-    seed = sweep.seed * 1000 + worker
+    seed = (sweep.seed * 1000 + worker) % 2**32
     if sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if sweep.sampler == "grid":
@@ -290,6 +290,19 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial, every: float):
 
 
 # -- workers and the sweep -----------------------------------------------------------------
+def worker_count(sweep: SweepConfig, done: int) -> int:
+    """`sweep.n_workers`, capped at the trials left to run (each worker loads the data)."""
+    left = max(1, sweep.n_trials - done)
+    cores = os.cpu_count() or 1
+    if sweep.n_workers > left:
+        log.warning("sweep.n_workers=%d but %d trial(s) are left: starting %d worker(s)",
+                    sweep.n_workers, left, left)
+    elif sweep.n_workers > cores:
+        log.warning("sweep.n_workers=%d on %d cores: trials will share cores and each will "
+                    "run slower", sweep.n_workers, cores)
+    return min(sweep.n_workers, left)
+
+
 def threads_per_worker(n_workers: int) -> int:
     """Trials are CPU-bound: split the cores between workers."""
     return max(1, (os.cpu_count() or 1) // n_workers)
@@ -489,6 +502,7 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
             log.warning("sweep %r already has %d finished trials (sweep.n_trials=%d): no new "
                         "trial runs; raise sweep.n_trials to add some", conf.sweep.name, done,
                         conf.sweep.n_trials)
+    conf = replace(conf, sweep=replace(conf.sweep, n_workers=worker_count(conf.sweep, done)))
     counts = run_workers(conf, space, str(data_path), parent)
     study = load_study(conf, space)
     with holding(sweep_lock(conf)):
