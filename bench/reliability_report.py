@@ -96,7 +96,6 @@ TESTS_BY_CASE = {
 UNTESTED = {
     "B4": "not provoked: the tests run as root, which reads every folder. The code path is "
           "B3's and B7's (an OSError becomes a one-paragraph error naming the path)",
-    "B12": "tested where the azure extra is absent (tests/test_azureml.py, core-only run)",
     "D7": "documented (README, \"The served model\"): share a cache only with people you trust",
 }
 

@@ -1,135 +1,200 @@
-"""The Azure ML backend, offline, with the real azureml-core / azureml-train-core classes.
+"""The Azure ML sweep job (SDK v2, `azure-ai-ml`), offline, with the real SDK classes.
 
-Nothing here reaches Azure: these tests build the SDK objects a submission would send and
-check them; no workspace is faked and no job is pretended to have run.
+Nothing here reaches Azure: these tests build the job a submission would send, reload it
+through the SDK's own schema (`load_job`, the loader behind `az ml job create`), and check
+that a trial's command turns back into the driver's configuration. No workspace is faked
+and no job is pretended to have run.
 """
 
 from __future__ import annotations
 
-import json
+import re
+import shlex
+from dataclasses import asdict
 
 import pytest
 import yaml
 
-pytest.importorskip("azureml.train.hyperdrive", reason="the `azure` extra is not installed")
+pytest.importorskip("azure.ai.ml", reason="the `azure` extra is not installed")
 
-from azureml.core import ScriptRunConfig  # noqa: E402
-from azureml.train import hyperdrive  # noqa: E402
+from azure.ai.ml import load_job  # noqa: E402
+from azure.ai.ml.sweep import SweepJob  # noqa: E402
 
-from faqtune.config import AzureConfig, to_object  # noqa: E402
+from faqtune.config import to_object  # noqa: E402
 from faqtune.errors import ConfigError  # noqa: E402
-from faqtune.tracking.azureml import workspace_settings  # noqa: E402
-from faqtune.tuning import azureml_backend as aml  # noqa: E402
+from faqtune.tuning import azureml_v2 as v2  # noqa: E402
+from faqtune.tuning.azure_common import check_combination, parse_trial_arguments  # noqa: E402
+from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
 from tests.conftest import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
 
+DATA = "azureml://datastores/workspaceblobstore/paths/faqtune/data/abc/"
+CHOICES = {"ngrams": {"choice": [1, 2]}, "monotone": {"choice": [True, False]}}
+CONTINUOUS = {**CHOICES, "learning_rate": {"uniform": [0.01, 0.2]},
+              "min_child_samples": {"quniform": [5, 50, 5]}}
 
 
-def test_every_space_expression_maps_one_to_one_onto_hyperdrive():
-    sampling = aml.parameter_sampling(parse_space("matcher", EVERY_KIND), "random")
-    assert isinstance(sampling, hyperdrive.RandomParameterSampling)
-    assert sampling._parameter_space == {
-        "--ngrams": ["choice", [[1, 2, 3]]],
-        "--num_leaves": ["randint", [8]],
-        "--feature_fraction": ["uniform", [0.5, 1.0]],
-        "--min_child_samples": ["quniform", [5, 50, 5]],
-        "--learning_rate": ["loguniform", [-4.6, -1.2]],
-        "--estimators": ["qloguniform", [3.0, 6.0, 10]],
-        "--prior_weight": ["normal", [30.0, 5.0]],
-        "--centroid_prior": ["qnormal", [3.0, 1.0, 1]],
+def _conf(make_cfg, *overrides):
+    return to_object(make_cfg("backend=azureml", *overrides))
+
+
+def test_every_space_expression_gives_hyperdrives_wire_format(make_cfg):
+    """The REST search space equals what the v1 path builds from the same file (its
+    `_parameter_space`, asserted in test_azureml_v1, minus the `--` prefixes)."""
+    job = v2.sweep_job(_conf(make_cfg, "sweep.sampler=random"),
+                       parse_space("matcher", EVERY_KIND), DATA)
+    rest = job._to_rest_object().as_dict()["properties"]
+    assert rest["searchSpace"] == {
+        "ngrams": ["choice", [[1, 2, 3]]],
+        "num_leaves": ["randint", [8]],
+        "feature_fraction": ["uniform", [0.5, 1.0]],
+        "min_child_samples": ["quniform", [5, 50, 5]],
+        "learning_rate": ["loguniform", [-4.6, -1.2]],
+        "estimators": ["qloguniform", [3.0, 6.0, 10]],
+        "prior_weight": ["normal", [30.0, 5.0]],
+        "centroid_prior": ["qnormal", [3.0, 1.0, 1]],
     }
-    grid = aml.parameter_sampling(parse_space("matcher", {"ngrams": {"choice": [1, 2]}}), "grid")
-    assert isinstance(grid, hyperdrive.GridParameterSampling)
-    bayes = aml.parameter_sampling(parse_space("matcher", {
-        "ngrams": {"choice": [1, 2]}, "learning_rate": {"uniform": [0.01, 0.2]}}), "tpe")
-    assert isinstance(bayes, hyperdrive.BayesianParameterSampling)
+    assert rest["samplingAlgorithm"] == {"seed": 0, "samplingAlgorithmType": "Random"}
+    assert rest["earlyTermination"] == {"delayEvaluation": 5, "evaluationInterval": 1,
+                                        "policyType": "MedianStopping"}
+    assert rest["objective"] == {"goal": "maximize", "primaryMetric": "tune_mrr"}
+    assert rest["limits"]["maxTotalTrials"] == 16 and rest["limits"]["timeout"] == "P7D"
 
 
-@pytest.mark.parametrize("sampler, params, message", [
-    ("tpe", {"learning_rate": {"loguniform": [-4.6, -1.2]}},
-     r"BayesianParameterSampling cannot take learning_rate: loguniform"),
-    ("grid", {"learning_rate": {"uniform": [0.01, 0.2]}},
-     r"GridParameterSampling cannot take learning_rate: uniform"),
-    ("qmc", {"ngrams": {"choice": [1]}}, r"sweep.sampler='qmc' has no HyperDrive equivalent"),
+@pytest.mark.parametrize("overrides, params, kind, policy", [
+    (["sweep.sampler=random", "sweep.pruner=median"], EVERY_KIND, "random", "median_stopping"),
+    (["sweep.sampler=random", "sweep.pruner=bandit"], CONTINUOUS, "random", "bandit"),
+    (["sweep.sampler=random", "sweep.pruner=truncation"], CONTINUOUS, "random",
+     "truncation_selection"),
+    (["sweep.sampler=qmc", "sweep.pruner=none"], EVERY_KIND, "random", None),
+    (["sweep.sampler=grid", "sweep.pruner=median"], CHOICES, "grid", "median_stopping"),
+    (["sweep.sampler=tpe", "sweep.pruner=none"], CONTINUOUS, "bayesian", None),
 ])
-def test_a_space_a_sampler_cannot_take_is_refused_clearly(sampler, params, message):
+def test_every_sampler_and_policy_dumps_yaml_the_sdk_schema_reloads(make_cfg, tmp_path,
+                                                                   overrides, params, kind,
+                                                                   policy):
+    spec = tmp_path / "sweep.yaml"
+    job = v2.sweep_job(_conf(make_cfg, *overrides), parse_space("matcher", params), DATA)
+    job.dump(spec)
+    loaded = load_job(spec)
+    assert isinstance(loaded, SweepJob)
+    algorithm = loaded.sampling_algorithm
+    assert getattr(algorithm, "type", algorithm) == kind
+    assert (loaded.early_termination.type if loaded.early_termination else None) == policy
+    assert set(loaded.search_space) == set(params)
+    assert loaded.inputs["data_prepared"].path == DATA
+    if "sweep.sampler=qmc" in overrides:
+        assert loaded.sampling_algorithm.rule == "sobol"
+    raw = yaml.safe_load(spec.read_text())
+    raw["sampling_algorithm"] = {"type": "tpe"}  # what the SDK's schema must refuse
+    spec.write_text(yaml.safe_dump(raw))
+    with pytest.raises(Exception, match="(?i)sampling_algorithm|tpe"):
+        load_job(spec)
+
+
+@pytest.mark.parametrize("overrides, params, message", [
+    (["sweep.sampler=tpe", "sweep.pruner=median"], CHOICES,
+     r"Bayesian sampling \(sweep.sampler=tpe\) does not support early termination, but "
+     r"sweep.pruner=median"),
+    (["sweep.sampler=tpe", "sweep.pruner=none"], {"learning_rate": {"loguniform": [-4, -1]}},
+     r"bayesian sampling cannot take sweep.space.params.learning_rate: loguniform"),
+    (["sweep.sampler=grid"], {"learning_rate": {"uniform": [0.01, 0.2]}},
+     r"grid sampling cannot take sweep.space.params.learning_rate: uniform"),
+    (["sweep.sampler=random", "sweep.pruner=hyperband"], CHOICES,
+     r"sweep.pruner='hyperband' has no Azure ML early-termination policy"),
+    (["sweep.sampler=random", "sweep.n_trials=1001"], CHOICES,
+     r"sweep.n_trials=1001: an Azure ML sweep runs at most 1000"),
+])
+def test_combinations_azure_does_not_support_are_refused_naming_the_setting(
+        make_cfg, overrides, params, message):
     with pytest.raises(ConfigError, match=message):
-        aml.parameter_sampling(parse_space("matcher", params), sampler)
+        v2.sweep_job(_conf(make_cfg, *overrides), parse_space("matcher", params), DATA)
 
 
-@pytest.mark.parametrize("pruner, cls, properties", [
-    ("median", hyperdrive.MedianStoppingPolicy, {"evaluation_interval": 1, "delay_evaluation": 5}),
-    ("bandit", hyperdrive.BanditPolicy, {"evaluation_interval": 1, "delay_evaluation": 5,
-                                          "slack_factor": 0.1}),
-    ("truncation", hyperdrive.TruncationSelectionPolicy,
-     {"evaluation_interval": 1, "delay_evaluation": 5, "truncation_percentage": 20,
-      "exclude_finished_jobs": False}),
-])
-def test_pruners_map_to_hyperdrive_policies(make_cfg, pruner, cls, properties):
-    policy = aml.termination_policy(to_object(make_cfg(f"sweep.pruner={pruner}")))
-    assert isinstance(policy, cls)
-    assert {k: v for k, v in policy._properties.items() if v is not None} == properties
-    assert aml.termination_policy(to_object(make_cfg("sweep.pruner=none"))) is None
-    with pytest.raises(ConfigError, match="hyperband.*has no HyperDrive policy"):
-        aml.termination_policy(to_object(make_cfg("sweep.pruner=hyperband")))
+def test_the_default_sweep_on_azure_says_which_sampler_to_use(make_cfg):
+    conf = _conf(make_cfg)
+    with pytest.raises(ConfigError, match="use sweep.sampler=random"):
+        check_combination(conf, parse_space("matcher", conf.sweep.space.params), "v2")
 
 
-def test_child_arguments_parse_back_into_the_same_hydra_config(make_cfg):
-    conf = to_object(make_cfg("model=reference", "sweep/space=reference", "model.estimators=77",
-                              "backend=azureml",
-                              "training.period=20"))
-    space = parse_space("reference", conf.sweep.space.params)
-    script, config = aml.job(conf, space, "faqtune-cluster", aml.environment(conf),
-                             "/mnt/data/prepared")
-    assert isinstance(script, ScriptRunConfig) and script.script == aml.CHILD_SCRIPT
-    # HyperDrive appends one `--name value` pair per sampled hyperparameter
-    sampled = ["--ngrams", "3", "--match", "17", "--min_child_samples", "12.0",
-               "--unweighted", "true", "--estimators", "1000"]
-    overrides = aml.parse_child_arguments([*script.arguments, *sampled], "reference")
-    child = to_object(make_cfg(*overrides))
-    assert child.data.prepared == "/mnt/data/prepared"
-    assert (child.model.name, child.model.ngrams, child.model.match) == ("reference", 3, 17)
-    assert (child.model.min_child_samples, child.model.unweighted) == (12, True)
-    assert child.training.period == 20 and child.tracking.experiment == "faqtune"
-    with pytest.raises(ConfigError, match="Unknown child argument --colour"):
-        aml.parse_child_arguments(["--colour", "red"], "reference")
+def _render(command: str, values: dict[str, str]) -> list[str]:
+    """The command as Azure runs it: placeholders filled in, then split by the shell."""
+    filled = re.sub(r"\$\{\{(?:search_space|inputs)\.(\w+)\}\}", lambda m: values[m.group(1)],
+                    command)
+    argv = shlex.split(filled)
+    assert argv[:3] == ["python", "-m", "faqtune.azure_trial"]
+    return argv[3:]
 
 
-def test_missing_workspace_settings_name_what_to_set(tmp_path, monkeypatch):
-    for var in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"azure.subscription_id \(or AZURE_SUBSCRIPTION_ID\)"
-                                          r".*azure.workspace_name \(or AZUREML_WORKSPACE_NAME\)"
-                                          r".*config.json"):
-        workspace_settings(AzureConfig())
-    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "sub")
-    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg")
-    assert workspace_settings(AzureConfig(workspace_name="ws")) == {
-        "subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"}
-    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID")
-    (tmp_path / "config.json").write_text(json.dumps({"subscription_id": "s"}))
-    assert workspace_settings(AzureConfig()).name == "config.json"
+def test_a_trials_command_parses_back_into_the_drivers_config_data_included(make_cfg):
+    driver = _conf(make_cfg, "model=reference", "sweep/space=reference", "sweep.sampler=random",
+                   "model.estimators=77", "training.period=20", "data=reference_tsv",
+                   "data.path=https://bob:pw-secret@example.org/so/", "data.seed=7",
+                   "data.min_dupes=5", "data.tag='java script'",
+                   "tracking.experiment=\"bob's runs\"")
+    space = parse_space("reference", driver.sweep.space.params)
+    job = v2.sweep_job(driver, space, DATA)
+    sampled = {"ngrams": "3", "match": "17", "min_child_samples": "12.0", "unweighted": "true",
+               "estimators": "1000", "data_prepared": "/mnt/azureml/data/abc"}
+    assert "pw-secret" not in job.trial.command
+    child = to_object(make_cfg(*parse_trial_arguments(_render(job.trial.command, sampled),
+                                                      "reference")))
+    assert (child.model.ngrams, child.model.match, child.model.min_child_samples) == (3, 17, 12)
+    assert child.model.unweighted is True and child.model.estimators == 1000
+    assert child.data.prepared == "/mnt/azureml/data/abc"
+    expected = {**asdict(driver.data), "prepared": child.data.prepared,
+                "path": "https://bob:***@example.org/so/"}
+    assert asdict(child.data) == expected, "every data.* reaches the trial (D4)"
+    assert asdict(child.training) == asdict(driver.training)
+    assert child.tracking.experiment == "bob's runs"
+
+
+def test_the_environment_and_cluster_are_what_the_issue_asks(make_cfg):
+    conf = _conf(make_cfg, "backend.cluster.vm_priority=lowpriority")
+    env = v2.environment(conf)._to_dict()
+    pip = next(d for d in env["conda_file"]["dependencies"] if isinstance(d, dict))["pip"]
+    assert v2.MLFLOW_PLUGIN in pip and any(p.startswith("lightgbm") for p in pip)
+    assert env["image"].startswith("mcr.microsoft.com/azureml/")
+    compute = v2.cluster(conf)._to_dict()
+    assert (compute["size"], compute["tier"]) == ("Standard_D4_v2", "low_priority")
+    assert (compute["min_instances"], compute["max_instances"]) == (0, 16)
+    assert compute["idle_time_before_scale_down"] == 120, "idle nodes cost: scale down soon"
+
+
+def test_the_finalize_job_carries_the_best_trial_and_final_estimators(make_cfg, tmp_path):
+    conf = _conf(make_cfg, "sweep.sampler=random", "sweep.final_estimators=2400",
+                 "backend.finalize=cluster")
+    outcome = SweepOutcome("sweep_job_name", complete=4, best_trial=3,
+                           best_params={"ngrams": 3, "monotone": False})
+    job = v2.finalize_job(conf, outcome, DATA)
+    job.dump(tmp_path / "finalize.yaml")
+    assert load_job(tmp_path / "finalize.yaml").command == job.command
+    argv = shlex.split(job.command.replace("${{inputs.data_prepared}}", "/mnt/x"))
+    assert argv[:3] == ["python", "-m", "faqtune.azure_finalize"]
+    assert argv[-4:] == ["--parent", "sweep_job_name", "--trial", "3"]
+    assert {"model.ngrams=3", "model.monotone=false", "sweep.final_estimators=2400"} <= set(argv)
+
+
+def test_v1_cannot_finalize_on_the_cluster(make_cfg):
+    with pytest.raises(ConfigError, match="backend.finalize"):
+        _conf(make_cfg, "backend.sdk=v1", "backend.finalize=cluster")
 
 
 @pytest.mark.slow
-def test_dry_run_writes_the_reference_recipe_job_spec(tmp_path):
+def test_dry_run_writes_the_reference_recipe_as_a_job_az_ml_accepts(tmp_path):
     spec_path = tmp_path / "job.yaml"
     proc = run_task("sweep", "backend=azureml", "backend.dry_run=true",
                     "experiment=reference_recipe", *TINY_DATA, f"backend.spec_path={spec_path}",
                     f"paths.cache={tmp_path / 'cache'}", cwd=tmp_path)
-    summary = last_json(proc.stdout)
-    assert summary == {"dry_run": True, "spec": str(spec_path), "sampling": "RANDOM",
-                       "policy": "MedianStopping"}
-    spec = yaml.safe_load(spec_path.read_text())
-    assert spec["cluster"] == {"name": "faqtune-cluster", "vm_size": "Standard_D4_v2",
-                               "vm_priority": "dedicated", "min_nodes": 0, "max_nodes": 16,
-                               "idle_seconds_before_scaledown": 1800}
-    assert spec["policy"] == {"name": "MedianStopping", "evaluation_interval": 1,
-                              "delay_evaluation": 5}
-    assert spec["limits"]["max_total_runs"] == 96
-    assert spec["primary_metric"] == {"name": "tune_gain_at_3", "goal": "maximize"}
-    assert spec["sampling"]["parameter_space"]["--ngrams"] == {"choice": [1, 2, 3, 4]}
-    assert "model=reference" in spec["command"]["arguments"]
-    assert any(p.startswith("azureml-mlflow") for p in spec["environment"]["pip"])
+    assert last_json(proc.stdout) == {"dry_run": True, "sdk": "v2", "spec": str(spec_path),
+                                      "sampling": "random", "policy": "median"}
+    job = load_job(spec_path)
+    assert job.limits.max_total_trials == 96 and job.objective.primary_metric == "tune_gain_at_3"
+    assert job.search_space["ngrams"].values == [1, 2, 3, 4]
+    assert job.trial.command.startswith("python -m faqtune.azure_trial model=reference ")
+    assert "data.seed=42" in job.trial.command
+    assert job.inputs["data_prepared"].path.startswith(
+        "azureml://datastores/workspaceblobstore/paths/faqtune/data/")
+    resources = yaml.safe_load(spec_path.with_name("job.resources.yaml").read_text())
+    assert resources["cluster"]["size"] == "Standard_D4_v2"
     assert not (tmp_path / "mlflow.db").exists(), "a dry run logs nothing"

@@ -118,8 +118,9 @@ def test_hydra_multirun_nests_one_run_per_job_under_a_parent(tmp_path):
     tmp_path = tmp_path / "o'neil"  # an apostrophe in the folder (probe C1) breaks no filter
     tmp_path.mkdir()
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # relative paths, as a user in that folder types them (the multirun tag is absolute)
     proc = run_task("train", "-m", "model.ngrams=1,2", *FAST_TRAIN, "training.log_model=false",
-                    f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}", cwd=tmp_path)
+                    "tracking.uri=sqlite:///mlflow.db", "paths.cache=cache", cwd=tmp_path)
     summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(summaries) == 2
     client = MlflowClient(store)

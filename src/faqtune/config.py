@@ -179,7 +179,7 @@ class ClusterConfig:
     vm_priority: str = "dedicated"
     min_nodes: int = 0
     max_nodes: int = 16
-    idle_seconds_before_scaledown: int = 1800
+    idle_seconds_before_scaledown: int = 120
 
 
 @dataclass
@@ -197,14 +197,17 @@ class OptunaBackendConfig(BackendConfig):
 @dataclass
 class AzureMLBackendConfig(BackendConfig):
     name: str = "azureml"
+    sdk: str = "v2"  # v2: an azure-ai-ml sweep job; v1: HyperDrive (azureml-core, deprecated)
     dry_run: bool = False
-    spec_path: str = "${paths.cache}/azureml/hyperdrive-job.yaml"
+    spec_path: str = "${paths.cache}/azureml/sweep-job.yaml"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     environment_name: str = "faqtune"
+    image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
     max_concurrent_runs: int = 16
     max_duration_minutes: int = 10080
     wait: bool = True
-    run_id: Optional[str] = None
+    job_name: Optional[str] = None  # resume monitoring (and finalizing) a submitted sweep
+    finalize: str = "local"  # local: retrain, test, register here; cluster: in a job there
 
 
 BACKEND_SCHEMAS = {"optuna": OptunaBackendConfig, "azureml": AzureMLBackendConfig}
@@ -396,6 +399,12 @@ def validate(cfg: FaqtuneConfig) -> None:
         _int_range("backend.cluster.max_nodes", cluster.max_nodes, max(1, cluster.min_nodes))
         _int_range("backend.max_concurrent_runs", cfg.backend.max_concurrent_runs, 1)
         _int_range("backend.max_duration_minutes", cfg.backend.max_duration_minutes, 1)
+        _int_range("backend.cluster.idle_seconds_before_scaledown",
+                   cluster.idle_seconds_before_scaledown, 0)
+        _one_of("backend.sdk", cfg.backend.sdk, ("v2", "v1"))
+        _one_of("backend.finalize", cfg.backend.finalize, ("local", "cluster"))
+        _expect(cfg.backend.sdk == "v2" or cfg.backend.finalize == "local", "backend.finalize",
+                cfg.backend.finalize, "local with backend.sdk=v1 (only v2 runs a finalize job)")
 
 
 def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:

@@ -73,13 +73,25 @@ def sweep(conf: FaqtuneConfig) -> dict:
 
 
 def sweep_on_azureml(conf: FaqtuneConfig, space: SearchSpace) -> dict:
-    """HyperDrive on an Azure ML cluster; `backend.dry_run=true` only writes the job spec."""
-    from faqtune.tuning import azureml_backend
+    """A sweep job on an Azure ML cluster; `backend.dry_run=true` only writes the job."""
+    from faqtune.tracking.azureml import require_v1, require_v2
+    from faqtune.tuning.azure_common import check_combination
 
+    check_combination(conf, space, conf.backend.sdk)  # before any data is prepared or sent
+    if conf.backend.sdk == "v1":
+        require_v1()
+        log.warning("backend.sdk=v1 is deprecated: HyperDrive with azureml-core is past "
+                    "Microsoft's end of support (2026-06-30) and will leave faqtune; "
+                    "backend.sdk=v2 (the default) submits the same sweep as an azure-ai-ml "
+                    "sweep job")
+        from faqtune.tuning import azureml_backend as backend
+    else:
+        require_v2()
+        from faqtune.tuning import azureml_v2 as backend
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     if conf.backend.dry_run:
-        return azureml_backend.dry_run(conf, space, str(data_path), data.data_hash)
-    return azureml_backend.submit(conf, space, str(data_path), data.data_hash)
+        return backend.dry_run(conf, space, str(data_path), data.data_hash)
+    return backend.submit(conf, space, str(data_path), data.data_hash)
 
 
 def run(cfg: DictConfig) -> dict:

@@ -194,7 +194,7 @@ def test_B18_a_worker_paused_past_the_stale_limit_goes_on_after_resuming(tmp_pat
     _wait_for(lambda: _running_trials(cache), proc)
     os.kill(workers[0], signal.SIGSTOP)
     _wait_for(lambda: any(t.user_attrs.get("stale") for t in journal_study(cache).trials),
-              proc, timeout=120)
+              proc, timeout=300)  # the other worker notices after its own trial ends
     os.kill(workers[0], signal.SIGCONT)
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-3000:]

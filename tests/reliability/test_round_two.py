@@ -63,7 +63,8 @@ def test_A5_parquet_nulls_stay_null_and_are_never_served_as_text(make_cfg, tmp_p
                       "data.table.questions=questions.parquet")
     data, _, _ = prepare(conf.data, Path(conf.paths.cache))
     answers = dict(zip(data.faqs["faq_id"], data.faqs["answer_text"]))
-    assert answers["1"] is None and answers["3"] is None and answers["2"] == "Real answer two"
+    # missing, as pandas spells it (None; NaN in pandas 3's string columns), never "none"
+    assert pd.isna(answers["1"]) and pd.isna(answers["3"]) and answers["2"] == "Real answer two"
     assert "none" not in set(data.faqs["answer"].dropna())
 
 
@@ -129,8 +130,15 @@ def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_pa
     proc = run_task("sweep", *TINY_DATA, f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
                     f"sweep.storage=postgresql://u:pw-B14x@127.0.0.1:{_closed_port()}/optuna",
                     f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
-    assert proc.returncode == 3, proc.stderr[-2000:]
-    assert "Optuna storage postgresql://u:***@127.0.0.1" in proc.stderr
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None:  # a core install: name what to install
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert "sweep.storage=postgresql://u:***@127.0.0.1" in proc.stderr
+        assert "needs the database driver 'psycopg': pip install -e '.[postgres]'" in proc.stderr
+    else:
+        assert proc.returncode == 3, proc.stderr[-2000:]
+        assert "Optuna storage postgresql://u:***@127.0.0.1" in proc.stderr
     assert "Traceback" not in proc.stderr and "pw-B14x" not in proc.stdout + proc.stderr
 
 
@@ -440,3 +448,27 @@ def test_D6_prepared_data_follows_the_umask(make_cfg):
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
+
+
+BLOCK_AZURE = ("import sys; sys.modules.update({m: None for m in ('azure', 'azure.ai', "
+               "'azure.ai.ml', 'azure.identity', 'azureml', 'azureml.core', 'azureml.train', "
+               "'azureml.train.hyperdrive')}); from faqtune.{task} import main; main()")
+
+
+@pytest.mark.parametrize("task, overrides, extra", [
+    ("sweep", ["backend=azureml", "backend.dry_run=true", "sweep.sampler=random"], "`azure`"),
+    ("sweep", ["backend=azureml", "backend.sdk=v1", "backend.dry_run=true",
+               "sweep.sampler=random"], "`azure-v1`"),
+    ("train", ["tracking=azureml"], "`azure`"),
+])
+def test_B12_without_the_azure_extra_an_azure_setting_says_what_to_install(tmp_path, task,
+                                                                           overrides, extra):
+    """Python treats a module set to None in sys.modules as not installed: this is the
+    user's environment without the extra, whatever this one has."""
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK_AZURE.replace("{task}", task), *TINY_DATA, *overrides,
+         f"paths.cache={tmp_path / 'c'}", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"needs the {extra} extra: pip install -e '.[" in proc.stderr
+    assert "Traceback" not in proc.stderr and "ModuleNotFoundError" not in proc.stderr

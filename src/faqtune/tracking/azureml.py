@@ -7,6 +7,7 @@ secret is read from config files, and nothing secret is logged.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -20,12 +21,26 @@ ENVIRONMENT = {
 }
 
 
-def _sdk():
+def require_v2() -> None:
+    """azure-ai-ml and azure-identity, or one paragraph on what to install."""
+    try:
+        for module in ("azure.ai.ml", "azure.identity"):
+            importlib.import_module(module)
+    except ImportError:
+        raise ConfigError("Azure ML (backend=azureml or tracking=azureml) needs the `azure` "
+                          "extra: pip install -e '.[azure]' (azure-ai-ml, azure-identity, "
+                          "azureml-mlflow).") from None
+
+
+def require_v1():
+    """azureml-core and azureml-train-core (HyperDrive), or what to install."""
     try:
         import azureml.core
+        import azureml.train.hyperdrive  # noqa: F401  (the submission needs it too)
     except ImportError:
-        raise ConfigError("The Azure ML backend needs the `azure` extra: "
-                          "pip install -e '.[azure]'.") from None
+        raise ConfigError("backend.sdk=v1 (HyperDrive, deprecated) needs the `azure-v1` extra: "
+                          "pip install -e '.[azure-v1]' (azureml-core, "
+                          "azureml-train-core).") from None
     return azureml.core
 
 
@@ -42,8 +57,42 @@ def workspace_settings(azure: AzureConfig) -> dict[str, str] | Path:
         f"config.json at azure.config_file={azure.config_file} (download it from the portal).")
 
 
+def credential(azure: AzureConfig):
+    """azure-identity's chain (service principal variables, managed identity, Azure CLI), or
+    a browser login when asked for."""
+    from azure.identity import DefaultAzureCredential, InteractiveBrowserCredential
+
+    if azure.interactive_login:
+        return InteractiveBrowserCredential()
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def ml_client(azure: AzureConfig):
+    """The SDK v2 client of the configured workspace."""
+    require_v2()
+    from azure.ai.ml import MLClient
+
+    settings = workspace_settings(azure)
+    try:
+        if isinstance(settings, Path):
+            return MLClient.from_config(credential(azure), path=str(settings))
+        return MLClient(credential(azure), settings["subscription_id"],
+                        settings["resource_group"], settings["workspace_name"])
+    except Exception as exc:  # the SDK raises many types; the message is what matters
+        raise _workspace_error(exc) from None
+
+
+def _workspace_error(exc: Exception) -> FaqtuneError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    return FaqtuneError(
+        f"Could not open the Azure ML workspace ({exc.__class__.__name__}: {first_line}). "
+        "Check the workspace settings and that a credential is available: "
+        "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, a managed identity, or "
+        "`az login`.")
+
+
 def authentication(azure: AzureConfig):
-    """azureml-core authentication backed by azure-identity's credential chain."""
+    """azureml-core (SDK v1) authentication backed by azure-identity's credential chain."""
     from azureml.core.authentication import InteractiveLoginAuthentication, TokenAuthentication
 
     if azure.interactive_login:
@@ -59,7 +108,8 @@ def authentication(azure: AzureConfig):
 
 
 def get_workspace(azure: AzureConfig):
-    sdk = _sdk()
+    """The SDK v1 Workspace (backend.sdk=v1 only)."""
+    sdk = require_v1()
     settings = workspace_settings(azure)
     auth = authentication(azure)
     try:
@@ -69,14 +119,13 @@ def get_workspace(azure: AzureConfig):
                                  subscription_id=settings["subscription_id"],
                                  resource_group=settings["resource_group"])
     except Exception as exc:  # the SDK raises many types; the message is what matters
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise FaqtuneError(
-            f"Could not open the Azure ML workspace ({exc.__class__.__name__}: {first_line}). "
-            "Check the workspace settings and that a credential is available: "
-            "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, a managed identity, or "
-            "`az login`.") from None
+        raise _workspace_error(exc) from None
 
 
 def workspace_tracking_uri(azure: AzureConfig) -> str:
     """The workspace's MLflow URI (`azureml://...`, a scheme azureml-mlflow registers)."""
-    return get_workspace(azure).get_mlflow_tracking_uri()
+    client = ml_client(azure)
+    try:
+        return client.workspaces.get(client.workspace_name).mlflow_tracking_uri
+    except Exception as exc:
+        raise _workspace_error(exc) from None

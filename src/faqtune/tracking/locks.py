@@ -34,7 +34,8 @@ class AdvisoryLock:
         import sqlalchemy
 
         self._on_error = on_error  # turns a failed connection into the caller's error
-        self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+        with on_error():  # the driver is imported here: a missing one is the caller's error
+            self._engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
         self._key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
                                    signed=True)
         self._connection = None

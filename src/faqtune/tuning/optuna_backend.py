@@ -61,6 +61,10 @@ def storage_errors(location: str):
 
     try:
         yield
+    except ModuleNotFoundError as exc:  # the database driver, e.g. psycopg for postgresql://
+        raise ConfigError(f"sweep.storage={redact(location)} needs the database driver "
+                          f"{exc.name!r}: pip install -e '.[postgres]' for PostgreSQL, or the "
+                          "driver your database's URL names.") from None
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         raise ServiceUnavailable(f"The Optuna storage {redact(location)} cannot be reached "

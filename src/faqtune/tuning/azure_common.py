@@ -1,0 +1,184 @@
+"""What both Azure ML submissions share (SDK v2 sweep job, SDK v1 HyperDrive).
+
+The rules a sampler imposes on the space, the command every trial and the finalize job run,
+how that command turns back into Hydra overrides, and how the best trial is read back from
+the workspace's MLflow runs. Nothing here imports an Azure SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from tqdm import tqdm
+
+from faqtune.config import FaqtuneConfig
+from faqtune.errors import ConfigError
+from faqtune.model.factory import hyperparameters
+from faqtune.redact import redact
+from faqtune.tracking.runs import flatten
+from faqtune.tuning.outcome import SweepOutcome
+from faqtune.tuning.space import SearchSpace
+
+DATA_ARG = "--data-prepared"
+# sweep.sampler -> Azure's sampling algorithm (SDK v2 names; v1 has no Sobol)
+SAMPLING = {"random": "random", "grid": "grid", "tpe": "bayesian", "qmc": "sobol"}
+# Azure's documented rules, which neither SDK enforces (shared review "azure-path", 1.2)
+ALLOWED_KINDS = {"grid": {"choice"}, "tpe": {"choice", "uniform", "quniform"}}
+NO_POLICY = {"tpe"}  # Bayesian sampling does not support early termination
+MAX_TRIALS = 1000
+SAFE_VALUE = re.compile(r"[A-Za-z0-9_.+\-/]*")
+
+
+def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None:
+    """Refuse, before anything is built or sent, what Azure documents as unsupported."""
+    sweep = conf.sweep
+    if sweep.sampler not in SAMPLING or (sdk == "v1" and sweep.sampler == "qmc"):
+        offered = [s for s in SAMPLING if sdk == "v2" or s != "qmc"]
+        raise ConfigError(f"sweep.sampler={sweep.sampler!r} has no Azure ML ({sdk}) sampling "
+                          f"algorithm; use one of {', '.join(offered)} (tpe = Bayesian"
+                          f"{', qmc = Sobol' if sdk == 'v2' else ''}).")
+    allowed = ALLOWED_KINDS.get(sweep.sampler)
+    for dim in space.dimensions:
+        if allowed and dim.kind not in allowed:
+            raise ConfigError(
+                f"Azure ML's {SAMPLING[sweep.sampler]} sampling cannot take "
+                f"sweep.space.params.{dim.name}: {dim.kind}; it accepts only "
+                f"{', '.join(sorted(allowed))}. Change the space or use sweep.sampler=random.")
+    if sweep.sampler in NO_POLICY and sweep.pruner != "none":
+        raise ConfigError(f"Azure ML's Bayesian sampling (sweep.sampler={sweep.sampler}) does "
+                          f"not support early termination, but sweep.pruner={sweep.pruner}: "
+                          "set sweep.pruner=none, or use sweep.sampler=random with a pruner.")
+    if sweep.pruner not in ("median", "bandit", "truncation", "none"):
+        raise ConfigError(f"sweep.pruner={sweep.pruner!r} has no Azure ML early-termination "
+                          "policy; use median, bandit, truncation or none.")
+    if sweep.n_trials > MAX_TRIALS:
+        raise ConfigError(f"sweep.n_trials={sweep.n_trials}: an Azure ML sweep runs at most "
+                          f"{MAX_TRIALS} trials.")
+
+
+def hydra_value(value) -> str:
+    """A value as a Hydra override reads it back: quoted when it holds other characters."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(value)
+    if SAFE_VALUE.fullmatch(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def trial_overrides(conf: FaqtuneConfig, space: SearchSpace) -> list[str]:
+    """The driver's configuration as Hydra overrides, minus what each trial samples and where
+    the data lies (Azure appends `--name value` for those)."""
+    data = flatten(asdict(conf.data))
+    data.pop("prepared")
+    data = {k: (redact(v) if k == "path" and v else v) for k, v in data.items()
+            if not isinstance(v, (dict, list))}
+    fixed = {"model": conf.model.name}  # the group first: it picks the model's schema
+    fixed.update({f"model.{k}": v for k, v in asdict(conf.model).items()
+                  if k not in space.names and k in hyperparameters(conf.model.name)})
+    fixed.update({f"data.{k}": v for k, v in data.items()})
+    fixed.update({f"training.{k}": v for k, v in asdict(conf.training).items()})
+    fixed["tracking.experiment"] = conf.tracking.experiment
+    fixed["registry.model_name"] = conf.registry.model_name
+    fixed["registry.metric"] = conf.registry.metric
+    fixed["sweep.metric"] = conf.sweep.metric
+    return [f"{key}={hydra_value(value)}" for key, value in fixed.items()]
+
+
+def shell_command(module: str, overrides: list[str], tail: list[str]) -> str:
+    """`python -m faqtune.<module> ...` as one shell line; `tail` holds Azure placeholders
+    (`${{inputs.x}}`), which Azure substitutes before the shell runs."""
+    return " ".join(["python", "-m", f"faqtune.{module}", *map(shlex.quote, overrides), *tail])
+
+
+def parse_trial_arguments(argv: list[str], model: str) -> list[str]:
+    """Turn a trial's command line back into Hydra overrides (see `trial_overrides`)."""
+    overrides, names, i = [], hyperparameters(model), 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            if i + 1 >= len(argv):
+                raise ConfigError(f"Trial argument {arg} has no value.")
+            name, value = arg[2:], argv[i + 1]
+            i += 2
+            if arg == DATA_ARG:
+                overrides.append(f"data.prepared={hydra_value(value)}")
+            elif name in names:
+                overrides.append(f"model.{name}={_integral(value)}")
+            else:
+                raise ConfigError(f"Unknown trial argument {arg}: expected {DATA_ARG} or a "
+                                  f"hyperparameter of {model!r} ({', '.join(sorted(names))}).")
+        else:
+            overrides.append(arg)
+            i += 1
+    return overrides
+
+
+def _integral(value: str) -> str:
+    """Azure's quniform sends `12.0` for 12; integer fields want `12`."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return str(int(number)) if number.is_integer() and "." in value else value
+
+
+def write_spec(spec: dict, path: Path) -> Path:
+    """Atomically: write beside the target, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as out:
+        yaml.safe_dump(spec, out, sort_keys=False, width=100, default_flow_style=None)
+    os.replace(out.name, path)
+    return path
+
+
+def watch(label: str, poll: Callable[[], tuple[str, list[str]]], terminal: set[str],
+          every_s: float = 30) -> str:
+    """A progress bar over a job's trials until the job ends; its final status.
+    `poll()` gives the job's status and its trials' statuses."""
+    with tqdm(desc=label, unit="trial", disable=None) as bar:
+        while True:
+            status, trials = poll()
+            bar.n = sum(s in terminal for s in trials)
+            bar.set_postfix_str(f"{status}: " + ", ".join(
+                f"{s} {trials.count(s)}" for s in sorted(set(trials))))
+            bar.refresh()
+            if status in terminal:
+                return status
+            time.sleep(every_s)
+
+
+def best_trial(parent: str, space: SearchSpace, metric: str, data_hash: str) -> SweepOutcome:
+    """The sweep's trials as MLflow sees them (each trial is a child run of the sweep's run);
+    the best by `metric`, sorted here since Azure's MLflow cannot order by metrics."""
+    from mlflow.tracking import MlflowClient
+
+    from faqtune.tracking.runs import quoted, retrying
+
+    client = MlflowClient()
+    experiment = retrying(lambda: client.get_run(parent)).info.experiment_id
+    trials = retrying(lambda: client.search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = {quoted(parent)}"))
+    status = [t.info.status for t in trials]
+    scored = [t for t in trials if t.info.status == "FINISHED" and metric in t.data.metrics]
+    outcome = SweepOutcome(parent, complete=len(scored), failed=status.count("FAILED"),
+                           pruned=status.count("KILLED"), running=status.count("RUNNING"),
+                           data_hash=data_hash)
+    if not scored:
+        return outcome
+    best = max(scored, key=lambda t: t.data.metrics[metric])
+    number = re.search(r"_(\d+)$", best.info.run_id)
+    outcome.best_trial = int(number.group(1)) if number else trials.index(best)
+    outcome.best_value = best.data.metrics[metric]
+    outcome.best_params = {name: best.data.params[f"model.{name}"] for name in space.names}
+    return outcome
