@@ -94,3 +94,34 @@ def test_the_default_space_spans_every_quality_setting_of_its_model(model):
     if model == "reference":  # the reference's HyperDrive space, exactly as published
         expected = {"ngrams", "match", "min_child_samples", "unweighted"}
     assert expected <= searched, f"not searched: {sorted(expected - searched)}"
+
+
+def test_trial_zero_of_a_new_sweep_trains_the_configured_model(make_cfg):
+    """`sweep.start_from_defaults`: the sweep never overlooks the model it starts from."""
+    from faqtune.config import to_object
+    from faqtune.tuning.identity import sweep_identity
+    from faqtune.tuning.optuna_backend import open_study
+
+    conf = to_object(make_cfg("model.ngrams=3", "model.learning_rate=0.05"))
+    space = parse_space("matcher", conf.sweep.space.params)
+    study = open_study(conf, space, sweep_identity(conf, space, "hash"))
+    drawn = space.suggest(study.ask())
+    configured = {name: getattr(conf.model, name) for name in space.names}
+    assert drawn == pytest.approx(configured) and drawn["ngrams"] == 3
+    assert len(study.get_trials(deepcopy=False)) == 1, "enqueued once, when the study is made"
+
+
+def test_a_value_outside_the_space_is_left_to_the_sampler():
+    space = parse_space("matcher", EVERY_KIND)
+    fixed = space.fixed({"ngrams": 2, "num_leaves": 31, "feature_fraction": 1.0,
+                         "min_child_samples": 20, "learning_rate": 0.03, "estimators": 300,
+                         "prior_weight": 0.0, "centroid_prior": 3.0})
+    assert "num_leaves" not in fixed and "prior_weight__quantile" not in fixed
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(fixed)
+    drawn = space.suggest(study.ask())
+    assert {k: drawn[k] for k in ("ngrams", "feature_fraction", "min_child_samples",
+                                  "estimators", "centroid_prior")} == {
+        "ngrams": 2, "feature_fraction": 1.0, "min_child_samples": 20, "estimators": 300,
+        "centroid_prior": 3}
+    assert drawn["learning_rate"] == pytest.approx(0.03)

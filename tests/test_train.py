@@ -143,11 +143,16 @@ def test_mlflow_run_train_entry_point_logs_into_the_project_run(tmp_path, env_ma
     `mlflow run .` does on a machine with plain Python and no conda."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = " ".join([*FAST_TRAIN, f"paths.cache={tmp_path / 'cache'}"])
+    # A SQLite store's schema belongs to one MLflow version: the project's environment gets
+    # the MLflow that runs `mlflow run` (the README's recipe; uv reads UV_CONSTRAINT)
+    constraint = tmp_path / "constraints.txt"
+    constraint.write_text(f"mlflow=={mlflow.__version__}\n")
     proc = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "train", "--env-manager",
          env_manager, "--experiment-name", "faqtune", "-P", f"overrides={overrides}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH})
+        env={**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH,
+             "UV_CONSTRAINT": str(constraint)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = last_json(proc.stdout)
     client = MlflowClient(store)

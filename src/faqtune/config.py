@@ -169,6 +169,7 @@ class SweepConfig:
     final_estimators: int = 0
     finalize: bool = True
     restart: bool = False  # true: delete the study of this name and start afresh
+    start_from_defaults: bool = True  # trial 0 trains the configured model (Optuna backend)
     space: SpaceConfig = field(default_factory=SpaceConfig)
 
 

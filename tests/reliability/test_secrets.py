@@ -49,7 +49,9 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
     model_uri = run.data.tags["faqtune.model_uri"]
     model = Path(mlflow.artifacts.download_artifacts(model_uri, tracking_uri=store,
                                                      dst_path=str(tmp_path / "model")))
-    files = _files_under(artifacts) + _files_under(model) + _files_under(cache / "runs") + [spec]
+    resources = spec.with_name("job.resources.yaml")  # the v2 dry run's cluster, environment
+    files = _files_under(artifacts) + _files_under(model) + _files_under(cache / "runs") + [
+        spec, resources]
     scanned = sum(len(text) for text in recorded)
     for path in files:
         content = path.read_bytes()
@@ -59,7 +61,7 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
         assert not any(secret in text for text in recorded), f"{name} leaked"
     config = (artifacts / "config.yaml").read_text()
     assert "postgresql://faqtune:***@127.0.0.1:1/optuna" in config, "URL kept, password masked"
-    assert "00000000-1111-2222-3333-444444444444" in spec.read_text(), \
+    assert "00000000-1111-2222-3333-444444444444" in resources.read_text(), \
         "the scan reads what the dry run wrote (workspace coordinates are not secrets)"
     observe("Secrets in the environment",
             "fake AZURE_CLIENT_SECRET, storage key and token in the environment and a password "

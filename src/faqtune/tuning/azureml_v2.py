@@ -16,7 +16,7 @@ import yaml
 
 from faqtune.config import FaqtuneConfig
 from faqtune.errors import ConfigError, FaqtuneError
-from faqtune.tracking.azureml import ml_client, require_v2
+from faqtune.tracking.azureml import ml_client, require_v2, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, SAMPLING, best_trial, check_combination,
                                          hydra_value, shell_command, trial_overrides,
@@ -174,7 +174,12 @@ def dry_run(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: 
     scratch = spec.with_suffix(".tmp.yaml")
     job.dump(scratch)
     scratch.replace(spec)
-    write_spec({"cluster": dict(cluster(conf)._to_dict()),
+    try:
+        workspace = workspace_settings(conf.azure)
+        workspace = str(workspace) if isinstance(workspace, Path) else dict(workspace)
+    except ConfigError as exc:
+        workspace = f"not configured ({exc})"
+    write_spec({"workspace": workspace, "cluster": dict(cluster(conf)._to_dict()),
                 "environment": dict(environment(conf)._to_dict()),
                 "data": {"local": data_path, "workspace": datastore_path(data_hash)}},
                spec.with_name(spec.stem + ".resources.yaml"))

@@ -9,6 +9,7 @@ parameters, so re-running a sweep after a crash completes exactly the trials sti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -442,6 +443,11 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
     stored = study.user_attrs.get(IDENTITY_ATTR)
     if stored is None and not study.get_trials(deepcopy=False):
         study.set_user_attr(IDENTITY_ATTR, identity)
+        if conf.sweep.start_from_defaults and conf.sweep.sampler != "grid":
+            params = space.fixed(dataclasses.asdict(conf.model))
+            study.enqueue_trial(params)
+            log.info("trial 0 trains the configured model (%s of the %d sampled settings "
+                     "at their configured values)", len(params), len(space.names))
         return study
     if stored != identity:
         found = differences(stored or {}, identity) if stored else [

@@ -54,6 +54,22 @@ class Dimension:
                           f"{self.kind}{list(self.args)}; use choice, randint or an integer "
                           "quniform, or another sampler.")
 
+    def fixed(self, value: Any) -> dict[str, Any]:
+        """The Optuna params that make `suggest` return `value`; empty when this dimension
+        cannot draw it (then the sampler draws it)."""
+        a = self.args
+        if self.kind == "choice":
+            return {self.name: value} if value in a else {}
+        if self.kind == "randint":
+            return {self.name: int(value)} if 0 <= value < a[0] else {}
+        if self.kind in ("uniform", "quniform"):
+            return {self.name: value} if a[0] <= value <= a[1] else {}
+        if self.kind in ("loguniform", "qloguniform"):
+            inside = value > 0 and a[0] <= math.log(value) <= a[1]
+            return {self.name: float(value)} if inside else {}
+        unit = float(norm.cdf(value, loc=a[0], scale=a[1]))
+        return {f"{self.name}__quantile": unit} if _UNIT <= unit <= 1 - _UNIT else {}
+
     def suggest(self, trial: optuna.Trial) -> Any:
         """Draw this dimension through Optuna, with HyperDrive's meaning."""
         a = self.args
@@ -92,6 +108,11 @@ class SearchSpace:
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {d.name: d.suggest(trial) for d in self.dimensions}
+
+    def fixed(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Optuna params for a trial that draws `values` wherever the space allows."""
+        return {k: v for d in self.dimensions if d.name in values
+                for k, v in d.fixed(values[d.name]).items()}
 
     def grid(self) -> dict[str, list]:
         return {d.name: d.grid() for d in self.dimensions}
