@@ -34,7 +34,7 @@ CORE_VENV ?= .venv-core
 test-core: $(VENV)/.installed-dev
 	$(BIN)/python -m uv venv -q --allow-existing --python $(BIN)/python $(CORE_VENV)
 	$(BIN)/python -m uv pip install --python $(CORE_VENV)/bin/python -e ".[dev]"
-	$(CORE_VENV)/bin/python -m pytest -m "not slow"
+	$(CORE_VENV)/bin/python -m pytest -m "not slow" -n auto
 
 # The probe's cases that are tested next to their module, not in tests/reliability.
 PROBE_TESTS = tests/test_download.py tests/test_serving.py tests/test_record.py \

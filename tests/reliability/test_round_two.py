@@ -79,6 +79,7 @@ def test_SEC3_an_archive_with_absolute_member_paths_is_refused(make_cfg, tmp_pat
         prepare(conf.data, tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path):
     common = [*TINY_DATA, "model.estimators=20", "training.period=10", "sweep.n_workers=1",
               "sweep.finalize=false", "sweep.pruner=none",
