@@ -101,9 +101,10 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
     if empty.any():
         log.warning("dropping %d duplicates whose FAQ has no text (e.g. FAQ id %s)",
                     int(empty.sum()), dups.loc[empty, "original_id"].iloc[0])
-    if (unknown & ~empty).any():
+    missing = unknown & ~empty
+    if missing.any():
         log.warning("dropping %d duplicates whose FAQ is unknown (e.g. id %s)",
-                    int((unknown & ~empty).sum()), dups.loc[unknown & ~empty, "id"].iloc[0])
+                    int(missing.sum()), dups.loc[missing, "id"].iloc[0])
     dups = dups[~unknown]
     if raw.require_answers:
         faqs = faqs[faqs["answer"].notna() & (faqs["answer"].str.len() > 0)]

@@ -16,7 +16,7 @@ import yaml
 
 from faqtune.config import FaqtuneConfig
 from faqtune.errors import ConfigError, FaqtuneError
-from faqtune.tracking.azureml import ml_client, require_v2, workspace_settings
+from faqtune.tracking.azureml import ml_client, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, SAMPLING, best_trial, check_combination,
                                          hydra_value, shell_command, trial_overrides,
@@ -254,8 +254,6 @@ class azure_errors:
 
 
 def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: str) -> dict:
-    require_v2()
-    check_combination(conf, space, "v2")
     client = ml_client(conf.azure)
     if conf.backend.job_name:
         name = conf.backend.job_name
