@@ -198,3 +198,25 @@ def test_dry_run_writes_the_reference_recipe_as_a_job_az_ml_accepts(tmp_path):
     resources = yaml.safe_load(spec_path.with_name("job.resources.yaml").read_text())
     assert resources["cluster"]["size"] == "Standard_D4_v2"
     assert not (tmp_path / "mlflow.db").exists(), "a dry run logs nothing"
+
+
+@pytest.mark.parametrize("status, message, hint", [
+    (403, "(AuthorizationFailed) The client 'x' does not have authorization to perform action",
+     "'AzureML Data Scientist'.*'AzureML Compute Operator'"),
+    (400, "Operation could not be completed as it results in exceeding approved "
+          "standardDv2Family Cores quota", "vCPU quota for backend.cluster.vm_size"),
+])
+def test_azure_refusals_name_the_missing_role_or_quota(status, message, hint):
+    from azure.core.exceptions import HttpResponseError
+
+    from faqtune.errors import FaqtuneError
+
+    refusal = HttpResponseError(message=message)
+    refusal.status_code = status  # what azure-core sets from the service's response
+    with pytest.raises(FaqtuneError, match=rf"Azure ML refused the sweep job \(HTTP {status}.*"
+                                           rf"{hint}"):
+        with v2.azure_errors("the sweep job"):
+            raise refusal
+    with pytest.raises(KeyError):  # anything that is not an HTTP answer passes through
+        with v2.azure_errors("the sweep job"):
+            raise KeyError("x")

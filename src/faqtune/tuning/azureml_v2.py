@@ -8,6 +8,7 @@ trial back from the workspace's MLflow runs, and finalizes it here or in a job o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -225,20 +226,17 @@ def monitor(client, name: str) -> str:
         [t.status for t in client.jobs.list(parent_job_name=name)]), TERMINAL)
 
 
-class azure_errors:
+@contextlib.contextmanager
+def azure_errors(doing: str):
     """Azure's HTTP errors as one paragraph that names the missing role or quota."""
-
-    def __init__(self, doing: str):
-        self.doing = doing
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is None or not hasattr(exc, "status_code"):
-            return False
-        text = str(exc).splitlines()[0] if str(exc) else kind.__name__
-        if exc.status_code in (401, 403) or "AuthorizationFailed" in str(exc):
+    try:
+        yield
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        if status is None:
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if status in (401, 403) or "AuthorizationFailed" in str(exc):
             hint = ("the identity lacks a role: submitting jobs and uploading data needs "
                     "'AzureML Data Scientist' on the workspace; creating the cluster also needs "
                     "'AzureML Compute Operator' (or Contributor). Or create the cluster in the "
@@ -249,8 +247,7 @@ class azure_errors:
                     "backend.cluster.vm_priority=lowpriority (a separate quota)")
         else:
             hint = "see the message; the job's page in the studio has the details"
-        raise FaqtuneError(f"Azure ML refused {self.doing} (HTTP {exc.status_code}: {text}); "
-                           f"{hint}.") from None
+        raise FaqtuneError(f"Azure ML refused {doing} (HTTP {status}: {text}); {hint}.") from None
 
 
 def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: str) -> dict:
