@@ -400,11 +400,34 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     finally:
         for process in workers:
             process.join()
+        if interrupted:
+            _close_left_runs(study, parent_run_id)
         counts = count(study, failures_since=started)
         counts.interrupted = interrupted
         _show(bar, counts)
         bar.close()
     return counts
+
+
+def _close_left_runs(study: optuna.Study, parent_run_id: str) -> None:
+    """After an interruption, no trial run of this sweep may stay RUNNING unless its trial
+    still runs (on another machine): a worker stopped while MLflow was starting its run
+    cannot close the run itself."""
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    client = MlflowClient()
+    try:
+        experiment = retrying(lambda: client.get_run(parent_run_id)).info.experiment_id
+        left = retrying(lambda: client.search_runs([experiment], filter_string=(
+            f"tags.mlflow.parentRunId = {quoted(parent_run_id)} and "
+            "attributes.status = 'RUNNING'")))
+        for run in left:
+            trial = run.data.tags.get("optuna.trial")
+            if trial is not None and trial.isdigit() and int(trial) in running:
+                continue
+            retrying(partial(client.set_tag, run.info.run_id, STATE_TAG, "FAIL"))
+            retrying(partial(client.set_terminated, run.info.run_id, "KILLED"))
+    except MlflowException as exc:
+        log.warning("could not close the runs the interrupted trials left: %s", exc)
 
 
 def _stop(workers: list) -> None:
