@@ -243,8 +243,12 @@ def _kill_runs_of(study_name: str, trial: optuna.trial.FrozenTrial) -> None:
                           f"tags.`optuna.trial` = '{trial.number}' and attributes.status = 'RUNNING'")
         run_ids = {run.info.run_id for run in found}
     for run_id in run_ids:
-        retrying(partial(client.set_tag, run_id, STATE_TAG, "FAIL"))
-        retrying(partial(client.set_terminated, run_id, "KILLED"))
+        _mark_killed(client, run_id)
+
+
+def _mark_killed(client: MlflowClient, run_id: str) -> None:
+    retrying(partial(client.set_tag, run_id, STATE_TAG, "FAIL"))
+    retrying(partial(client.set_terminated, run_id, "KILLED"))
 
 
 def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
@@ -424,8 +428,7 @@ def _close_left_runs(study: optuna.Study, parent_run_id: str) -> None:
             trial = run.data.tags.get("optuna.trial")
             if trial is not None and trial.isdigit() and int(trial) in running:
                 continue
-            retrying(partial(client.set_tag, run.info.run_id, STATE_TAG, "FAIL"))
-            retrying(partial(client.set_terminated, run.info.run_id, "KILLED"))
+            _mark_killed(client, run.info.run_id)
     except MlflowException as exc:
         log.warning("could not close the runs the interrupted trials left: %s", exc)
 
