@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
 
+from faqtune.config import DataConfig, SyntheticConfig
 from tests.conftest import REPO
 
 
@@ -37,5 +42,65 @@ def test_quick_quality_protocol_writes_its_section(tmp_path):
     assert "kept text" in report
     assert report.count("<!-- quality:start -->") == 1
     for text in ("Quality on realistic data", "synthetic (tiny)", "| monotone | **true** |",
-                 "Sweep efficiency on a realistic set", "| sweep |"):
+                 "Sweep efficiency on a realistic set", "B reached A's best in", "| sweep |"):
         assert text in report
+
+
+# -- bench/retrieval.py: the scores tried on top of the matcher --------------------------------
+@pytest.fixture(scope="module")
+def retrieval():
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import retrieval as module
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return module
+
+
+COUNTS = np.array([[2, 0, 1, 0], [0, 1, 1, 3], [1, 1, 0, 0]])
+
+
+def test_bm25_weights_follow_robertsons_formula(retrieval):
+    k1, b = 1.2, 0.75
+    weights = retrieval.bm25_weights(sp.csr_matrix(COUNTS), k1, b).toarray()
+    n_docs, lengths = len(COUNTS), COUNTS.sum(axis=1)
+    for d, t in np.ndindex(COUNTS.shape):
+        tf, df = COUNTS[d, t], (COUNTS[:, t] > 0).sum()
+        idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+        expected = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[d] / lengths.mean()))
+        assert weights[d, t] == pytest.approx(expected)
+
+
+def test_query_likelihood_ranks_as_the_dirichlet_smoothed_probability(retrieval):
+    sparse, penalty = retrieval.likelihood_weights(sp.csr_matrix(COUNTS))
+    query = np.array([1, 0, 1, 1])  # the words a question contains
+    mu = COUNTS.sum(axis=1).mean()
+    p = (COUNTS.sum(axis=0) + 1.0) / (COUNTS.sum() + len(query))
+    for d in range(len(COUNTS)):
+        log_p = sum(math.log((COUNTS[d, t] + mu * p[t]) / (COUNTS[d].sum() + mu))
+                    for t in np.flatnonzero(query))
+        constant = sum(math.log(mu * p[t]) for t in np.flatnonzero(query))
+        score = sparse[d].toarray().ravel() @ query - query.sum() * penalty[d]
+        assert score + constant == pytest.approx(log_p)
+
+
+def test_a_matcher_with_retrieval_scores_fits_clones_and_names_its_columns(retrieval):
+    from faqtune.data import synthetic
+    from faqtune.data.prepare import build
+
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=12, dupes_median=10), min_dupes=6,
+                     match=6)
+    data = build(synthetic.generate(cfg.synthetic, cfg.seed), cfg)
+    cls = retrieval.with_scores(("bm25", "query_likelihood"))
+    model = cls(estimators=5, n_jobs=1)
+    pairs = data.pairs(6)
+    model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(data.faqs["text"]),
+              answers=list(data.faqs["answer"]))
+    names = list(model.feature_importances().index)
+    assert names[-9:] == ["bm25", "bm25_gap", "bm25_rank", "bm25_answer", "bm25_answer_gap",
+                          "bm25_answer_rank", "query_likelihood", "query_likelihood_gap",
+                          "query_likelihood_rank"]
+    assert model.booster_.feature_name() == names
+    scores = model.decision_scores(list(data.split("test")["text"]))
+    assert scores.shape == (len(data.split("test")), len(data.faqs))
+    assert clone(model).get_params() == model.get_params()

@@ -38,9 +38,11 @@ PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
 # rarest shared word's IDF joins them as a share of the largest IDF, so a FAQ that shares one
 # identifier with the question makes the shortlist even when the rest of its text differs.
 RETRIEVAL = ("word_cosine", "char_cosine", "word_centroid", "char_centroid")
-# A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best).
-MONOTONE = tuple(-1 if f.endswith("_rank") else 0 if f == "question_length" else 1
-                 for f in FEATURES)
+
+
+def monotone_signs(features: Sequence[str]) -> list[int]:
+    """A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best)."""
+    return [-1 if f.endswith("_rank") else 0 if f == "question_length" else 1 for f in features]
 
 
 @dataclass
@@ -77,6 +79,10 @@ class _Space:
 
 
 class FaqMatcher(PairRanker):
+    # The columns `_similarities` returns; a subclass that adds columns extends this (the
+    # benchmarks try retrieval scores that way).
+    features: tuple[str, ...] = FEATURES
+
     def __init__(self, estimators: int = 300, ngrams: int = 2, char_ngrams: int = 4,
                  min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
                  feature_fraction: float = 1.0, objective: str = "binary",
@@ -124,7 +130,7 @@ class FaqMatcher(PairRanker):
 
     def _similarities(self, word: sp.csr_matrix, char: sp.csr_matrix, lengths: np.ndarray,
                       own_faq: np.ndarray | None) -> list[np.ndarray]:
-        """The FEATURES of every (block question, FAQ) pair: one (n_block, n_faqs) array each.
+        """The `features` of every (block question, FAQ) pair: one (n_block, n_faqs) array each.
 
         Gaps and ranks compare a FAQ with all others, so they need whole rows even when
         only a few pairs per question are wanted."""
@@ -152,7 +158,7 @@ class FaqMatcher(PairRanker):
                 faqs: np.ndarray | None = None) -> np.ndarray:
         """(n_pairs, n_features) float32 rows of the pairs (rows[i], faqs[i]); all if None."""
         if rows is None:
-            return np.stack(columns, axis=-1).reshape(-1, len(FEATURES)).astype(np.float32)
+            return np.stack(columns, axis=-1).reshape(-1, len(columns)).astype(np.float32)
         out = np.empty((len(rows), len(columns)), np.float32)
         for j, column in enumerate(columns):
             out[:, j] = column[rows, faqs]
@@ -197,7 +203,7 @@ class FaqMatcher(PairRanker):
         faq_row = {text: i for i, text in enumerate(self.faqs_)}
         faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
         codes, questions = pd.factorize(X["Text_x"])
-        out = np.empty((len(X), len(FEATURES)), np.float32)
+        out = np.empty((len(X), len(self.features)), np.float32)
         for rows, columns in self._blocks(list(questions), self.questions_per_block()):
             mask = (codes >= rows[0]) & (codes <= rows[-1])
             out[mask] = self._gather(columns, codes[mask] - rows[0], faqs[mask])
@@ -249,7 +255,7 @@ class FaqMatcher(PairRanker):
                    else compute_sample_weight("balanced", labels))
         return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
                            group=groups if self.objective == "lambdarank" else None,
-                           feature_name=list(FEATURES), free_raw_data=True)
+                           feature_name=list(self.features), free_raw_data=True)
 
     def _choose_candidates(self, X, questions, word_q, owner, per_question,
                            faq_row) -> list[np.ndarray]:
@@ -283,7 +289,7 @@ class FaqMatcher(PairRanker):
             "min_data_in_leaf": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "num_threads": self.n_jobs,
-            "monotone_constraints": list(MONOTONE) if self.monotone else None,
+            "monotone_constraints": monotone_signs(self.features) if self.monotone else None,
             "seed": self.random_state,
             "deterministic": True,
             "verbosity": -1,
@@ -294,4 +300,4 @@ class FaqMatcher(PairRanker):
         return self.lgb_booster_
 
     def feature_importances(self) -> pd.Series:
-        return pd.Series(self.lgb_booster_.feature_importance("gain"), index=FEATURES)
+        return pd.Series(self.lgb_booster_.feature_importance("gain"), index=list(self.features))
