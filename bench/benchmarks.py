@@ -177,7 +177,8 @@ def trial_speed(quick: bool, cache: Path) -> list[dict]:
 
 # -- 3. sweep efficiency -------------------------------------------------------------------
 def _sweep(overrides: list[str], cwd: Path) -> list[tuple[float, float]]:
-    """(seconds since the sweep's first trial started, best tune gain@3 so far) per trial."""
+    """(seconds since the sweep's first trial started, best value of the sweep's metric so
+    far) per finished trial."""
     import optuna
 
     subprocess.run([sys.executable, "-m", "faqtune.sweep", *overrides, f"paths.cache={cwd}",

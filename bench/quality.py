@@ -46,8 +46,15 @@ WRITTEN = SHARED / "cs-stackexchange-written"
 REAL = SHARED / "cs-stackexchange-2014"
 SEEDS = (1, 2, 3, 4, 5)
 METRICS = ("test_gain_at_1", "test_gain_at_3", "test_mrr")
-SECTION_START = "<!-- quality:start -->"
-SECTION_END = "<!-- quality:end -->"
+
+
+def markers(section: str) -> tuple[str, str]:
+    """The comments that delimit a section of docs/benchmarks.md this script rewrites."""
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
+SECTION = markers("quality")
+TITLE = "Quality on realistic data (mean ± sd over split seeds)"
 
 
 def model_config(name: str, overrides: list[str] = ()) -> ModelConfig:
@@ -150,9 +157,14 @@ def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
 
 
 # -- sweep efficiency on a realistic set ---------------------------------------------------
-def efficiency(data_path: str, cache: Path, n_trials: int, quick: bool) -> dict:
+RACE = {"random + median stopping (reference recipe)":
+        ["sweep.sampler=random", "sweep.pruner=median", "sweep.delay_evaluation=5"],
+        "faqtune: TPE + median pruning (defaults)": []}
+
+
+def efficiency_race(data_path: str, seed: int, cache: Path, n_trials: int, quick: bool) -> dict:
     """faqtune's sweep (TPE + median pruning) against the reference's HyperDrive recipe
-    (random sampling, median stopping after 5 reports) over the same model, space and data:
+    (random sampling, median stopping after 5 reports) over the same model, space and split:
     the time each takes to reach the best tune metric the random search finds."""
     from benchmarks import _sweep
 
@@ -160,37 +172,41 @@ def efficiency(data_path: str, cache: Path, n_trials: int, quick: bool) -> dict:
     common = [f"data.prepared={data_path}", f"sweep.n_trials={n_trials}", "sweep.n_workers=2",
               *tiny]
     curves = {}
-    for label, overrides in (("random + median stopping (reference recipe)",
-                              ["sweep.sampler=random", "sweep.pruner=median",
-                               "sweep.delay_evaluation=5"]),
-                             ("faqtune: TPE + median pruning (defaults)", [])):
+    for label, overrides in RACE.items():
         name = "efficiency-" + ("random" if "random" in label else "tpe")
         curves[label] = _sweep([*common, *overrides, f"sweep.name={name}"],
-                               Path(tempfile.mkdtemp(prefix=f"{name}-", dir=cache)))
-    (ref_label, reference), (tpe_label, tpe) = curves.items()
+                               Path(tempfile.mkdtemp(prefix=f"{name}-{seed}-", dir=cache)))
+    reference, tpe = curves.values()
     target = reference[-1][1]
-    reached = next((t for t, best in tpe if best >= target), None)
-    return {"trials": n_trials, "target": target, "curves": curves,
+    return {"seed": seed, "target": target,
             "reference_found_at": next(t for t, best in reference if best >= target),
-            "reference_wall": reference[-1][0], "faqtune_reached_at": reached,
+            "reference_wall": reference[-1][0],
+            "faqtune_reached_at": next((t for t, best in tpe if best >= target), None),
             "faqtune_best": tpe[-1][1], "faqtune_wall": tpe[-1][0]}
 
 
 def efficiency_lines(result: dict) -> list[str]:
-    ref_label, tpe_label = result["curves"]
-    reached = result["faqtune_reached_at"]
-    return [
+    ref_label, tpe_label = RACE
+    races = result["races"]
+    reached = [r for r in races if r["faqtune_reached_at"] is not None]
+    lines = [
         "### Sweep efficiency on a realistic set", "",
-        f"{result['data']}, split seed {result['seed']}, {result['trials']} trials each, 2 workers, the "
-        "default matcher space and metric (tune MRR). Time is from the first trial's start.", "",
-        "| sweep | best tune MRR | reached the random search's best after | wall |",
-        "|---|---|---|---|",
-        f"| {ref_label} | {result['target']:.3f} | {result['reference_found_at']:.0f} s | "
-        f"{result['reference_wall']:.0f} s |",
-        f"| {tpe_label} | {result['faqtune_best']:.3f} | "
-        + (f"{reached:.0f} s ({reached / max(result['reference_found_at'], 1e-9):.2f} of the "
-           "random search's time)" if reached is not None else "not reached")
-        + f" | {result['faqtune_wall']:.0f} s |", ""]
+        f"{result['data']}, {result['trials']} trials per sweep, 2 workers, the default matcher "
+        f"space and metric (tune MRR), one race per split seed. A: {ref_label}; B: {tpe_label}. "
+        "Time is from each sweep's first trial start; \"reached\" is when B first matched A's "
+        "best.", "",
+        "| seed | A: best | A: found after | A: wall | B: best | B: reached A's best after | "
+        "B: wall |", "|---|---|---|---|---|---|---|"]
+    for r in races:
+        at = r["faqtune_reached_at"]
+        lines.append(
+            f"| {r['seed']} | {r['target']:.3f} | {r['reference_found_at']:.0f} s | "
+            f"{r['reference_wall']:.0f} s | {r['faqtune_best']:.3f} | "
+            + ("not reached" if at is None else f"{at:.0f} s") + f" | {r['faqtune_wall']:.0f} s |")
+    gaps = [r["faqtune_best"] - r["target"] for r in races]
+    lines += ["", f"B reached A's best in {len(reached)} of {len(races)} races; B's best minus "
+              f"A's best: {fmt(gaps, signed=True)} (tune MRR).", ""]
+    return lines
 
 
 # -- report --------------------------------------------------------------------------------
@@ -207,26 +223,29 @@ def fmt(values: list[float], signed: bool = False) -> str:
 
 
 def summary_table(cells: list[dict], labels: list[str]) -> list[str]:
-    """Per data set: each model's test gain@1 (mean ± sd over seeds) and paired differences."""
-    lines = ["| data | FAQs | test questions | seeds | cosine | "
-             + " | ".join(labels) + " | matcher - cosine | matcher - reference |",
-             "|---|---|---|---|---|" + "---|" * len(labels) + "---|---|"]
+    """Per data set: each model's test gain@1 (mean ± sd over seeds) and paired differences:
+    the matcher against cosine and the reference, the sweep against the matcher it started
+    from."""
+    pairs = [(a, b) for a, b in (("matcher", "cosine"), ("matcher", "reference"),
+                                 ("sweep", "matcher")) if a in labels and b in ["cosine", *labels]]
+    lines = ["| data | FAQs | test questions | seeds | cosine | " + " | ".join(labels) + " | "
+             + " | ".join(f"{a} - {b}" for a, b in pairs) + " |",
+             "|---|---|---|---|---|" + "---|" * (len(labels) + len(pairs))]
     for name in dict.fromkeys(c["data"] for c in cells):
         rows = [c for c in cells if c["data"] == name]
         g1 = {label: [r[label]["test_gain_at_1"] for r in rows] for label in ["cosine", *labels]}
-        diff_cos = [m - c for m, c in zip(g1["matcher"], g1["cosine"])]
-        diff_ref = ([m - r for m, r in zip(g1["matcher"], g1["reference"])]
-                    if "reference" in g1 else [])
         lines.append(
             f"| {name} | {rows[0]['faqs']} | {rows[0]['test_questions']} | {len(rows)} | "
-            f"{fmt(g1['cosine'])} | " + " | ".join(fmt(g1[label]) for label in labels)
-            + f" | {fmt(diff_cos, True)} | {fmt(diff_ref, True) if diff_ref else '-'} |")
+            f"{fmt(g1['cosine'])} | " + " | ".join(fmt(g1[label]) for label in labels) + " | "
+            + " | ".join(fmt([x - y for x, y in zip(g1[a], g1[b])], True) for a, b in pairs)
+            + " |")
     return lines
 
 
 def detail_table(cells: list[dict], labels: list[str]) -> list[str]:
     lines = ["| data | model | " + " | ".join(m.replace("test_", "") for m in METRICS)
-             + " | seconds per fit |", "|---|---|" + "---|" * (len(METRICS) + 1)]
+             + " | seconds per fit (sweep: the whole sweep) |",
+             "|---|---|" + "---|" * (len(METRICS) + 1)]
     for name in dict.fromkeys(c["data"] for c in cells):
         rows = [c for c in cells if c["data"] == name]
         for label in ["cosine", *labels]:
@@ -239,7 +258,8 @@ def detail_table(cells: list[dict], labels: list[str]) -> list[str]:
 
 def report(result: dict) -> str:
     labels = result["labels"]
-    lines = [SECTION_START, "## Quality on realistic data (mean ± sd over split seeds)", "",
+    start, end = markers(result["section"])
+    lines = [start, f"## {result['title']}", "",
              f"`python bench/quality.py{result['command_tail']}`, "
              f"{result['minutes']:.1f} min on {os.cpu_count()} cores, split seeds "
              f"{', '.join(map(str, result['seeds']))} (`data.seed`). Test gain@1; a difference "
@@ -254,7 +274,7 @@ def report(result: dict) -> str:
                   "Each setting varied alone from the defaults; mean test gain@1 over the seeds "
                   "(the default value in bold).", "",
                   *variant_table(result["variants"]), ""]
-    lines.append(SECTION_END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -276,10 +296,11 @@ def variant_table(variants: list[dict]) -> list[str]:
     return lines
 
 
-def write_section(text: str, target: Path) -> None:
-    """Replace the quality section of `target` (or append it), atomically."""
+def write_section(text: str, target: Path,
+                  section: tuple[str, str] = SECTION) -> None:
+    """Replace the text between the `section` markers in `target` (or append it), atomically."""
     old = target.read_text() if target.exists() else ""
-    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END), re.S)
+    pattern = re.compile(re.escape(section[0]) + ".*?" + re.escape(section[1]), re.S)
     new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip() + "\n\n" + text
     scratch = target.with_suffix(".tmp")
     scratch.write_text(new.rstrip() + "\n")
@@ -310,14 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-args", nargs="*", default=[],
                         help="extra overrides for the sweep (e.g. sweep.n_trials=4)")
     parser.add_argument("--efficiency", type=int, metavar="N_TRIALS", default=0,
-                        help="also compare faqtune's sweep with random search + median "
-                             "stopping on cs written (N trials each)")
+                        help="also race faqtune's sweep against random search + median "
+                             "stopping on the first data set, N trials each, per split seed")
     parser.add_argument("--only", nargs="*", help="data set names to run")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md",
                         help="the report to rewrite the quality section of")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
+    parser.add_argument("--section", default="quality",
+                        help="the section of --out to rewrite (its <!-- NAME:start --> marker)")
+    parser.add_argument("--title", default=TITLE, help="the section's heading")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -364,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = [m for m, _ in models]
     if args.sweep:
         labels.append("sweep")
-        extra = [*args.sweep_args, *(["model.estimators=50", "sweep.n_trials=2",
+        # the sweep starts from the same matcher as the `matcher` column (--set)
+        extra = [*args.overrides, *args.sweep_args, *(["model.estimators=50", "sweep.n_trials=2",
                                       "training.period=10"] if args.quick else [])]
         for cell in cells:
             if next(s for s in sets if s.name == cell["data"]).realistic or args.quick:
@@ -375,22 +400,23 @@ def main(argv: list[str] | None = None) -> int:
         for cell in cells:  # data sets without a sweep show the default model in its column
             cell.setdefault("sweep", {k: float("nan") for k in METRICS})
 
+    result_efficiency = None
     if args.efficiency:
-        first = next(c for c in cells if c["data"] == sets[0].name)
-        result_efficiency = {"data": first["data"], "seed": first["seed"],
-                             **efficiency(first["path"], cache, args.efficiency, args.quick)}
-    else:
-        result_efficiency = None
+        first = [c for c in cells if c["data"] == sets[0].name]
+        result_efficiency = {"data": sets[0].name, "trials": args.efficiency, "races": [
+            efficiency_race(c["path"], c["seed"], cache, args.efficiency, args.quick)
+            for c in first]}
     tail = "".join(f" {a}" for a in _shown_args(argv if argv is not None else sys.argv[1:]))
     result = {"labels": labels, "cells": cells, "variants": variants, "seeds": args.seeds,
               "efficiency": result_efficiency,
               "minutes": (time.perf_counter() - started) / 60, "command_tail": tail,
+              "section": args.section, "title": args.title,
               "matcher": vars(matcher), "reference": vars(reference)}
     if args.json:  # first: the figures survive whatever happens to the report
         args.json.write_text(json.dumps(result, indent=1, default=str))
     text = report(result)
     print(text)
-    write_section(text, args.out)
+    write_section(text, args.out, markers(args.section))
     shutil.rmtree(cache, ignore_errors=True)
     return 0
 
