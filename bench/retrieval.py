@@ -43,10 +43,8 @@ from quality import SEEDS, data_sets, fmt, markers, model_config, write_section
 REPO = Path(__file__).resolve().parents[1]
 SECTION = markers("retrieval")
 SETS = ("cs written", "cs real + written")
-VARIANTS = {"char_ngrams=5": ["model.char_ngrams=5"], "negatives=hard": ["model.negatives=hard"],
-            "ngrams=3": ["model.ngrams=3"], "monotone=false": ["model.monotone=false"],
-            "centroid_prior=1": ["model.centroid_prior=1"],
-            "objective=lambdarank": ["model.objective=lambdarank"]}
+VARIANTS = ("model.char_ngrams=5", "model.negatives=hard", "model.ngrams=3",
+            "model.monotone=false", "model.centroid_prior=1", "model.objective=lambdarank")
 
 
 # -- the scores ----------------------------------------------------------------------------
@@ -156,8 +154,8 @@ def run_cell(job: tuple) -> dict:
                          ("+ BM25 + query likelihood", ("bm25", "query_likelihood"))):
         out[label] = gain(fitted_scores(with_scores(kinds), [], data)[0])
     members = {"default": (default, default_mrr)}
-    for label, overrides in VARIANTS.items():
-        members[label] = fitted_scores(FaqMatcher, overrides, data)
+    for override in VARIANTS:
+        members[override] = fitted_scores(FaqMatcher, [override], data)
     out["ensemble: default + 6 variants"] = gain(
         np.mean([zscores(s) for s, _ in members.values()], axis=0))
     best = sorted(members.values(), key=lambda m: -m[1])[:3]
