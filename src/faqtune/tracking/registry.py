@@ -69,11 +69,14 @@ def _champion(client: MlflowClient, registry: RegistryConfig):
 
 
 def _crown(client: MlflowClient, registry: RegistryConfig, version: str) -> None:
+    """Move the champion mark; retried when another process set the alias at the same moment
+    (MLflow's alias upsert is select-then-insert, so the loser hits the unique key)."""
     if uses_stages():
-        client.transition_model_version_stage(registry.model_name, version, "Production",
-                                              archive_existing_versions=True)
+        retrying(lambda: client.transition_model_version_stage(
+            registry.model_name, version, "Production", archive_existing_versions=True))
     else:
-        client.set_registered_model_alias(registry.model_name, registry.alias, version)
+        retrying(lambda: client.set_registered_model_alias(registry.model_name,
+                                                           registry.alias, version))
 
 
 def _score(version, metric: str) -> float | None:
