@@ -23,11 +23,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-run
 	$(BIN)/python -m faqtune.main
 
-# Fast tests on every core (pytest-xdist), then the slow end-to-end ones one at a time: they
-# start sweeps, servers and signals whose timing other tests' load would disturb.
+# Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
+# one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each
+# other); then, alone, the `serial` ones, whose signals, heartbeats and outages are timed.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
-	$(BIN)/python -m pytest -m slow --durations=10
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n auto --durations=10
+	$(BIN)/python -m pytest -m "slow and serial" --durations=10
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
@@ -39,9 +41,16 @@ test-core: $(VENV)/.installed-dev
 	$(BIN)/python -m uv pip install --python $(CORE_VENV)/bin/python -e ".[dev]"
 	$(CORE_VENV)/bin/python -m pytest -m "not slow" -n auto
 
-# The probe's cases that are tested next to their module, not in tests/reliability.
-PROBE_TESTS = tests/test_download.py tests/test_serving.py tests/test_record.py \
-	tests/test_project.py::test_passwords_in_urls_are_masked_before_logging \
+# The probe's cases that are tested next to their module, not in tests/reliability: the files
+# that hold them (the report leaves out their other tests) and single slow tests.
+PROBE_TESTS = tests/test_cli.py tests/test_config.py tests/test_redact.py \
+	tests/data/test_clean.py tests/data/test_dataset.py tests/data/test_download.py \
+	tests/data/test_prepare.py tests/data/test_reference_tsv.py \
+	tests/data/test_stackexchange.py tests/data/test_table.py \
+	tests/tracking/test_azureml.py tests/tracking/test_runs.py \
+	tests/tuning/test_finalize.py tests/tuning/test_identity.py \
+	tests/tuning/test_optuna_backend.py \
+	tests/serving/test_pyfunc.py::test_bad_requests_are_refused_with_a_message \
 	tests/test_sweep.py::test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary \
 	tests/test_train.py::test_sigterm_during_training_marks_the_run_killed \
 	tests/test_train.py::test_hydra_multirun_nests_one_run_per_job_under_a_parent

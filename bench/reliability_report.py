@@ -8,8 +8,9 @@
 (`make reliability-report` does both.) Every figure comes from that run: the observations the
 tests recorded and pytest's own result for every test. The first table follows the
 adversarial probe's report case by case: each case, the tests that provoke it, and their
-result in this run. A test names its case in its name (`test_B5_...`), or is listed in
-`TESTS_BY_CASE` below.
+result in this run. A test names its case in its name (`test_B5_...`) or in a parameter's id
+(`test_invalid_settings_...[B5-data.encoding=klingon]`), or is listed in `TESTS_BY_CASE`
+below.
 """
 
 from __future__ import annotations
@@ -75,23 +76,21 @@ PROBE_CASES = {
 
 # Tests whose names do not carry their case id.
 TESTS_BY_CASE = {
-    "A2": ["test_record::test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work"],
+    "A2": ["test_identity::test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work"],
     "A3": ["test_registry_race::test_eight_concurrent_registrations_leave_the_best_as_champion_sqlite",
            "test_registry_race::test_eight_concurrent_registrations_leave_the_best_as_champion_server"],
     "SEC1": ["test_secrets::test_a_canary_password_in_every_url_setting_reaches_no_channel",
              "test_secrets::test_no_secret_reaches_params_tags_artifacts_or_logs",
-             "test_project::test_passwords_in_urls_are_masked_before_logging"],
-    "SEC2": ["test_serving::test_a_hostile_megabyte_is_cleaned_in_linear_time",
-             "test_hostile_input::test_clean_text_always_returns_plain_lowercase_text_quickly"],
+             "test_redact::test_passwords_in_urls_are_masked_before_logging"],
+    "SEC2": ["test_clean::test_a_hostile_megabyte_is_cleaned_in_linear_time",
+             "test_clean::test_clean_text_always_returns_plain_lowercase_text_quickly"],
     "B15": ["test_sweep::test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary"],
     "B16": ["test_sweep::test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary"],
     "C1": ["test_train::test_hydra_multirun_nests_one_run_per_job_under_a_parent"],
-    "C2": ["test_record::test_unknown_or_misspelt_settings_are_config_errors_naming_the_key",
-           "test_record::test_trials_that_fail_before_they_start_end_the_sweep_at_max_failures"],
-    "C3": ["test_record::test_unknown_or_misspelt_settings_are_config_errors_naming_the_key"],
-    "C9": ["test_serving::test_bad_requests_are_refused_with_a_message"],
+    "C2": ["test_optuna_backend::test_trials_that_fail_before_they_start_end_the_sweep_at_max_failures"],
+    "C9": ["test_pyfunc::test_bad_requests_are_refused_with_a_message"],
     "D2": ["test_train::test_sigterm_during_training_marks_the_run_killed"],
-    "D3": ["test_record::test_finalize_runs_once_per_best_trial"],
+    "D3": ["test_finalize::test_finalize_runs_once_per_best_trial"],
 }
 
 # Cases without a test of their own, and why.
@@ -105,12 +104,15 @@ CASE_ID = re.compile(r"(A|SEC|B|C|D)\d+")
 
 
 def cases_named(test: str) -> set[str]:
-    """`test_B5_B10_values_...` -> {"B5", "B10"}: the ids leading the function name."""
+    """The ids leading the function name or its parameter id: `test_B5_B10_values_...` ->
+    {"B5", "B10"}, `test_invalid_settings_...[B11-data.seed=-1]` -> {"B11"}."""
+    function, _, parameter = test.split("::")[-1].partition("[")
     cases = set()
-    for token in test.split("::")[-1].removeprefix("test_").split("_"):
-        if not CASE_ID.fullmatch(token):
-            break
-        cases.add(token)
+    for tokens in (function.removeprefix("test_").split("_"), parameter.split("-")):
+        for token in tokens:
+            if not CASE_ID.fullmatch(token):
+                break
+            cases.add(token)
     return cases
 
 
@@ -118,7 +120,7 @@ def probe_table(rows: list[tuple[str, str, float]]) -> list[str]:
     by_case: dict[str, dict[str, list[str]]] = {}
     for name, outcome, _ in rows:
         test = name.split("[")[0]
-        cases = cases_named(test) | {case for case, tests in TESTS_BY_CASE.items()
+        cases = cases_named(name) | {case for case, tests in TESTS_BY_CASE.items()
                                      if test in tests}
         for case in cases:
             by_case.setdefault(case, {}).setdefault(test, []).append(outcome)
@@ -144,8 +146,9 @@ def probe_table(rows: list[tuple[str, str, float]]) -> list[str]:
 def relevant(name: str, classname: str) -> bool:
     """A reliability test, or one a probe case names: the junit file may hold the whole
     suite (CI's `make test` can write it)."""
-    test = f"{classname.rsplit('.', 1)[-1]}::{name.split('[')[0]}"
-    return (".reliability." in f".{classname}." or bool(cases_named(test))
+    module = classname.rsplit(".", 1)[-1]
+    test = f"{module}::{name.split('[')[0]}"
+    return (".reliability." in f".{classname}." or bool(cases_named(f"{module}::{name}"))
             or any(test in tests for tests in TESTS_BY_CASE.values()))
 
 
@@ -189,9 +192,10 @@ def main(observations: Path, junit: Path) -> str:
         out.append("")
     out += ["Also part of every `make test` run, in the fast suite: hostile XML (a DTD, "
             "\"billion laughs\" entities, an external entity, malformed XML) refused with a "
-            "clear error before any expansion (`tests/test_prepare.py::"
+            "clear error before any expansion (`tests/data/test_stackexchange.py::"
             "test_hostile_or_malformed_xml_is_refused`); downloads with a size limit, checksum, "
-            "resume and no partial file under the final name (`tests/test_download.py`).", ""]
+            "resume and no partial file under the final name (`tests/data/test_download.py`).",
+            ""]
     out += ["## Every test in this run", "", "| test | result | seconds |", "|---|---|---|"]
     out += [f"| `{name}` | {outcome} | {seconds:.1f} |" for name, outcome, seconds in rows]
     return "\n".join(out) + "\n"

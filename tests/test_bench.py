@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 
 from faqtune.config import DataConfig, SyntheticConfig
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 @pytest.mark.slow

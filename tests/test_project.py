@@ -1,4 +1,5 @@
-"""The project's own files agree with each other."""
+"""The project's own files agree with each other: pyproject, conda.yaml, python_env.yaml,
+MLproject and the console scripts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import tomllib
 
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _name(requirement: str) -> str:
@@ -63,30 +64,3 @@ def test_mlproject_has_every_task_as_an_entry_point_with_overrides():
         entry = spec["entry_points"][task]
         assert "overrides" in entry["parameters"]
         assert f"faqtune.mlproject {task} {{overrides}}" in entry["command"]
-
-
-def test_experiment_presets_compose_and_validate(make_cfg):
-    from faqtune.config import to_object
-
-    recipe = to_object(make_cfg("experiment=reference_recipe"))
-    assert (recipe.model.name, recipe.sweep.space.model) == ("reference", "reference")
-    assert (recipe.sweep.sampler, recipe.sweep.n_trials, recipe.sweep.final_estimators) == (
-        "random", 96, 8000)
-    quick = to_object(make_cfg("experiment=quick"))
-    assert quick.model.estimators == 60 and quick.sweep.n_trials == 4
-
-
-def test_passwords_in_urls_are_masked_before_logging():
-    from faqtune.tracking.runs import redact
-
-    assert redact("storage: postgresql://me:s3cret@db:5432/optuna and http://a:b@h/x") == \
-        "storage: postgresql://me:***@db:5432/optuna and http://a:***@h/x"
-    assert redact("sqlite:///mlflow.db http://127.0.0.1:5000") == \
-        "sqlite:///mlflow.db http://127.0.0.1:5000"
-    # the forms the reliability probe found unmasked (SEC1.6)
-    assert redact("postgresql://dave@h:1/optuna?password=S3CRET-E") == \
-        "postgresql://***@h:1/optuna?password=***"
-    assert redact("redis://:S3CRET-F@h:6379/0") == "redis://:***@h:6379/0"
-    assert redact("postgresql://u:S3@CRET-G@h/db") == "postgresql://u:***@h/db"
-    assert redact("https://TOKEN@host/x?sig=abc&x=1") == "https://***@host/x?sig=***&x=1"
-    assert redact("file:///tmp/a@b/c") == "file:///tmp/a@b/c"

@@ -1,4 +1,6 @@
-"""The Optuna sweep with real storage, real worker processes and a real MLflow store."""
+"""`faqtune.sweep` with real storage, real worker processes and a real MLflow store: the
+runs a sweep records, failing and pruned trials, a bad space, and Ctrl-C or SIGTERM
+(probe cases B15 and B16, docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -12,46 +14,30 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from faqtune import register as register_task
-from faqtune import train
-from faqtune.config import to_object
 from faqtune.errors import ConfigError
 from faqtune.sweep import sweep
-from faqtune.tracking.registry import register
-from tests.conftest import REPO, TINY_DATA, journal_study, last_json
+from tests.helpers import SMALL_SPACE, TINY_SWEEP, journal_study, last_json, sweep_conf
 
-FAST = [*TINY_DATA, "model.estimators=20", "training.period=5", "sweep.n_workers=2",
-        "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=8", "sweep.startup_trials=1",
-        "sweep.delay_evaluation=1"]
+PROVENANCE = ("mlflow.source.name", "mlflow.source.type", "mlflow.user", "faqtune.git_commit")
 
 
-def _conf(make_cfg, store, *overrides, params=None):
-    cfg = make_cfg(*FAST, f"tracking.uri={store}", *overrides)
-    if params is not None:
-        cfg.sweep.space.params = params  # assignment replaces the whole space
-    return to_object(cfg)
-
-
-def _study(conf):
-    return journal_study(Path(conf.paths.cache), conf.sweep.name)
-
-
-def _children(store, parent):
+def _runs(store, **tags):
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("faqtune").experiment_id
-    return client.search_runs([experiment],
-                              filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    return client.search_runs([experiment], filter_string=query)
 
 
 def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_cfg, store):
-    conf = _conf(make_cfg, store, "sweep.n_trials=6", "sweep.pruner=none",
-                       params={"ngrams": {"choice": [1, 2]},
-                               "learning_rate": {"loguniform": [-3.9, -1.6]}})
+    conf = sweep_conf(make_cfg, store, "sweep.n_workers=2", "sweep.n_trials=6",
+                      "sweep.pruner=none", params={"ngrams": {"choice": [1, 2]},
+                                                   "learning_rate": {"loguniform": [-3.9, -1.6]}})
     summary = sweep(conf)
     assert summary["complete"] == 6 and summary["failed"] == 0
-    children = _children(store, summary["run_id"])
+    children = _runs(store, **{"mlflow.parentRunId": summary["run_id"]})
     trials = [r for r in children if "optuna.trial" in r.data.tags]
     final = [r for r in children if r.data.tags.get("faqtune.role") == "final"]
     assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == list(range(6))
@@ -86,21 +72,62 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     assert {m.key for m in model.metrics} >= {"tune_mrr", "test_gain_at_3"}
 
 
+def test_a_sweep_records_the_trained_config_provenance_and_one_parent_per_study(
+        make_cfg, store, tmp_path):
+    conf = sweep_conf(make_cfg, store, "sweep.n_workers=1", "sweep.pruner=none",
+                      "sweep.n_trials=3", "sweep.final_estimators=30", params=SMALL_SPACE)
+    summary = sweep(conf)
+    client = MlflowClient(store)
+    final = client.get_run(summary["final_run_id"])
+    trained = yaml.safe_load(Path(client.download_artifacts(
+        final.info.run_id, "config.yaml", str(tmp_path))).read_text())
+    params = final.data.params
+    for key, value in trained["model"].items():  # the champion's file is what it trained
+        if key != "n_jobs":  # a speed setting: config.yaml only
+            assert params[f"model.{key}"] == str(value), key
+    assert trained["model"]["estimators"] == 30
+    for name, value in summary["best_params"].items():
+        assert trained["model"][name] == value
+    version = client.get_model_version_by_alias("faqtune-faq-matcher", "champion")
+    assert version.run_id == final.info.run_id
+
+    everyone = [client.get_run(summary["run_id"]), *_runs(store, **{
+        "mlflow.parentRunId": summary["run_id"]})]
+    assert len(everyone) == 1 + 3 + 1, "parent, 3 trials, final"
+    for run in everyone:
+        missing = [t for t in PROVENANCE if not run.data.tags.get(t)]
+        assert not missing, f"{run.info.run_name} lacks {missing}"
+    for run in everyone[1:]:  # trials and final: the same record
+        assert {i.tags[0].value for i in run.inputs.dataset_inputs} == {"train", "tune", "test"}
+        assert params.keys() == run.data.params.keys()
+        assert "data.table.faqs" not in run.data.params, "only settings that apply"
+
+    # `make clean` (the journal is gone) + rerun: a new parent, the old one closed
+    (Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.journal").unlink()
+    again = sweep(conf)
+    assert again["run_id"] != summary["run_id"]
+    old = client.get_run(summary["run_id"])
+    assert old.data.tags["faqtune.superseded_by"] == again["run_id"]
+    trials = _runs(store, **{"mlflow.parentRunId": summary["run_id"], "faqtune.role": "trial"})
+    assert len(trials) == 3, "no second trial set under the old parent"
+
+
 def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make_cfg, store):
     # num_leaves=1 is invalid: those trials raise. A tiny learning rate with no similarity
     # prior learns nothing, so the median rule prunes it once a good trial has finished.
-    conf = _conf(make_cfg, store, "sweep.n_trials=4", "sweep.n_workers=1",
-                       "sweep.sampler=grid", "sweep.max_failures=0", "model.prior_weight=0",
-                       params={"num_leaves": {"choice": [1, 15, 31]},
-                               "learning_rate": {"choice": [0.3, 0.000001]}})
+    conf = sweep_conf(make_cfg, store, "sweep.n_trials=4", "sweep.n_workers=1",
+                      "sweep.sampler=grid", "sweep.max_failures=0", "model.prior_weight=0",
+                      params={"num_leaves": {"choice": [1, 15, 31]},
+                              "learning_rate": {"choice": [0.3, 0.000001]}})
     summary = sweep(conf)
-    study = _study(conf)
+    study = journal_study(Path(conf.paths.cache), conf.sweep.name)
     states = [t.state for t in study.trials]
     assert summary["complete"] + summary["pruned"] == 4
     assert summary["pruned"] >= 1 and summary["failed"] >= 1
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert all(t.params["num_leaves"] == 1 for t in failed)
-    runs = {r.data.tags.get("optuna.trial"): r for r in _children(store, summary["run_id"])}
+    runs = {r.data.tags.get("optuna.trial"): r
+            for r in _runs(store, **{"mlflow.parentRunId": summary["run_id"]})}
     for trial in failed:
         run = runs[str(trial.number)]
         assert run.info.status == "FAILED"
@@ -111,73 +138,26 @@ def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make
 
 
 def test_a_bad_space_fails_before_any_trial(make_cfg, store, tmp_path):
-    conf = _conf(make_cfg, store, params={"colour": {"choice": [1]}})
+    conf = sweep_conf(make_cfg, store, params={"colour": {"choice": [1]}})
     with pytest.raises(ConfigError, match="no hyperparameter 'colour'"):
         sweep(conf)
-    conf = _conf(make_cfg, store, "sweep/space=reference")
+    conf = sweep_conf(make_cfg, store, "sweep/space=reference")
     with pytest.raises(ConfigError, match="add sweep/space=matcher .* or model=reference"):
         sweep(conf)
     assert not (tmp_path / "cache" / "optuna").exists(), "no study was started"
 
 
-def test_registration_moves_the_alias_only_on_improvement(make_cfg, store):
-    conf = _conf(make_cfg, store)
-    mlflow.set_tracking_uri(store)
-    runs = [train.run(make_cfg(*FAST, f"tracking.uri={store}", "training.log_model=true",
-                               f"tracking.run_name=r{i}")) for i in range(3)]
-    client = MlflowClient(store)
-    for run, score in zip(runs, (0.5, 0.4, 0.7)):  # test metrics as evaluation would log them
-        client.log_metric(run["run_id"], "test_gain_at_3", score)
-    first = register(runs[0]["run_id"], conf.registry)
-    worse = register(runs[1]["run_id"], conf.registry)
-    better = register(runs[2]["run_id"], conf.registry)
-    assert (first["promoted"], worse["promoted"], better["promoted"]) == (True, False, True)
-    assert worse["champion_version"] == first["version"]
-    champion = client.get_model_version_by_alias("faqtune-faq-matcher", "champion")
-    assert int(champion.version) == better["version"]
-    assert champion.tags["test_gain_at_3"] == "0.7" and len(champion.tags["data_hash"]) == 64
-
-
-def test_register_task_evaluates_a_run_without_test_metrics(make_cfg, store):
-    trained = train.run(make_cfg(*FAST, f"tracking.uri={store}"))
-    summary = register_task.run(make_cfg(*FAST, f"tracking.uri={store}",
-                                         f"run_id={trained['run_id']}"))
-    assert summary["version"] == 1 and summary["promoted"]
-    assert "test_gain_at_3" in MlflowClient(store).get_run(trained["run_id"]).data.metrics
-
-
 @pytest.mark.slow
-def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # no pruning: with 2 workers the second trial may start after the first has reported,
-    # and whether it is pruned then depends on timing, not on the pipeline under test
-    overrides = " ".join([*FAST, "sweep.n_trials=2", "sweep.pruner=none",
-                          f"paths.cache={tmp_path / 'cache'}"])
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store,
-           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
-         "--experiment-name", "faqtune", "-P", f"overrides={overrides}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = last_json(proc.stdout)
-    assert summary["complete"] == 2 and summary["version"] == 1
-    assert "mlflow ui" in summary["mlflow_ui"] and 0 <= summary["test_gain_at_1"] <= 1
-    client = MlflowClient(store)
-    project_run = client.get_run(summary["run_id"])
-    assert project_run.data.tags.get("mlflow.project.entryPoint") == "main"
-    assert len(_children(store, summary["run_id"])) == 3, "2 trials + the final run"
-
-
-@pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary(tmp_path,
                                                                                  stop):
     """Ctrl-C reaches the terminal's whole process group; SIGTERM (`kill`, `timeout`, CI,
     Kubernetes) only the driver, which must stop its workers itself."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*FAST, "model.estimators=400", "training.period=50", "sweep.n_trials=6",
-            "sweep.pruner=none", f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
+    args = [*TINY_SWEEP, "sweep.n_workers=2", "model.estimators=400", "training.period=50",
+            "sweep.n_trials=6", "sweep.pruner=none", f"tracking.uri={store}",
+            f"paths.cache={tmp_path / 'cache'}"]
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -1,14 +1,21 @@
-"""What every task shares: Hydra wiring, clean errors, and the JSON summary line."""
+"""What every task shares: Hydra wiring, clean errors, and the JSON summary line.
+
+Nothing here imports MLflow, Optuna, LightGBM or scikit-learn: `--help`, tab completion and
+configuration errors answer before any of them would load.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import importlib
 import json
 import logging
 import os
+import re
 import shlex
+import string
 import sys
 import tempfile
 import warnings
@@ -16,18 +23,19 @@ from pathlib import Path
 from typing import Callable
 
 import hydra
+import hydra._internal.utils as hydra_internals
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-import mlflow
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from faqtune.config import register_configs
-from faqtune.errors import FaqtuneError, ServiceUnavailable
+from faqtune.config import register_configs, unknown_key_message
+from faqtune.errors import ConfigError, FaqtuneError, ServiceUnavailable
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.redact import redact
-from faqtune.tracking.runs import where_to_look
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 log = logging.getLogger("faqtune")
@@ -131,7 +139,9 @@ def explain(exc: Exception) -> tuple[str, int]:
         return (f"No space left on the device holding {full.filename or 'an output'}; free "
                 "some space and run the same command again (a sweep resumes where it "
                 "stopped).", 3)
-    if isinstance(exc, MlflowException):
+    # an MlflowException can only come from a task that has already loaded MLflow
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and isinstance(exc, mlflow.exceptions.MlflowException):
         where = mlflow.get_tracking_uri()
         reason = (exc.message.strip().splitlines() or [exc.error_code])[0]
         if exc.error_code in REFUSED:
@@ -148,6 +158,94 @@ def explain(exc: Exception) -> tuple[str, int]:
             "it does not know yet; rerun with HYDRA_FULL_ERROR=1 for the traceback.", 1)
 
 
+# What a value that OmegaConf could not convert should have been
+EXPECTED_TYPES = {"Float": "a number", "Integer": "a whole number", "bool": "true or false",
+                  "Boolean": "true or false", "str": "a string"}
+
+
+def _culprit_override(args: list[str]) -> str | None:
+    """The first command-line argument that Hydra's override grammar cannot parse."""
+    parser = OverridesParser.create()
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            parser.parse_override(arg)
+        except HydraException:
+            return arg
+    return None
+
+
+def config_error_message(exc: Exception) -> str | None:
+    """One paragraph, naming the key and what it expects, for an error Hydra raised while
+    reading the command line or composing `conf/`; None when `exc` is no such error."""
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, name = exc.missing_cfg_file.rpartition("/")
+        options = [o for o in exc.options or [] if not o.endswith("_schema")]
+        where = f"conf/{group}/" if group else "conf/"
+        return (f"Invalid configuration: {group or 'config'}={name} names no file in {where}; "
+                f"expected one of {', '.join(options) or '(none found)'}.")
+    if isinstance(exc, OverrideParseException):
+        culprit = _culprit_override(sys.argv[1:])
+        reason = str(exc).splitlines()[0]
+        return (f"Cannot read the override {culprit or 'on the command line'}: {reason}; "
+                "write key=value, quoting values with spaces or special characters "
+                "(https://hydra.cc/docs/advanced/override_grammar/basic/).")
+    cause = exc.__cause__
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and \
+                dataclasses.is_dataclass(cause.object_type):
+            return unknown_key_message(cause.object_type, cause.full_key) + \
+                " Add new keys to the schema in faqtune/config.py, not with +key=value."
+        reason = str(cause.msg).splitlines()[0]
+        wanted = re.search(r"converted to (\w+)|not a valid (\w+)", reason)
+        expected = EXPECTED_TYPES.get(next(filter(None, wanted.groups()), "")) if wanted else None
+        return (f"Invalid configuration: {cause.full_key}={cause.value!r}: {reason}"
+                + (f"; expected {expected}." if expected else "."))
+    if isinstance(exc, (HydraException, OmegaConfBaseException)):
+        text = str(exc).split("\nConfig search path:")[0]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if cause is not None:
+            lines.append(str(cause).splitlines()[0])
+        return "Invalid configuration: " + "; ".join(lines).rstrip(".") + "."
+    return None
+
+
+def _report_config_errors(run_and_report: Callable) -> Callable:
+    """Hydra prints its own composition errors and exits 1; faqtune's promise is one
+    paragraph and exit 2 for every configuration error. Hydra has no hook for this, so
+    its reporting function (hydra-core 1.3) is wrapped once, at start-up."""
+
+    @functools.wraps(run_and_report)
+    def report(func: Callable):
+        try:
+            return func()
+        except Exception as exc:
+            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else \
+                config_error_message(exc)
+            if message is None:
+                def reraise():
+                    raise exc
+                return run_and_report(reraise)
+            _fail(message, 2)
+
+    report.faqtune_wrapped = True
+    return report
+
+
+def check_choices() -> None:
+    """A `*_schema` node is what a group's YAML files build on, not an option to pick: it
+    composes, so Hydra would accept `model=matcher_schema` without a word."""
+    if not HydraConfig.initialized():
+        return
+    for group, option in HydraConfig.get().runtime.choices.items():
+        if isinstance(option, str) and option.endswith("_schema"):
+            options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+            raise ConfigError(f"Invalid configuration: {group}={option} is the schema the "
+                              f"{group} options build on, not an option; expected one of "
+                              f"{', '.join(options)}.")
+
+
 def task_help(job_name: str) -> str:
     """The task's own description for `--help`: its module docstring."""
     name = job_name.removeprefix("faqtune-").removeprefix("faqtune.")
@@ -158,9 +256,31 @@ def task_help(job_name: str) -> str:
     return doc.strip().splitlines()[0].replace("`", "")
 
 
+def config_groups() -> str:
+    """`group: option, ...` for each config group under `conf/` (Hydra's own groups and the
+    `*_schema` nodes the YAML files build on are not options a user picks)."""
+    groups: dict[str, list[str]] = {}
+    for path in sorted(CONF_DIR.rglob("*.yaml")):
+        group = path.parent.relative_to(CONF_DIR).as_posix()
+        if group != "." and not group.startswith("hydra"):
+            groups.setdefault(group, []).append(path.stem)
+    return "".join(f"{group}: {', '.join(options)}\n" for group, options in sorted(groups.items()))
+
+
+def help_text(job_name: str) -> str:
+    """`--help` rendered from `conf/hydra/help/faqtune.yaml` without composing the config:
+    Hydra's own help lists every group of Hydra's too, a second of start-up per call."""
+    spec = OmegaConf.create({"hydra": {"help": OmegaConf.load(CONF_DIR / "hydra/help/faqtune.yaml"),
+                                       "job": {"name": job_name}}})
+    return string.Template(spec.hydra.help.template).safe_substitute(
+        APP_CONFIG_GROUPS=config_groups())
+
+
 def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
     """Turn `run(cfg) -> summary` into a Hydra app that prints errors as one paragraph."""
     register_configs()
+    if not getattr(hydra_internals.run_and_report, "faqtune_wrapped", False):
+        hydra_internals.run_and_report = _report_config_errors(hydra_internals.run_and_report)
     if not OmegaConf.has_resolver("faqtune_task_help"):
         OmegaConf.register_new_resolver("faqtune_task_help", task_help)
 
@@ -170,8 +290,12 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
         quiet_mlflow()
         stop_on_sigterm()
         try:
+            check_choices()
             summary = run(cfg)
-            summary.update(where_to_look(summary))
+            if summary.get("run_id"):
+                from faqtune.tracking.runs import where_to_look
+
+                summary.update(where_to_look(summary))
         except KeyboardInterrupt:
             _fail("interrupted; runs in progress were marked KILLED (a sweep resumes where it "
                   "stopped when run again)", INTERRUPTED)
@@ -189,4 +313,12 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
             sys.exit(INTERRUPTED)
         return summary
 
-    return main
+    @functools.wraps(main)
+    def entry(*args, **kwargs):
+        if {"--help", "-h"} & set(sys.argv[1:]):
+            job_name = Path(sys.argv[0]).stem.removeprefix("faqtune-")
+            print(help_text(job_name), end="")
+            return None
+        return main(*args, **kwargs)
+
+    return entry

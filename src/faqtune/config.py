@@ -116,6 +116,12 @@ class MatcherConfig(ModelConfig):
 MODEL_SCHEMAS = {"reference": ReferenceConfig, "matcher": MatcherConfig}
 
 
+def hyperparameters(name: str) -> set[str]:
+    """The names a search space may tune for model `name`: every field of its schema
+    (`match` shapes the training pairs; `model.factory` passes the rest to the estimator)."""
+    return {f.name for f in dataclasses.fields(MODEL_SCHEMAS[name])} - {"name"}
+
+
 @dataclass
 class TrainingConfig:
     period: int = 100
@@ -424,16 +430,20 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
     return found
 
 
-def _unknown_key_error(cfg: DictConfig, key: str) -> ConfigError:
+def unknown_key_message(schema: type, key: str) -> str:
+    """One sentence for a key the dataclass `schema` lacks, with the closest known key."""
     parent_key, _, name = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-    schema = OmegaConf.get_type(parent)
     known = [f.name for f in dataclasses.fields(schema)]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {parent_key + '.' if parent_key else ''}{close[0]}?" if close else \
         f"; it has {', '.join(known)}."
-    return ConfigError(f"Unknown setting {key}: {schema.__name__} has no key {name!r}"
-                       f"{hint}")
+    return f"Unknown setting {key}: {schema.__name__} has no key {name!r}{hint}"
+
+
+def _unknown_key_error(cfg: DictConfig, key: str) -> ConfigError:
+    parent_key = key.rpartition(".")[0]
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    return ConfigError(unknown_key_message(OmegaConf.get_type(parent), key))
 
 
 def to_object(cfg: DictConfig) -> FaqtuneConfig:

@@ -7,8 +7,6 @@ from omegaconf import DictConfig
 from faqtune.cli import task
 from faqtune.config import to_object
 from faqtune.errors import ConfigError
-from faqtune.tracking.evaluation import evaluate_model
-from faqtune.tracking.runs import configure
 
 
 def run(cfg: DictConfig) -> dict:
@@ -16,6 +14,9 @@ def run(cfg: DictConfig) -> dict:
     if not conf.model_uri:
         raise ConfigError("Missing model_uri: give runs:/<run_id>/faqtune-<model>, "
                           "models:/<name>/<version> or models:/<name>@champion.")
+    from faqtune.tracking.evaluation import evaluate_model
+    from faqtune.tracking.runs import configure
+
     configure(conf.tracking, conf.azure)
     return evaluate_model(conf, conf.model_uri)
 

@@ -8,11 +8,12 @@ from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
-from faqtune.data.prepare import prepare
 
 
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
+    from faqtune.data.prepare import prepare
+
     prepared, path, reused = prepare(conf.data, Path(conf.paths.cache))
     return {"path": str(path), "hash": prepared.data_hash, "reused": reused,
             **prepared.counts()}

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import mlflow
 from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
 from faqtune.errors import ConfigError
-from faqtune.tracking.evaluation import evaluate_model
-from faqtune.tracking.registry import model_uri_of, register
-from faqtune.tracking.runs import configure
 
 
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
     if not conf.run_id:
         raise ConfigError("Missing run_id: name the training run whose model to register.")
+    import mlflow
+
+    from faqtune.tracking.evaluation import evaluate_model
+    from faqtune.tracking.registry import model_uri_of, register
+    from faqtune.tracking.runs import configure
+
     configure(conf.tracking, conf.azure)
     model_uri = model_uri_of(conf.run_id)  # also checks that the run exists
     if conf.registry.metric not in mlflow.get_run(conf.run_id).data.metrics:

@@ -6,18 +6,13 @@ import logging
 import os
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from faqtune.cli import command_line, task
 from faqtune.config import MODEL_SCHEMAS, FaqtuneConfig, to_object
-from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError, FaqtuneError
-from faqtune.tracking.runs import configure, retrying
-from faqtune.tuning.finalize import finalize
-from faqtune.tuning.optuna_backend import run_sweep, sweep_lock
-from faqtune.tuning.report import record_outcome
 from faqtune.tuning.space import SearchSpace, parse_space
+from faqtune.tuning.worker_server import start_worker_server
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +41,15 @@ def sweep(conf: FaqtuneConfig) -> dict:
     space = checked_space(conf)
     if conf.backend.name == "azureml":
         return sweep_on_azureml(conf, space)
+    start_worker_server()
+    from mlflow.tracking import MlflowClient
+
+    from faqtune.data.prepare import prepare
+    from faqtune.tracking.runs import configure, retrying
+    from faqtune.tuning.finalize import finalize
+    from faqtune.tuning.optuna_backend import run_sweep, sweep_lock
+    from faqtune.tuning.report import record_outcome
+
     configure(conf.tracking, conf.azure)
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     outcome = run_sweep(conf, space, data, data_path)
@@ -74,6 +78,7 @@ def sweep(conf: FaqtuneConfig) -> dict:
 
 def sweep_on_azureml(conf: FaqtuneConfig, space: SearchSpace) -> dict:
     """A sweep job on an Azure ML cluster; `backend.dry_run=true` only writes the job."""
+    from faqtune.data.prepare import prepare
     from faqtune.tracking.azureml import require_v1, require_v2
     from faqtune.tuning.azure_common import check_combination
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from faqtune.cli import task
 from faqtune.config import to_object
-from faqtune.tracking.runs import configure, find_or_create_parent, redact
-from faqtune.tracking.training_run import train_and_log
+from faqtune.redact import redact
 
 MULTIRUN_TAG = "faqtune.multirun"
 
@@ -35,6 +32,12 @@ def _run_name(conf) -> str | None:
 
 def run(cfg: DictConfig) -> dict:
     conf = to_object(cfg)
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from faqtune.tracking.runs import configure, find_or_create_parent
+    from faqtune.tracking.training_run import train_and_log
+
     configure(conf.tracking, conf.azure)
     multirun = _multirun()
     if multirun is None:

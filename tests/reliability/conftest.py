@@ -1,77 +1,23 @@
-"""Real services for the reliability suite: an MLflow server and a PostgreSQL cluster,
-both on 127.0.0.1, started and stopped by the tests."""
+"""Real services for the reliability suite: MLflow servers and a PostgreSQL cluster, all on
+127.0.0.1, started and stopped by the tests; and the record of what each scenario did."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY_DATA, journal_study  # noqa: F401 (re-exported)
-
-SWEEP_FAST = [*TINY_DATA, "model.estimators=20", "training.period=5",
-              "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=6",
-              "sweep.startup_trials=2", "sweep.delay_evaluation=1"]
-# Fail fast when the tracking server is gone instead of MLflow's minutes of retries.
-QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MlflowServer:
-    """`mlflow server` on 127.0.0.1 with a given backend store and a local artifact root."""
-
-    def __init__(self, backend: str, artifacts: Path, log: Path):
-        self.backend, self.artifacts, self.log = backend, artifacts, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "MlflowServer":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-             str(self.port), "--backend-store-uri", self.backend, "--artifacts-destination",
-             str(self.artifacts), "--workers", "2"],
-            stdout=self.log.open("a"), stderr=subprocess.STDOUT,
-            env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
-                                        f"{os.environ['PATH']}"},
-            start_new_session=True)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-            if self.process.poll() is not None:
-                break
-        raise RuntimeError(f"mlflow server did not start:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(timeout=30)
+from tests.helpers import MlflowServer, free_port
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
+    """Start servers of the test's own (to stop, restart or give another backend store)."""
     servers = []
 
     def start(backend: str | None = None) -> MlflowServer:
@@ -83,6 +29,17 @@ def mlflow_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow_server(tmp_path_factory):
+    """One server for the tests that neither stop nor restart it (a start takes 5-10 s):
+    each logs into an experiment, and registers models, of its own."""
+    root = tmp_path_factory.mktemp("shared-mlflow-server")
+    server = MlflowServer(f"sqlite:///{root / 'server.db'}", root / "artifacts",
+                          root / "server.log").start()
+    yield server
+    server.stop()
 
 
 def _pg_bin() -> Path | None:
@@ -121,45 +78,6 @@ def postgres():
     subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast",
                     "stop"], capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def sweep_command(*overrides: str) -> list[str]:
-    return [sys.executable, "-m", "faqtune.sweep", *SWEEP_FAST, *overrides]
-
-
-def run_sweep(*overrides: str, cwd: Path, env: dict | None = None, timeout: float = 600,
-              check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(sweep_command(*overrides), cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        errors = [line for line in proc.stderr.splitlines() if "rror" in line]
-        raise AssertionError(f"sweep failed ({proc.returncode}):\n" + "\n".join(errors[-20:]))
-    return proc
-
-
-def state_counts(study: optuna.Study) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for trial in study.trials:
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    return counts
-
-
-def trial_runs(tracking_uri: str, sweep: str = "faqtune-sweep") -> list:
-    """The MLflow child runs of the sweep's trials."""
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name("faqtune").experiment_id
-    return [r for r in client.search_runs([experiment], max_results=1000,
-                                          filter_string=f"tags.`optuna.study` = '{sweep}'")]
-
-
-def assert_one_run_per_done_trial(study: optuna.Study, tracking_uri: str) -> None:
-    done = {t.number for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")}
-    runs = [r for r in trial_runs(tracking_uri)
-            if r.data.tags.get("optuna.state") in ("COMPLETE", "PRUNED")]
-    numbers = [int(r.data.tags["optuna.trial"]) for r in runs]
-    assert sorted(numbers) == sorted(done), "exactly one finished MLflow run per done trial"
-    for run in runs:
-        assert "tune_gain_at_3" in run.data.metrics
 
 
 @pytest.fixture

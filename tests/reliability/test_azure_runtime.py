@@ -28,7 +28,7 @@ from faqtune.data.prepare import prepare  # noqa: E402
 from faqtune.tuning import azureml_v2 as v2  # noqa: E402
 from faqtune.tuning.azure_common import best_trial  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
-from tests.conftest import TINY_DATA, last_json  # noqa: E402
+from tests.helpers import TINY_RUN, last_json  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -50,13 +50,14 @@ def _run_on_node(command: str, values: dict[str, str], tracking: str, run_id: st
              "PYTHONPATH": str(SRC)})
 
 
-def test_trial_and_finalize_commands_run_as_the_cluster_runs_them(make_cfg, mlflow_server,
+def test_trial_and_finalize_commands_run_as_the_cluster_runs_them(make_cfg, shared_mlflow_server,
                                                                   tmp_path):
-    server = mlflow_server()
-    conf = to_object(make_cfg("backend=azureml", "sweep.sampler=random", *TINY_DATA,
-                              "model.estimators=20", "training.period=10",
-                              "sweep.final_estimators=30", "backend.finalize=cluster",
-                              "data.seed=7"))
+    server = shared_mlflow_server  # the experiment and registered model are this test's own
+    conf = to_object(make_cfg("backend=azureml", "sweep.sampler=random", *TINY_RUN,
+                              "training.period=10", "sweep.final_estimators=30",
+                              "backend.finalize=cluster", "data.seed=7",
+                              "tracking.experiment=azure-runtime",
+                              "registry.model_name=azure-runtime-matcher"))
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     space = parse_space("matcher", {"ngrams": {"choice": [1, 2]}})
     trial_command = v2.sweep_job(conf, space, DATA).trial.command

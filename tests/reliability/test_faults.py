@@ -13,12 +13,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from faqtune.data.dataset import PreparedData
-from tests.conftest import last_json
-from tests.reliability.conftest import (QUICK_HTTP, assert_one_run_per_done_trial,
-                                        journal_study, run_sweep, state_counts, sweep_command,
-                                        trial_runs)
+from tests.helpers import (QUICK_HTTP, assert_one_run_per_done_trial, journal_study,
+                           last_json, run_sweep, state_counts, sweep_command, trial_runs)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 300, every: float = 0.2):
@@ -39,12 +37,18 @@ def _study_if_any(cache: Path):
     return journal_study(cache)
 
 
-def _workers(pid: int) -> list[int]:
-    """The sweep's worker processes (not multiprocessing's resource tracker)."""
+def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    children = [int(p) for p in path.read_text().split()] if path.exists() else []
-    return [c for c in children
-            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _workers(pid: int) -> list[int]:
+    """The sweep's worker processes: the children of its fork server (not the server
+    itself, nor multiprocessing's resource tracker)."""
+    servers = [c for c in _children(pid)
+               if b"forkserver" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [worker for server in servers for worker in _children(server)
+            if b"forkserver" in Path(f"/proc/{worker}/cmdline").read_bytes()]
 
 
 def _running_trials(cache: Path) -> list:

@@ -7,25 +7,28 @@ import subprocess
 import optuna
 import pytest
 
-from tests.reliability.conftest import (assert_one_run_per_done_trial, journal_study,
-                                        run_sweep, state_counts, sweep_command, trial_runs)
+from tests.helpers import (assert_one_run_per_done_trial, journal_study, run_sweep,
+                           state_counts, sweep_command, trial_runs)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
-def test_mlflow_server_with_four_workers_runs_twenty_trials(tmp_path, mlflow_server, observe):
-    server = mlflow_server()
+def test_mlflow_server_with_four_workers_runs_twenty_trials(tmp_path, shared_mlflow_server,
+                                                            observe):
+    server, experiment = shared_mlflow_server, "four-workers"
     proc = run_sweep("sweep.n_trials=20", "sweep.n_workers=4", f"tracking.uri={server.url}",
-                     f"paths.cache={tmp_path / 'cache'}", "sweep.finalize=false", cwd=tmp_path)
+                     f"tracking.experiment={experiment}", f"paths.cache={tmp_path / 'cache'}",
+                     "sweep.finalize=false", cwd=tmp_path)
     study = journal_study(tmp_path / "cache")
     counts = state_counts(study)
     assert counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) == 20
     assert "RUNNING" not in counts and "FAIL" not in counts
-    assert_one_run_per_done_trial(study, server.url)
+    assert_one_run_per_done_trial(study, server.url, experiment)
     assert "database is locked" not in proc.stderr + server.log.read_text()
     observe("MLflow server (SQLite backend) + 4 workers, 20 trials",
             "4 worker processes log concurrently to one `mlflow server` on 127.0.0.1",
-            {"optuna": counts, "mlflow_trial_runs": len(trial_runs(server.url))})
+            {"optuna": counts,
+             "mlflow_trial_runs": len(trial_runs(server.url, experiment=experiment))})
 
 
 def test_default_sqlite_store_with_two_workers_runs_twenty_trials(tmp_path, observe):
@@ -50,7 +53,7 @@ def test_postgres_storage_and_server_shared_by_four_separate_sweep_processes(
     storage = postgres("optuna")
     # psycopg3 trips an MLflow registry bug on PostgreSQL (mlflow#24515): the server uses psycopg2
     server = mlflow_server(postgres("mlflow").replace("postgresql://", "postgresql+psycopg2://"))
-    common = ["sweep.n_trials=16", "sweep.n_workers=1", f"sweep.storage={storage}",
+    common = ["sweep.n_trials=8", "sweep.n_workers=1", f"sweep.storage={storage}",
               f"tracking.uri={server.url}"]
     machines = [subprocess.Popen(
         sweep_command(*common, "sweep.finalize=false", f"paths.cache={tmp_path / f'm{i}'}"),
@@ -63,7 +66,7 @@ def test_postgres_storage_and_server_shared_by_four_separate_sweep_processes(
     final = run_sweep(*common, f"paths.cache={tmp_path / 'm0'}", cwd=tmp_path)
     study = optuna.load_study(study_name="faqtune-sweep", storage=storage)
     counts = state_counts(study)
-    assert counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) == 16, counts
+    assert counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) == 8, counts
     assert "RUNNING" not in counts
     assert_one_run_per_done_trial(study, server.url)
     parents = {r.data.tags["mlflow.parentRunId"] for r in trial_runs(server.url)}

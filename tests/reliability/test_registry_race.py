@@ -74,7 +74,7 @@ def test_eight_concurrent_registrations_leave_the_best_as_champion_sqlite(tmp_pa
 
 
 @pytest.mark.slow
-def test_eight_concurrent_registrations_leave_the_best_as_champion_server(mlflow_server):
-    server = mlflow_server()
+def test_eight_concurrent_registrations_leave_the_best_as_champion_server(
+        shared_mlflow_server):
     with multiprocessing.get_context("spawn").Pool(RACERS) as pool:
-        _race(server.url, pool)
+        _race(shared_mlflow_server.url, pool)

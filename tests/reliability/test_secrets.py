@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TINY_DATA, last_json, run_task
+from tests.helpers import TINY_DATA, TINY_RUN, last_json, run_task
 
 pytestmark = pytest.mark.slow
 SECRETS = {
@@ -32,7 +33,7 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
     cache = tmp_path / "cache"
     storage = f"sweep.storage=postgresql://faqtune:{SECRETS['database password in a storage URL']}"
     storage += "@127.0.0.1:1/optuna"  # never connected to by train: it only lands in the config
-    train = run_task("train", *TINY_DATA, "model.estimators=20", "training.period=10", storage,
+    train = run_task("train", *TINY_RUN, "training.period=10", storage,
                      f"tracking.uri={store}", f"paths.cache={cache}", cwd=tmp_path, env=env)
     spec = tmp_path / "job.yaml"
     dry = run_task("sweep", "backend=azureml", "backend.dry_run=true", "sweep.sampler=random",
@@ -73,15 +74,16 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
 CANARY = "CANARY-7f3a9b"
 
 
-def test_a_canary_password_in_every_url_setting_reaches_no_channel(tmp_path, mlflow_server):
+def test_a_canary_password_in_every_url_setting_reaches_no_channel(tmp_path,
+                                                                   shared_mlflow_server):
     """A real tracking server behind a URL with a password (the server ignores it), a
     storage URL with a password, a multirun, a sweep and a failing sweep: the canary is in
     no output line, no file under the cache or Hydra's folders, no param, tag or artifact."""
-    server = mlflow_server()
+    server, started_ms = shared_mlflow_server, int(time.time() * 1000)
     tracking = server.url.replace("http://", f"http://alice:{CANARY}@")
     cache = tmp_path / "cache"
-    common = [*TINY_DATA, "model.estimators=20", "training.period=10", f"tracking.uri={tracking}",
-              f"paths.cache={cache}"]
+    common = [*TINY_RUN, "training.period=10", f"tracking.uri={tracking}",
+              "tracking.experiment=canary", f"paths.cache={cache}"]
     outputs = [
         run_task("train", *common, f"sweep.storage=postgresql://carol:{CANARY}@127.0.0.1:1/x",
                  cwd=tmp_path),
@@ -97,7 +99,9 @@ def test_a_canary_password_in_every_url_setting_reaches_no_channel(tmp_path, mlf
     texts = [t for p in [*outputs, failing] for t in (p.stdout, p.stderr)]
     texts += [f.read_bytes().decode("utf-8", "replace") for f in _files_under(cache)]
     client = MlflowClient(server.url)
-    for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
+    # every run this test made, in any experiment (the server is shared with other tests)
+    for run in client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                  filter_string=f"attributes.start_time >= {started_ms}"):
         texts += [str(run.data.params), str(run.data.tags)]
         folder = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                      tracking_uri=server.url,

@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
 PeriodCallback = Callable[[int, np.ndarray], "int | None"]
 
@@ -37,7 +38,17 @@ class Monitor:
 
 
 class PairRanker(ClassifierMixin, BaseEstimator):
-    """Base class; subclasses supply features and the LightGBM training call."""
+    """Base class; subclasses supply features and the LightGBM training call.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The pair labels, [0, 1] (1: the question matches the FAQ).
+    faqs_ : list of str
+        The FAQ catalogue that `decision_scores` ranks, in column order.
+    timings_ : dict of str to float
+        Seconds spent featurizing and monitoring during `fit`.
+    """
 
     # -- to implement -------------------------------------------------------------------
     def _fit(self, X: pd.DataFrame, y: np.ndarray, faqs: list[str], callbacks: list,
@@ -55,6 +66,11 @@ class PairRanker(ClassifierMixin, BaseEstimator):
 
     @property
     def booster_(self) -> lgb.Booster:
+        raise NotImplementedError
+
+    def feature_importances(self) -> pd.Series:
+        """LightGBM's gain importance per feature column, indexed by the column's name (the
+        training run plots it)."""
         raise NotImplementedError
 
     def _prior(self, features) -> np.ndarray | float:
@@ -96,6 +112,7 @@ class PairRanker(ClassifierMixin, BaseEstimator):
                         num_iteration: int | None = None) -> np.ndarray:
         """Raw scores (n_questions, n_faqs): higher means a better match. FAQs off a
         question's shortlist share one score, 1 below the lowest on it."""
+        check_is_fitted(self, "faqs_")
         out = np.empty((len(questions), len(self.faqs_)), dtype=np.float64)
         for rows, features, shortlist in self._candidate_blocks(questions,
                                                                 self.questions_per_block()):
@@ -108,6 +125,7 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "faqs_")
         p = 1.0 / (1.0 + np.exp(-self._raw(self._pair_features(X), 0, None)))
         return np.column_stack([1.0 - p, p])
 

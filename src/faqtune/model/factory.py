@@ -8,8 +8,9 @@ from faqtune.model.matcher import FaqMatcher
 from faqtune.model.reference import ReferenceMatcher
 
 MODELS = {"reference": ReferenceMatcher, "matcher": FaqMatcher}
-# Constructor arguments that change speed, memory or file locations, never the model
-NOT_HYPERPARAMETERS = {"random_state", "cache_dir", "block_pairs", "dense_operand_mib"}
+# Schema fields that are not constructor arguments: the model's name, and `match`, which
+# shapes the training pairs (`data.match`) rather than the estimator
+NOT_ESTIMATOR_PARAMS = {"name", "match"}
 
 
 def build_model(cfg: ModelConfig, training: TrainingConfig | None = None,
@@ -18,11 +19,12 @@ def build_model(cfg: ModelConfig, training: TrainingConfig | None = None,
     `training`, all through the constructor so `sklearn.base.clone` keeps them."""
     cls = MODELS[cfg.name]
     names = cls._get_param_names()
+    unused = set(vars(cfg)) - set(names) - NOT_ESTIMATOR_PARAMS
+    if unused:  # a schema field the estimator would silently drop
+        fields = ", ".join(f"model.{name}" for name in sorted(unused))
+        raise TypeError(f"{cls.__name__} has no parameter for {fields} of "
+                        f"{type(cfg).__name__}: add it to the estimator or remove it")
     params = {k: v for k, v in vars(cfg).items() if k in names}
     speed = {k: v for k, v in vars(training or TrainingConfig()).items() if k in names}
     return cls(**params, **speed, random_state=seed, cache_dir=cache_dir)
 
-
-def hyperparameters(name: str) -> set[str]:
-    """The names a search space may tune for model `name` (plus `match`, a data knob)."""
-    return (set(MODELS[name]._get_param_names()) - NOT_HYPERPARAMETERS) | {"match"}

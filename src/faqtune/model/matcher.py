@@ -79,6 +79,64 @@ class _Space:
 
 
 class FaqMatcher(PairRanker):
+    """faqtune's matcher: similarity features of (question, FAQ) pairs ranked by LightGBM.
+
+    Parameters
+    ----------
+    estimators : int, default=300
+        Boosting rounds.
+    ngrams : int, default=2
+        Word n-grams 1..ngrams of the word TF-IDF space.
+    char_ngrams : int, default=4
+        Character n-grams (`char_wb`) 2..char_ngrams of the character TF-IDF space.
+    min_child_samples : int, default=20
+        LightGBM's minimum number of pairs in a leaf (`min_data_in_leaf`).
+    num_leaves : int, default=31
+        LightGBM's leaves per tree.
+    learning_rate : float, default=0.03
+        LightGBM's shrinkage per round.
+    feature_fraction : float, default=1.0
+        Share of feature columns each tree sees.
+    objective : {"binary", "lambdarank"}, default="binary"
+        Pairs classified one by one, or ranked per question.
+    negatives : {"random", "hard"}, default="random"
+        Training negatives: the prepared random ones, or the most similar wrong FAQs.
+    monotone : bool, default=True
+        A higher similarity never lowers the score (monotone constraints).
+    prior_weight : float, default=0.0
+        Boosting starts from this times the word + char cosine gap to the best FAQ;
+        0 = from nothing.
+    centroid_prior : float, default=3.0
+        A FAQ's own text counts as this many of its questions in its centroid.
+    neighbours : int, default=30
+        A FAQ's neighbourhood centroid pools the questions of this many most similar FAQs
+        (itself included).
+    rarity_sharpness : float, default=3.0
+        How closely the shared-rare-word feature follows the single rarest shared word
+        (a soft maximum of IDF).
+    rerank_top : int, default=100
+        LightGBM scores this many FAQs per question, shortlisted by similarity; 0 = all.
+    unweighted : bool, default=False
+        True: no class-balancing sample weights.
+    n_jobs : int, default=0
+        LightGBM threads; 0 = all cores.
+    random_state : int, default=0
+        LightGBM's seed.
+    cache_dir : str or None, default=None
+        A folder for the TF-IDF cache (joblib); None = no cache.
+    block_pairs : int, default=131072
+        (question, FAQ) pairs featurized and scored at once: bounds memory.
+    dense_operand_mib : int, default=64
+        FAQ-side matrices up to this size are kept dense (faster products); 0 = sparse.
+
+    Attributes
+    ----------
+    word_, char_ : _Space
+        The fitted word and character TF-IDF spaces and their FAQ-side matrices.
+    lgb_booster_ : lightgbm.Booster
+        The trained booster (also `booster_`).
+    """
+
     # The columns `_similarities` returns; a subclass that adds columns extends this (the
     # benchmarks try retrieval scores that way).
     features: tuple[str, ...] = FEATURES

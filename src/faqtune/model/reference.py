@@ -17,8 +17,30 @@ from faqtune.model.base import PairRanker
 
 
 class ReferenceMatcher(PairRanker):
-    """`Pipeline([features: ColumnTransformer(TF-IDF(Text_x), TF-IDF(Text_y)), estimator:
-    LGBMClassifier])` trained with class-balancing weights unless `unweighted`."""
+    """The reference architecture's pipeline, kept as it was to compare against.
+
+    `Pipeline([features: ColumnTransformer(TF-IDF(Text_x), TF-IDF(Text_y)), estimator:
+    LGBMClassifier])`, trained with class-balancing weights unless `unweighted`.
+
+    Parameters
+    ----------
+    estimators : int, default=1000
+        Boosting rounds (LightGBM's `n_estimators`).
+    ngrams : int, default=2
+        Word n-grams 1..ngrams of each side's TF-IDF.
+    min_child_samples : int, default=10
+        LightGBM's minimum number of pairs in a leaf.
+    unweighted : bool, default=False
+        True: no class-balancing sample weights.
+    n_jobs : int, default=0
+        LightGBM threads; 0 = all cores.
+    random_state : int, default=0
+        LightGBM's seed.
+    cache_dir : str or None, default=None
+        A folder for the TF-IDF cache (joblib); None = no cache.
+    block_pairs : int, default=131072
+        (question, FAQ) pairs scored at once: bounds memory, never the result.
+    """
 
     def __init__(self, estimators: int = 1000, ngrams: int = 2, min_child_samples: int = 10,
                  unweighted: bool = False, n_jobs: int = 0, random_state: int = 0,

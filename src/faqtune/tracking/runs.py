@@ -30,6 +30,7 @@ from faqtune.redact import redact
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "faqtune.sweep"  # on a sweep's parent and final runs: the sweep's name
 T = TypeVar("T")
 BUSY = ("database is locked", "database table is locked", "could not serialize access",
         # two writers upserting one tag at once (MLflow's merge is select-then-insert);

@@ -19,9 +19,8 @@ from typing import Callable
 import yaml
 from tqdm import tqdm
 
-from faqtune.config import FaqtuneConfig
+from faqtune.config import FaqtuneConfig, hyperparameters
 from faqtune.errors import ConfigError
-from faqtune.model.factory import hyperparameters
 from faqtune.redact import redact
 from faqtune.tracking.runs import flatten
 from faqtune.tuning.outcome import SweepOutcome

@@ -10,10 +10,9 @@ from faqtune.config import FaqtuneConfig
 from faqtune.tracking.evaluation import evaluate_model
 from faqtune.tracking.locks import holding
 from faqtune.tracking.registry import register
-from faqtune.tracking.runs import PARENT_TAG, quoted, retrying
+from faqtune.tracking.runs import PARENT_TAG, SWEEP_TAG, quoted, retrying
 from faqtune.tracking.training_run import train_and_log
 from faqtune.tuning.outcome import SweepOutcome
-from faqtune.tuning.report import SWEEP_TAG
 from faqtune.tuning.trial import final_config
 
 log = logging.getLogger(__name__)

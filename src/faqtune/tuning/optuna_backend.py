@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -35,12 +34,12 @@ from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError, ServiceUnavailable
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
-from faqtune.tracking.runs import provenance_tags, quoted, redact, retrying
+from faqtune.tracking.runs import SWEEP_TAG, provenance_tags, quoted, redact, retrying
 from faqtune.tuning.identity import differences, sweep_identity
 from faqtune.tuning.outcome import SweepOutcome
-from faqtune.tuning.report import SWEEP_TAG, describe_parent, log_study
 from faqtune.tuning.space import SearchSpace
 from faqtune.tuning.trial import ERROR_ATTR, RUN_ID_ATTR, STATE_TAG, run_trial
+from faqtune.tuning.worker_server import worker_context
 
 log = logging.getLogger(__name__)
 HEARTBEAT_ATTR = "heartbeat"
@@ -319,8 +318,12 @@ def threads_per_worker(n_workers: int) -> int:
 
 def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, tracking_uri: str,
                 parent_run_id: str, worker: int, started: float,
-                deadline: float | None) -> None:
+                deadline: float | None, cwd: str, environ: dict[str, str]) -> None:
     """A worker process: claim and run trials until the sweep is done."""
+    # the server was started earlier, maybe from elsewhere: take the driver's state of now
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
     os.environ.pop("MLFLOW_RUN_ID", None)  # children name their parent explicitly
     stop_on_sigterm()
     logging.basicConfig(level=logging.WARNING)
@@ -376,10 +379,10 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     """Start the workers and show progress until they finish; Ctrl-C stops them cleanly."""
     started = time.time()
     deadline = started + conf.sweep.timeout_s if conf.sweep.timeout_s else None
-    context = multiprocessing.get_context("spawn")
+    context = worker_context()
     workers = [context.Process(target=worker_main, daemon=False, args=(
-        conf, space, data_path, mlflow.get_tracking_uri(), parent_run_id, i, started, deadline))
-        for i in range(conf.sweep.n_workers)]
+        conf, space, data_path, mlflow.get_tracking_uri(), parent_run_id, i, started, deadline,
+        os.getcwd(), dict(os.environ))) for i in range(conf.sweep.n_workers)]
     for process in workers:
         process.start()
     study = load_study(conf, space)
@@ -524,6 +527,9 @@ def sweep_parent(conf: FaqtuneConfig, study: optuna.Study) -> str:
 def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
               data_path: Path) -> SweepOutcome:
     """Run the sweep's missing trials with local workers; the outcome for finalize."""
+    # the parent's record draws Optuna's plots: imported here, not in every worker
+    from faqtune.tuning.report import describe_parent, log_study
+
     identity = sweep_identity(conf, space, data.data_hash)
     # Storage schema, study and parent run are made once, however many machines start at once;
     # every write to the shared parent run holds the lock too (concurrent tag upserts collide).

@@ -22,14 +22,13 @@ from faqtune.config import FaqtuneConfig  # noqa: E402
 from faqtune.data.dataset import SPLITS, PreparedData  # noqa: E402
 from faqtune.model.metrics import metric_names  # noqa: E402
 from faqtune.tracking.record import run_params, split_dataset  # noqa: E402
-from faqtune.tracking.runs import redact, retrying  # noqa: E402
+from faqtune.tracking.runs import SWEEP_TAG, redact, retrying  # noqa: E402
 from faqtune.tuning.identity import fingerprint  # noqa: E402
 from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
 from faqtune.tuning.space import SearchSpace  # noqa: E402
 from faqtune.tuning.trial import RUN_ID_ATTR, final_config  # noqa: E402
 
 log = logging.getLogger(__name__)
-SWEEP_TAG = "faqtune.sweep"
 PARAMS_TRIAL_TAG = "faqtune.params_from_trial"
 INTERACTIVE = {
     "optimization_history": optuna.visualization.plot_optimization_history,

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import optuna
-from scipy.stats import norm
-
+from faqtune.config import hyperparameters
 from faqtune.errors import ConfigError
-from faqtune.model.factory import hyperparameters
+
+if TYPE_CHECKING:  # a trial's process imports Optuna; parsing and checking a space does not
+    import optuna
 
 ARITY = {"choice": None, "randint": 1, "uniform": 2, "quniform": 3, "loguniform": 2,
          "qloguniform": 3, "normal": 2, "qnormal": 3}
@@ -67,7 +67,7 @@ class Dimension:
         if self.kind in ("loguniform", "qloguniform"):
             inside = value > 0 and a[0] <= math.log(value) <= a[1]
             return {self.name: float(value)} if inside else {}
-        unit = float(norm.cdf(value, loc=a[0], scale=a[1]))
+        unit = NormalDist(a[0], a[1]).cdf(value)
         return {f"{self.name}__quantile": unit} if _UNIT <= unit <= 1 - _UNIT else {}
 
     def suggest(self, trial: optuna.Trial) -> Any:
@@ -88,7 +88,7 @@ class Dimension:
             return _quantize(value, a[2]) if self.kind == "qloguniform" else value
         # normal: Optuna samples a uniform quantile, mapped through the inverse normal CDF
         unit = trial.suggest_float(f"{self.name}__quantile", _UNIT, 1 - _UNIT)
-        value = float(norm.ppf(unit, loc=a[0], scale=a[1]))
+        value = NormalDist(a[0], a[1]).inv_cdf(unit)
         return _quantize(value, a[2]) if self.kind == "qnormal" else value
 
 
@@ -118,7 +118,7 @@ class SearchSpace:
         return {d.name: d.grid() for d in self.dimensions}
 
     def grid_size(self) -> int:
-        return int(np.prod([len(v) for v in self.grid().values()]))
+        return math.prod(len(v) for v in self.grid().values())
 
 
 def _check(ok: bool, key: str, expected: str) -> None:

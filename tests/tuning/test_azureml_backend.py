@@ -1,13 +1,11 @@
-"""The deprecated SDK v1 path (`backend.sdk=v1`, HyperDrive), offline, with the real
-azureml-core / azureml-train-core classes.
+"""The deprecated SDK v1 path (`faqtune.tuning.azureml_backend`, `backend.sdk=v1`,
+HyperDrive), offline, with the real azureml-core / azureml-train-core classes.
 
 Nothing here reaches Azure: these tests build the SDK objects a submission would send and
 check them; no workspace is faked and no job is pretended to have run.
 """
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import yaml
@@ -17,14 +15,12 @@ pytest.importorskip("azureml.train.hyperdrive", reason="the `azure-v1` extra is 
 from azureml.core import ScriptRunConfig  # noqa: E402
 from azureml.train import hyperdrive  # noqa: E402
 
-from faqtune.config import AzureConfig, to_object  # noqa: E402
+from faqtune.config import to_object  # noqa: E402
 from faqtune.errors import ConfigError  # noqa: E402
-from faqtune.tracking.azureml import workspace_settings  # noqa: E402
 from faqtune.tuning import azureml_backend as aml  # noqa: E402
 from faqtune.tuning.azure_common import parse_trial_arguments  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
-from tests.conftest import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
-
+from tests.helpers import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
 
 
 def _conf(make_cfg, *overrides):
@@ -108,23 +104,6 @@ def test_child_arguments_parse_back_into_the_same_hydra_config(make_cfg):
     assert child.data.seed == 7, "children train on the driver's data settings (D4)"
     with pytest.raises(ConfigError, match="Unknown trial argument --colour"):
         parse_trial_arguments(["--colour", "red"], "reference")
-
-
-def test_missing_workspace_settings_name_what_to_set(tmp_path, monkeypatch):
-    for var in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"azure.subscription_id \(or AZURE_SUBSCRIPTION_ID\)"
-                                          r".*azure.workspace_name \(or AZUREML_WORKSPACE_NAME\)"
-                                          r".*config.json"):
-        workspace_settings(AzureConfig())
-    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "sub")
-    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg")
-    assert workspace_settings(AzureConfig(workspace_name="ws")) == {
-        "subscription_id": "sub", "resource_group": "rg", "workspace_name": "ws"}
-    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID")
-    (tmp_path / "config.json").write_text(json.dumps({"subscription_id": "s"}))
-    assert workspace_settings(AzureConfig()).name == "config.json"
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The Azure ML sweep job (SDK v2, `azure-ai-ml`), offline, with the real SDK classes.
+"""The Azure ML sweep job (`faqtune.tuning.azureml_v2`, SDK v2, `azure-ai-ml`), offline,
+with the real SDK classes.
 
 Nothing here reaches Azure: these tests build the job a submission would send, reload it
 through the SDK's own schema (`load_job`, the loader behind `az ml job create`), and check
@@ -23,10 +24,10 @@ from azure.ai.ml.sweep import SweepJob  # noqa: E402
 from faqtune.config import to_object  # noqa: E402
 from faqtune.errors import ConfigError  # noqa: E402
 from faqtune.tuning import azureml_v2 as v2  # noqa: E402
-from faqtune.tuning.azure_common import check_combination, parse_trial_arguments  # noqa: E402
+from faqtune.tuning.azure_common import parse_trial_arguments  # noqa: E402
 from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
-from tests.conftest import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
+from tests.helpers import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
 
 DATA = "azureml://datastores/workspaceblobstore/paths/faqtune/data/abc/"
 CHOICES = {"ngrams": {"choice": [1, 2]}, "monotone": {"choice": [True, False]}}
@@ -40,7 +41,7 @@ def _conf(make_cfg, *overrides):
 
 def test_every_space_expression_gives_hyperdrives_wire_format(make_cfg):
     """The REST search space equals what the v1 path builds from the same file (its
-    `_parameter_space`, asserted in test_azureml_v1, minus the `--` prefixes)."""
+    `_parameter_space`, asserted in test_azureml_backend, minus the `--` prefixes)."""
     job = v2.sweep_job(_conf(make_cfg, "sweep.sampler=random"),
                        parse_space("matcher", EVERY_KIND), DATA)
     rest = job._to_rest_object().as_dict()["properties"]
@@ -111,12 +112,6 @@ def test_combinations_azure_does_not_support_are_refused_naming_the_setting(
         v2.sweep_job(_conf(make_cfg, *overrides), parse_space("matcher", params), DATA)
 
 
-def test_the_default_sweep_on_azure_says_which_sampler_to_use(make_cfg):
-    conf = _conf(make_cfg)
-    with pytest.raises(ConfigError, match="use sweep.sampler=random"):
-        check_combination(conf, parse_space("matcher", conf.sweep.space.params), "v2")
-
-
 def _render(command: str, values: dict[str, str]) -> list[str]:
     """The command as Azure runs it: placeholders filled in, then split by the shell."""
     filled = re.sub(r"\$\{\{(?:search_space|inputs)\.(\w+)\}\}", lambda m: values[m.group(1)],
@@ -173,11 +168,6 @@ def test_the_finalize_job_carries_the_best_trial_and_final_estimators(make_cfg, 
     assert argv[:3] == ["python", "-m", "faqtune.azure_finalize"]
     assert argv[-4:] == ["--parent", "sweep_job_name", "--trial", "3"]
     assert {"model.ngrams=3", "model.monotone=false", "sweep.final_estimators=2400"} <= set(argv)
-
-
-def test_v1_cannot_finalize_on_the_cluster(make_cfg):
-    with pytest.raises(ConfigError, match="backend.finalize"):
-        _conf(make_cfg, "backend.sdk=v1", "backend.finalize=cluster")
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Search spaces in HyperDrive's vocabulary, drawn through real Optuna trials."""
+"""Search spaces (`faqtune.tuning.space`) in HyperDrive's vocabulary, drawn through real
+Optuna trials."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import pytest
 
 from faqtune.errors import ConfigError
 from faqtune.tuning.space import parse_space
-from tests.conftest import EVERY_KIND
-
+from tests.helpers import EVERY_KIND, REPO
 
 
 def _draws(space, n=200, seed=0):
@@ -83,8 +83,7 @@ def test_the_default_space_spans_every_quality_setting_of_its_model(model):
     sweep (issue: defaults chosen on the generator cost 0.1 gain@1 that no sweep recovered)."""
     from omegaconf import OmegaConf
 
-    from faqtune.model.factory import hyperparameters
-    from tests.conftest import REPO
+    from faqtune.config import hyperparameters
 
     spec = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "sweep" / "space" /
                                                  f"{model}.yaml"))
@@ -94,21 +93,6 @@ def test_the_default_space_spans_every_quality_setting_of_its_model(model):
     if model == "reference":  # the reference's HyperDrive space, exactly as published
         expected = {"ngrams", "match", "min_child_samples", "unweighted"}
     assert expected <= searched, f"not searched: {sorted(expected - searched)}"
-
-
-def test_trial_zero_of_a_new_sweep_trains_the_configured_model(make_cfg):
-    """`sweep.start_from_defaults`: the sweep never overlooks the model it starts from."""
-    from faqtune.config import to_object
-    from faqtune.tuning.identity import sweep_identity
-    from faqtune.tuning.optuna_backend import open_study
-
-    conf = to_object(make_cfg("model.ngrams=3", "model.learning_rate=0.05"))
-    space = parse_space("matcher", conf.sweep.space.params)
-    study = open_study(conf, space, sweep_identity(conf, space, "hash"))
-    drawn = space.suggest(study.ask())
-    configured = {name: getattr(conf.model, name) for name in space.names}
-    assert drawn == pytest.approx(configured) and drawn["ngrams"] == 3
-    assert len(study.get_trials(deepcopy=False)) == 1, "enqueued once, when the study is made"
 
 
 def test_a_value_outside_the_space_is_left_to_the_sampler():

@@ -1,4 +1,6 @@
-"""Downloads from a real HTTP server on 127.0.0.1: resume, cache, checksum, clear errors."""
+"""Downloads (`faqtune.data.download`) from a real HTTP server on 127.0.0.1: resume, cache,
+checksum, time-outs, clear errors. A name that starts with a case id (`test_A6_...`) is a case
+of the reliability probe (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import gzip
 import random
 import hashlib
 import http.server
-import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from faqtune.config import DataConfig, DownloadConfig
 from faqtune.data.download import download
 from faqtune.data.prepare import prepare
 from faqtune.errors import DataError
+from tests.helpers import free_port
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -113,10 +116,7 @@ def test_checksum_mismatch_and_size_limit_leave_no_file(server, tmp_path):
 
 
 def test_unreachable_url_is_a_clear_error(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
-    cfg = DataConfig(source="reference_tsv", path=f"http://127.0.0.1:{port}/data/",
+    cfg = DataConfig(source="reference_tsv", path=f"http://127.0.0.1:{free_port()}/data/",
                      download=DownloadConfig(timeout_s=5))
     with pytest.raises(DataError, match=r"Could not reach http://127\.0\.0\.1:\d+/data/orig-q"):
         prepare(cfg, tmp_path / "cache")
@@ -158,7 +158,6 @@ def test_C4_a_complete_part_file_is_not_a_dead_end(server, tmp_path):
     assert download(f"{url}/f.tsv.gz", target, DownloadConfig()).read_bytes() == payload
 
 
-
 def test_B9_a_content_length_that_is_not_a_number_still_downloads_within_the_limit(server,
                                                                                      tmp_path):
     root, url = server
@@ -169,3 +168,34 @@ def test_B9_a_content_length_that_is_not_a_number_still_downloads_within_the_lim
     assert download(f"{url}/f.tsv.gz", target, DownloadConfig()).read_bytes() == payload
     with pytest.raises(DataError, match="exceeded data.download.max_bytes"):
         download(f"{url}/f.tsv.gz", tmp_path / "dl2" / "f.tsv.gz", DownloadConfig(max_bytes=10))
+
+
+class _Stalling(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        self.wfile.write(b"x" * 1000)
+        self.wfile.flush()
+        time.sleep(5)  # then stall: the client's timeout must fire
+
+
+@pytest.mark.slow
+@pytest.mark.serial
+def test_a_stalling_download_times_out_and_keeps_only_a_resumable_part(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = tmp_path / "dl" / "orig-q.tsv.gz"
+    started = time.perf_counter()
+    try:
+        with pytest.raises(DataError, match="broke off after 1000 bytes.*run again to resume"):
+            download(f"http://127.0.0.1:{server.server_address[1]}/orig-q.tsv.gz", target,
+                     DownloadConfig(timeout_s=1))
+    finally:
+        server.shutdown()
+    assert time.perf_counter() - started < 5
+    assert not target.exists()
+    assert (target.parent / "orig-q.tsv.gz.part").stat().st_size == 1000

@@ -1,0 +1,45 @@
+"""Fitting a model (`faqtune.model.training`): tune metrics every period and at the end,
+with a shortlist, and early stopping that keeps the best round."""
+
+from __future__ import annotations
+
+import pytest
+
+from faqtune.config import MODEL_SCHEMAS, MatcherConfig, TrainingConfig
+from faqtune.model.metrics import ranking_metrics
+from faqtune.model.training import train_model
+
+
+def test_tune_scores_with_a_shortlist_match_the_final_scores(small_data):
+    reported = {}
+    result = train_model(MatcherConfig(estimators=20, match=5, rerank_top=3),
+                         TrainingConfig(period=10), small_data,
+                         report=lambda rounds, metrics: reported.update({rounds: metrics}))
+    final = ranking_metrics(result.model.decision_scores(list(small_data.split("tune")["text"])),
+                            small_data.truth("tune"), "tune")
+    assert reported[20] == pytest.approx(final)
+
+
+@pytest.mark.parametrize("name", ["reference", "matcher"])
+def test_tune_gain_is_reported_every_period_and_at_the_end(small_data, name):
+    steps = []
+    train_model(MODEL_SCHEMAS[name](estimators=25, match=5),
+                TrainingConfig(period=10), small_data,
+                report=lambda rounds, metrics: steps.append((rounds, sorted(metrics))))
+    assert [s for s, _ in steps] == [10, 20, 25]
+    assert steps[0][1] == sorted([f"tune_gain_at_{k}" for k in range(1, 6)] + ["tune_mrr"])
+    few = []
+    train_model(MODEL_SCHEMAS[name](estimators=7, match=5), TrainingConfig(period=100),
+                small_data, report=lambda rounds, metrics: few.append(rounds))
+    assert few == [7], "estimators < period must still report (reference bug #79)"
+
+
+def test_early_stopping_keeps_the_best_round(small_data):
+    result = train_model(MatcherConfig(estimators=400, match=5),
+                         TrainingConfig(period=5, early_stopping_periods=2,
+                                        early_stopping_metric="tune_gain_at_3"), small_data)
+    rounds = [r for r, _ in result.history]
+    assert rounds[-1] < 400, "training stopped early"
+    best = max(result.history, key=lambda h: (h[1]["tune_gain_at_3"], -h[0]))
+    assert result.best_round == best[0] and result.metrics == best[1]
+    assert result.model.booster_.best_iteration == best[0]

@@ -1,0 +1,169 @@
+"""The configuration (`faqtune.config`): every file in conf/ composes and validates, and a
+setting that is invalid, unknown or misspelt stops at start-up naming its key. A name or a
+parameter id that starts with a case id (`B5-...`) is a case of the reliability probe
+(docs/reliability.md)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, HydraException
+from omegaconf import OmegaConf
+
+from faqtune.cli import CONF_DIR
+from faqtune.config import register_configs, to_object
+from faqtune.errors import ConfigError
+from faqtune.sweep import checked_space
+
+
+def _invalid(setting: str) -> str:
+    """What validation says of a value out of range: `Invalid configuration: <setting>...;
+    expected <what>`."""
+    return rf"Invalid configuration: {re.escape(setting)}.*expected"
+
+
+def _refused(override: str, error: type[Exception], match: str, probe: str = ""):
+    return pytest.param(override, error, match, id=f"{probe}-{override}" if probe else override)
+
+
+INVALID_SETTINGS = [
+    # values out of range or not among the choices: validation names key, value and range
+    _refused("model.ngrams=0", ConfigError, _invalid("model.ngrams=0")),
+    _refused("model.ngrams=9", ConfigError, _invalid("model.ngrams=9")),
+    _refused("model.estimators=-5", ConfigError, _invalid("model.estimators=-5")),
+    _refused("model.estimators=-1", ConfigError, _invalid("model.estimators=-1")),
+    _refused("model.estimators=100000000000", ConfigError, _invalid("model.estimators="), "D5"),
+    _refused("model.objective=poisson", ConfigError, _invalid("model.objective='poisson'")),
+    _refused("model.learning_rate=2.0", ConfigError, _invalid("model.learning_rate=2.0")),
+    _refused("model.rarity_sharpness=0", ConfigError, _invalid("model.rarity_sharpness=0.0")),
+    _refused("model.neighbours=0", ConfigError, _invalid("model.neighbours=0")),
+    _refused("model.prior_weight=-100", ConfigError, _invalid("model.prior_weight="), "D5"),
+    _refused("model.centroid_prior=-1", ConfigError, _invalid("model.centroid_prior="), "D5"),
+    _refused("data.test_size=0.7", ConfigError, _invalid("data.test_size=0.7")),
+    _refused("data.test_size=2", ConfigError, _invalid("data.test_size=2")),
+    _refused("data.min_dupes=1", ConfigError, _invalid("data.min_dupes=1")),
+    _refused("data.match=1000000", ConfigError, _invalid("data.match="), "D5"),
+    _refused("data.encoding=klingon", ConfigError, _invalid("data.encoding="), "B5"),
+    _refused("data.download.timeout_s=0", ConfigError, _invalid("data.download.timeout_s="),
+             "B10"),
+    _refused("data.seed=-1", ConfigError, _invalid("data.seed="), "B11"),
+    _refused("data.synthetic.originals=50000000", ConfigError,
+             _invalid("data.synthetic.originals="), "D5"),
+    _refused("training.period=0", ConfigError, _invalid("training.period=0")),
+    _refused("tracking.kind=wandb", ConfigError, _invalid("tracking.kind")),
+    _refused("tracking.experiment=", ConfigError, _invalid("tracking.experiment="), "C1"),
+    _refused("paths.cache=", ConfigError, _invalid("paths.cache="), "D5"),
+    _refused("registry.model_name=", ConfigError, _invalid("registry.model_name="), "D5"),
+    _refused("registry.alias=", ConfigError, _invalid("registry.alias="), "D5"),
+    _refused("registry.alias=v2", ConfigError, _invalid("registry.alias="), "D5"),
+    _refused("sweep.sampler=bogus", ConfigError, _invalid("sweep.sampler='bogus'")),
+    _refused("sweep.pruner=sometimes", ConfigError, _invalid("sweep.pruner")),
+    _refused("sweep.seed=-1", ConfigError, _invalid("sweep.seed="), "B11"),
+    _refused("sweep.seed=4294967296", ConfigError, _invalid("sweep.seed="), "B11"),
+    _refused("sweep.n_workers=0", ConfigError, _invalid("sweep.n_workers=0")),
+    _refused("sweep.n_workers=10000", ConfigError, _invalid("sweep.n_workers="), "B17"),
+    _refused("sweep.timeout_s=-5", ConfigError, _invalid("sweep.timeout_s="), "D5"),
+    _refused("sweep.heartbeat_seconds=100", ConfigError,
+             _invalid("sweep.heartbeat_seconds=100.0")),
+    # metric names: the message lists the right ones
+    _refused("sweep.metric=bogus", ConfigError, r"sweep.metric='bogus'.*tune_gain_at_1", "C2"),
+    _refused("sweep.metric=test_mrr", ConfigError, r"sweep.metric='test_mrr'", "C2"),
+    _refused("registry.metric=test_gain_at3", ConfigError,
+             r"registry.metric='test_gain_at3'.*test_gain_at_3", "C3"),
+    # keys the schema does not have, added with `+`: the closest key or the schema is named
+    _refused("+model.estimator=10", ConfigError, r"model.estimator.*did you mean model.estimators"),
+    _refused("+backend.dry_run=true", ConfigError, r"backend.dry_run.*OptunaBackendConfig"),
+    # values of the wrong type, keys without `+`, options that do not exist: Hydra refuses
+    # them while composing, naming the key or option
+    _refused("model.ngrams=zero", HydraException, re.escape("model.ngrams")),
+    _refused("model.learning_rate=abc", HydraException, re.escape("model.learning_rate")),
+    _refused("model.colour=red", HydraException, re.escape("colour")),
+    _refused("backend.cluster.vm_priority=spot", HydraException,
+             re.escape("backend.cluster.vm_priority")),
+    _refused("data=nowhere", HydraException, re.escape("data/nowhere")),
+    _refused("model=giant", HydraException, re.escape("model/giant")),
+]
+
+
+@pytest.mark.parametrize("override, error, match", INVALID_SETTINGS)
+def test_invalid_settings_stop_at_start_up_naming_the_key(make_cfg, override, error, match):
+    with pytest.raises(error, match=match):
+        to_object(make_cfg(override))
+
+
+def test_D1_a_sweep_name_cannot_leave_the_cache(make_cfg):
+    for name in ("../outside", "a/b", ""):
+        with pytest.raises(ConfigError, match="sweep.name"):
+            to_object(make_cfg(f"sweep.name={name}"))
+
+
+def test_a_setting_the_chosen_model_does_not_have_stops_composition(make_cfg):
+    with pytest.raises(ConfigCompositionException) as caught:
+        make_cfg("model=reference", "model.learning_rate=0.5")
+    assert "learning_rate" in str(caught.value.__cause__ or caught.value)
+
+
+def test_v1_cannot_finalize_on_the_cluster(make_cfg):
+    with pytest.raises(ConfigError, match="backend.finalize"):
+        to_object(make_cfg("backend=azureml", "backend.sdk=v1", "backend.finalize=cluster"))
+
+
+def test_early_stopping_follows_the_sweep_metric(make_cfg):
+    conf = to_object(make_cfg("sweep.metric=tune_gain_at_1"))
+    assert conf.training.early_stopping_metric == "tune_gain_at_1"
+
+
+def test_experiment_presets_compose_and_validate(make_cfg):
+    recipe = to_object(make_cfg("experiment=reference_recipe"))
+    assert (recipe.model.name, recipe.sweep.space.model) == ("reference", "reference")
+    assert (recipe.sweep.sampler, recipe.sweep.n_trials, recipe.sweep.final_estimators) == (
+        "random", 96, 8000)
+    quick = to_object(make_cfg("experiment=quick"))
+    assert quick.model.estimators == 60 and quick.sweep.n_trials == 4
+
+
+# -- every file in conf/, found by globbing: a new option or preset is tested as it lands ----
+PRESETS = [None, *sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))]
+GROUPS = sorted({p.parent.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.glob("*/**/*.yaml")
+                 if p.relative_to(CONF_DIR).parts[0] not in ("experiment", "hydra")})
+
+
+def _options(group: str) -> list[list[str]]:
+    """Each option of a config group as overrides; a value its file leaves missing (`???`,
+    such as data.path of every source but the synthetic one) is given one."""
+    options = []
+    for path in sorted((CONF_DIR / group).glob("*.yaml")):
+        node = OmegaConf.load(path)
+        package = group.replace("/", ".")
+        missing = [f"{package}.{key}=anywhere" for key in node
+                   if key != "defaults" and OmegaConf.is_missing(node, key)]
+        options.append([f"{group}={path.stem}", *missing])
+    return options
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"experiment={p}" if p else "no-preset")
+def test_every_option_of_every_group_composes_and_validates_with_every_preset(preset):
+    """Like lightning-hydra-template's `experiment=glob(*)`. A sweep space for another model
+    composes (the space is a free-form dict) but is refused where a sweep starts."""
+    assert set(GROUPS) >= {"data", "model", "backend", "tracking", "sweep/space"}
+    register_configs()
+    failures = []
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        for group in GROUPS:
+            for option in _options(group):
+                overrides = [*option, *([f"experiment={preset}"] if preset else [])]
+                try:
+                    conf = to_object(compose("config", overrides=overrides))
+                    space, model = conf.sweep.space.model, conf.model.name
+                    if space == model:
+                        checked_space(conf)
+                    else:
+                        with pytest.raises(ConfigError, match=re.escape(
+                                f"The search space (sweep/space={space}) tunes the {space} "
+                                f"model, but model={model}: add sweep/space={model}")):
+                            checked_space(conf)
+                except (Exception, pytest.fail.Exception) as exc:  # all failures in one report
+                    failures.append(f"{' '.join(overrides)}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n".join(failures)

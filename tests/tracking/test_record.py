@@ -1,0 +1,40 @@
+"""What a training run records (`faqtune.tracking.record`): the kept round's metrics as the
+latest, and only the params that apply to the data source and model."""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+
+from faqtune import train
+from tests.helpers import TINY_DATA
+
+
+def test_early_stopping_leaves_the_kept_rounds_metrics_as_the_latest(make_cfg, store):
+    summary = train.run(make_cfg(*TINY_DATA, "model.estimators=300", "training.period=5",
+                                 "training.early_stopping_periods=2", "training.log_model=false",
+                                 "model.learning_rate=0.5", f"tracking.uri={store}"))
+    client = MlflowClient(store)
+    run = client.get_run(summary["run_id"])
+    history = client.get_metric_history(run.info.run_id, "tune_mrr")
+    steps = sorted({m.step for m in history})
+    assert steps[-1] > summary["best_round"], "stopped after a worse period"
+    kept = [m.value for m in history if m.step == summary["best_round"]][0]
+    assert run.data.metrics["tune_mrr"] == kept == summary["tune_mrr"]
+    assert run.data.params["training.early_stopping_metric"] == "tune_mrr"
+
+
+def test_params_hold_only_the_settings_the_source_and_model_use(make_cfg, store, tmp_path):
+    faqs, questions = tmp_path / "faqs.csv", tmp_path / "questions.csv"
+    faqs.write_text("id,question,answer\n" + "".join(
+        f"{i},how do I reset password number {i} on the portal,answer {i}\n" for i in range(4)))
+    questions.write_text("id,faq_id,text\n" + "".join(
+        f"{100 + 4 * j + i},{i},reset my password {i} portal variant {j}\n"
+        for i in range(4) for j in range(12)))
+    summary = train.run(make_cfg("data=table", f"data.path={tmp_path}", "data.min_text=0",
+                                 "data.min_dupes=8", "data.match=3", "model=reference",
+                                 "model.estimators=10", "model.match=3",
+                                 "training.log_model=false", f"tracking.uri={store}"))
+    params = MlflowClient(store).get_run(summary["run_id"]).data.params
+    assert params["data.table.faqs"] == "faqs.csv"
+    assert not [k for k in params if k.startswith(("data.synthetic.", "data.download."))]
+    assert "model.learning_rate" not in params, "the reference has no learning rate"

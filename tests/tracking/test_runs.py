@@ -1,0 +1,66 @@
+"""Where runs go (`faqtune.tracking.runs`): a store that is checked before use, found fast
+when it is down, shared safely by two tasks, and searched by any value. A name that starts
+with a case id (`test_B13_...`) is a case of the reliability probe (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from faqtune.config import TrackingConfig
+from faqtune.errors import ConfigError
+from faqtune.tracking.runs import configure, quoted
+from tests.helpers import TINY_DATA, free_port, last_json, run_task
+
+
+@pytest.mark.slow
+def test_B13_two_tasks_on_a_fresh_sqlite_store_both_succeed(tmp_path):
+    for attempt in range(3):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        command = [sys.executable, "-m", "faqtune.train", *TINY_DATA, "model.estimators=10",
+                   "training.period=10", "training.log_model=false",
+                   f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"paths.cache={folder / 'c'}"]
+        procs = [subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=600) for p in procs]
+        for proc, (stdout, stderr) in zip(procs, results):
+            assert proc.returncode == 0, stderr[-2000:]
+            assert last_json(stdout)["run_id"]
+        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("faqtune").experiment_id
+        assert len(client.search_runs([experiment])) == 2
+
+
+def test_D4_a_dead_tracking_server_fails_in_seconds(tmp_path):
+    started = time.perf_counter()
+    proc = run_task("train", *TINY_DATA, f"tracking.uri=http://127.0.0.1:{free_port()}",
+                    f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
+    assert proc.returncode == 3 and "No tracking server answers" in proc.stderr
+    assert time.perf_counter() - started < 60, "the probe saw 257 s of retries"
+
+
+def test_C1_filters_find_values_with_apostrophes_and_quotes(store):
+    client = MlflowClient(store)
+    experiment = client.create_experiment("quotes")
+    values = ["/tmp/o'neil/multirun", 'say "hi"']
+    for value in values:
+        client.create_run(experiment, tags={"faqtune.multirun": value})
+    for value in values:
+        found = client.search_runs([experiment],
+                                   filter_string=f"tags.`faqtune.multirun` = {quoted(value)}")
+        assert [r.data.tags["faqtune.multirun"] for r in found] == [value]
+    mlflow.set_tracking_uri(None)
+
+
+def test_D5_a_sqlite_store_in_a_missing_folder_is_refused_not_created(tmp_path):
+    target = tmp_path / "nowhere" / "deeper" / "m.db"
+    with pytest.raises(ConfigError, match=r"nowhere/deeper does not exist"):
+        configure(TrackingConfig(uri=f"sqlite:///{target}"))
+    assert not (tmp_path / "nowhere").exists()
+    mlflow.set_tracking_uri(None)

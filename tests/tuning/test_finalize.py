@@ -1,0 +1,23 @@
+"""The finalize step (`faqtune.tuning.finalize`): the best trial is retrained, tested and
+registered once, however often it is asked (probe case D3, docs/reliability.md)."""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+
+from faqtune.sweep import sweep
+from faqtune.tuning.finalize import finalize
+from faqtune.tuning.optuna_backend import sweep_lock
+from faqtune.tuning.outcome import SweepOutcome
+from tests.helpers import SMALL_SPACE, sweep_conf
+
+
+def test_finalize_runs_once_per_best_trial(make_cfg, store):
+    conf = sweep_conf(make_cfg, store, "sweep.n_workers=1", "sweep.pruner=none",
+                      "sweep.n_trials=1", params=SMALL_SPACE)
+    summary = sweep(conf)
+    outcome = SweepOutcome(summary["run_id"], complete=1, best_trial=summary["best_trial"],
+                           best_params=summary["best_params"])
+    again = finalize(conf, outcome, sweep_lock(conf))
+    assert again["already_finalized"] and again["version"] == summary["version"]
+    assert len(MlflowClient(store).search_model_versions("name = 'faqtune-faq-matcher'")) == 1

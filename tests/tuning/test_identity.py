@@ -1,0 +1,45 @@
+"""A sweep's identity (`faqtune.tuning.identity`): a rerun on other data, another space or
+another model stops before any work (probe case A2, docs/reliability.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from faqtune.errors import ConfigError
+from faqtune.sweep import sweep
+from tests.helpers import SMALL_SPACE, journal_study, sweep_conf
+
+SERIAL = ["sweep.n_workers=1", "sweep.pruner=none"]
+
+
+def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, store, caplog):
+    conf = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=2", "sweep.finalize=false",
+                      params=SMALL_SPACE)
+    sweep(conf)
+    with caplog.at_level("WARNING"):
+        assert sweep(conf)["complete"] == 2
+    assert "already has 2 finished trials (sweep.n_trials=2)" in caplog.text
+    before = len(journal_study(Path(conf.paths.cache)).trials)
+    other_data = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=4", "data.seed=7",
+                            params=SMALL_SPACE)
+    with pytest.raises(ConfigError, match=r"prepared data .* -> .*sweep.name=.*sweep.restart"):
+        sweep(other_data)
+    other_space = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=4",
+                             params={**SMALL_SPACE, "ngrams": {"choice": [1, 2]}})
+    with pytest.raises(ConfigError, match=r"sweep.space.params.ngrams"):
+        sweep(other_space)
+    other_model = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=4",
+                             "model.estimators=25", params=SMALL_SPACE)
+    with pytest.raises(ConfigError, match=r"model.estimators 20 -> 25"):
+        sweep(other_model)
+    assert len(journal_study(Path(conf.paths.cache)).trials) == before, "no trial ran"
+    assert not MlflowClient(store).search_model_versions("name = 'faqtune-faq-matcher'"), \
+        "nothing registered"
+    # the explicit way on: start the study afresh
+    fresh = sweep(dataclasses.replace(other_data, sweep=dataclasses.replace(
+        other_data.sweep, restart=True, n_trials=1, finalize=False)))
+    assert fresh["complete"] == 1

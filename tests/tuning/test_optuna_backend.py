@@ -1,0 +1,103 @@
+"""The Optuna backend (`faqtune.tuning.optuna_backend`): the study a sweep opens, its
+storage and journal, samplers, worker counts and failure counting. A name that starts with a
+case id (`test_A1_...`) is a case of the reliability probe (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from faqtune.config import SweepConfig, to_object
+from faqtune.data.prepare import prepare
+from faqtune.errors import FaqtuneError
+from faqtune.sweep import sweep
+from faqtune.tuning.identity import sweep_identity
+from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_study,
+                                           worker_count)
+from faqtune.tuning.space import parse_space
+from tests.helpers import (SMALL_SPACE, TINY_DATA, TINY_RUN, free_port, journal_study,
+                           run_task, sweep_conf)
+
+
+def test_trial_zero_of_a_new_sweep_trains_the_configured_model(make_cfg):
+    """`sweep.start_from_defaults`: the sweep never overlooks the model it starts from."""
+    conf = to_object(make_cfg("model.ngrams=3", "model.learning_rate=0.05"))
+    space = parse_space("matcher", conf.sweep.space.params)
+    study = open_study(conf, space, sweep_identity(conf, space, "hash"))
+    drawn = space.suggest(study.ask())
+    configured = {name: getattr(conf.model, name) for name in space.names}
+    assert drawn == pytest.approx(configured) and drawn["ngrams"] == 3
+    assert len(study.get_trials(deepcopy=False)) == 1, "enqueued once, when the study is made"
+
+
+def test_trials_that_fail_before_they_start_end_the_sweep_at_max_failures(make_cfg, store):
+    conf = sweep_conf(make_cfg, store, "sweep.n_workers=1", "sweep.pruner=none",
+                      "sweep.n_trials=50", "sweep.max_failures=3", params=SMALL_SPACE)
+    space = parse_space("matcher", conf.sweep.space.params)
+    mlflow.set_tracking_uri(store)
+    data, _, _ = prepare(conf.data, Path(conf.paths.cache))
+    study = open_study(conf, space, sweep_identity(conf, space, data.data_hash))
+    # a stored trial whose `ngrams` has another distribution: every new suggest raises
+    study.add_trial(optuna.trial.create_trial(
+        params={"ngrams": 2}, distributions={"ngrams": optuna.distributions.IntDistribution(1, 4)},
+        state=optuna.trial.TrialState.FAIL))
+    with pytest.raises(FaqtuneError, match=r"Every trial .* \(3 failed.*distribution"):
+        sweep(conf)
+    assert len(load_study(conf, space).trials) == 1 + 3, "stopped at sweep.max_failures"
+
+
+def test_failures_count_unless_a_worker_was_lost_or_interrupted():
+    study = optuna.create_study()
+    for attrs in ({}, {"error": "x"}, {"stale": True}, {"interrupted": True}):
+        trial = study.ask()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert count(study).failed == 2
+
+
+# -- the probe's cases -------------------------------------------------------------------
+@pytest.mark.slow
+def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path):
+    common = [*TINY_RUN, "training.period=10", "sweep.n_workers=1", "sweep.finalize=false",
+              "sweep.pruner=none", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+              f"paths.cache={tmp_path / 'c'}"]
+    run_task("sweep", *common, "sweep.n_trials=2", cwd=tmp_path)
+    journal = tmp_path / "c" / "optuna" / "faqtune-sweep.journal"
+    with journal.open("ab") as out:  # what a write cut short by a full disk leaves
+        out.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "param_')
+    for _ in range(2):  # the probe's second resume made the study unreadable for good
+        run_task("sweep", *common, "sweep.n_trials=3", cwd=tmp_path)
+    states = [t.state.name for t in journal_study(tmp_path / "c").trials]
+    assert states.count("COMPLETE") == 3
+
+
+def test_B11_the_largest_sweep_seed_seeds_every_worker():
+    space = parse_space("matcher", {"ngrams": {"choice": [1, 2]}})
+    for worker in range(3):  # seed * 1000 + worker overflowed 2**32 at b122cd4
+        assert make_sampler(SweepConfig(seed=2**32 - 1), space, worker) is not None
+
+
+def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_path):
+    proc = run_task("sweep", *TINY_DATA, f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
+                    f"sweep.storage=postgresql://u:pw-B14x@127.0.0.1:{free_port()}/optuna",
+                    f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
+    if importlib.util.find_spec("psycopg") is None:  # a core install: name what to install
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert "sweep.storage=postgresql://u:***@127.0.0.1" in proc.stderr
+        assert "needs the database driver 'psycopg': pip install -e '.[postgres]'" in proc.stderr
+    else:
+        assert proc.returncode == 3, proc.stderr[-2000:]
+        assert "Optuna storage postgresql://u:***@127.0.0.1" in proc.stderr
+    assert "Traceback" not in proc.stderr and "pw-B14x" not in proc.stdout + proc.stderr
+
+
+def test_B17_workers_are_capped_at_the_trials_left():
+    assert worker_count(SweepConfig(n_workers=6, n_trials=1), done=0) == 1
+    assert worker_count(SweepConfig(n_workers=6, n_trials=10), done=8) == 2
+    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=10) == 1  # resume check
+    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=0) == 2
