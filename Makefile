@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
-	$(BIN)/python -m faqtune.main
+	$(BIN)/python -m faqtune.main experiment=demo
 
 # Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
 # one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each

@@ -122,6 +122,11 @@ def test_experiment_presets_compose_and_validate(make_cfg):
         "random", 96, 8000)
     quick = to_object(make_cfg("experiment=quick"))
     assert quick.model.estimators == 60 and quick.sweep.n_trials == 4
+    production = to_object(make_cfg())
+    for preset in ("demo", "quick"):  # neither may take the alias of a user's own model
+        conf = to_object(make_cfg(f"experiment={preset}"))
+        assert conf.registry.model_name != production.registry.model_name
+        assert conf.tracking.experiment != production.tracking.experiment
 
 
 # -- every file in conf/, found by globbing: a new option or preset is tested as it lands ----

@@ -9,7 +9,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import REPO, TINY_SWEEP, VENV_PATH, last_json
+from tests.helpers import REPO, TINY_SWEEP, VENV_PATH, last_json, run_task
 
 
 @pytest.mark.slow
@@ -35,3 +35,34 @@ def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
     children = client.search_runs(
         [experiment], filter_string=f"tags.`mlflow.parentRunId` = '{summary['run_id']}'")
     assert len(children) == 3, "2 trials + the final run"
+
+
+@pytest.mark.slow
+def test_the_demo_stays_out_of_the_way_of_a_model_trained_on_other_data(tmp_path):
+    """Demo first, then a user's own data, then serve: the summary's `serve` command loads
+    the model trained on the user's data, not the demo's; stdout carries only the summary."""
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = [*TINY_SWEEP, "sweep.n_trials=2", "sweep.n_workers=1", "sweep.pruner=none",
+              f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
+    demo = run_task("main", "experiment=demo", *common, cwd=tmp_path)
+    assert len(demo.stdout.strip().splitlines()) == 1, "logs go to stderr, the summary to stdout"
+    demo_summary = last_json(demo.stdout)
+    assert demo_summary["model_name"] == "faqtune-demo" and demo_summary["promoted"]
+
+    own = last_json(run_task("main", *common, "data.synthetic.originals=30",
+                             "sweep.name=own", cwd=tmp_path).stdout)
+    assert own["model_name"] == "faqtune-faq-matcher" and own["promoted"]
+    assert "-m models:/faqtune-faq-matcher@champion " in own["serve"]
+    served = own["serve"].split(" -m ")[1].split()[0]
+    mlflow.set_tracking_uri(store)
+    assert mlflow.models.get_model_info(served).run_id == own["final_run_id"]
+
+    # a version on yet other data is registered, not promoted: `serve` names that version
+    other = last_json(run_task("main", *common, "data.synthetic.originals=26",
+                               "sweep.name=other", cwd=tmp_path).stdout)
+    assert not other["promoted"] and other["version"] == 2
+    assert f"-m models:/faqtune-faq-matcher/{other['version']} " in other["serve"]
+    served = other["serve"].split(" -m ")[1].split()[0]
+    assert mlflow.models.get_model_info(served).run_id == other["final_run_id"]

@@ -41,6 +41,10 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     trials = [r for r in children if "optuna.trial" in r.data.tags]
     final = [r for r in children if r.data.tags.get("faqtune.role") == "final"]
     assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == list(range(6))
+    assert {r.info.run_name for r in trials} == {f"{conf.sweep.name} · trial {i}"
+                                                 for i in range(6)}, "unique across sweeps"
+    study = journal_study(Path(conf.paths.cache), conf.sweep.name)
+    assert study.metric_names == [conf.sweep.metric]
     assert {r.info.status for r in trials} == {"FINISHED"}
     assert all(r.data.tags["optuna.state"] == "COMPLETE" for r in trials)
     assert all(len(MlflowClient(store).get_metric_history(r.info.run_id, "tune_gain_at_3")) == 4

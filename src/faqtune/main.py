@@ -10,11 +10,7 @@ from faqtune.sweep import sweep
 
 
 def run(cfg: DictConfig) -> dict:
-    summary = sweep(to_object(cfg))
-    if "version" in summary:
-        summary["serve"] = (f"mlflow models serve -m models:/{summary['model_name']}@"
-                            "champion --env-manager local --host 127.0.0.1 --port 5001")
-    return summary
+    return sweep(to_object(cfg))
 
 
 main = task(run)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.tracking import MlflowClient
 
 from faqtune.config import FaqtuneConfig
 from faqtune.data.dataset import PreparedData
@@ -13,7 +14,7 @@ from faqtune.data.prepare import prepare
 from faqtune.errors import FaqtuneError
 from faqtune.model.metrics import ranking_metrics
 from faqtune.tracking.record import DATA_HASH_PARAM, split_dataset
-from faqtune.tracking.runs import task_run
+from faqtune.tracking.runs import retrying, task_run
 
 
 def load_matcher(model_uri: str):
@@ -56,7 +57,8 @@ def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
     matcher, run_id = load_matcher(model_uri)
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     if run_id:
-        trained_on = mlflow.get_run(run_id).data.params.get(DATA_HASH_PARAM)
+        trained = mlflow.get_run(run_id)
+        trained_on = trained.data.params.get(DATA_HASH_PARAM)
         if trained_on and trained_on != data.data_hash:
             raise FaqtuneError(
                 f"The model was trained on data {trained_on[:12]}, but the data options given "
@@ -68,4 +70,7 @@ def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
         mlflow.log_metrics(metrics, model_id=model_id_of(model_uri),
                            dataset=split_dataset(conf, data, data_path, "test"))
         mlflow.set_tag("faqtune.evaluated_model", model_uri)
+    if run_id and trained.info.end_time:  # reopening it must not stretch its duration
+        retrying(lambda: MlflowClient().set_terminated(run_id, trained.info.status,
+                                                       trained.info.end_time))
     return {"run_id": run.info.run_id, **metrics, "model_uri": model_uri}

@@ -122,6 +122,22 @@ def describe_version(client: MlflowClient, registry: RegistryConfig, version: st
         f"{metric:.4f} on data `{data_hash[:12]}`."))
 
 
+def serving(registry: RegistryConfig, version: int, promoted: bool) -> dict:
+    """How to serve `version`: through the alias only when the alias points at it, so a
+    version that was not promoted is never served by the champion's name."""
+    target = (f"models:/{registry.model_name}@{registry.alias}" if promoted
+              else f"models:/{registry.model_name}/{version}")
+    return {"model_name": registry.model_name, "version": int(version), "promoted": promoted,
+            "serve": f"mlflow models serve -m {target} --env-manager local --host 127.0.0.1 "
+                     "--port 5001"}
+
+
+def current_serving(registry: RegistryConfig, version: int) -> dict:
+    """`serving` for a version registered earlier: promoted if the alias points at it now."""
+    champion = _champion(MlflowClient(), registry)
+    return serving(registry, version, champion is not None and int(champion.version) == version)
+
+
 def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = None) -> dict:
     """Register the run's model, then settle the champion; what happened, and why."""
     client = MlflowClient()
@@ -138,8 +154,7 @@ def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = No
         champion = settle_champion(client, registry, data_hash)
     describe_version(client, registry, version.version, run, metric, data_hash, extra_tags)
     promoted = champion is not None and champion.version == version.version
-    summary = {"model_name": registry.model_name, "version": int(version.version),
-               "promoted": promoted, registry.metric: metric,
+    summary = {**serving(registry, int(version.version), promoted), registry.metric: metric,
                "champion_version": int(champion.version) if champion else None}
     if promoted:
         reason = f"the best {registry.metric} ({metric:.4f}) on its data"
@@ -155,4 +170,6 @@ def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = No
                   f"{registry.metric} on the same data is at least as good")
     summary["champion_reason"] = reason
     log.info("%s version %s registered: %s", registry.model_name, version.version, reason)
+    if not promoted:
+        log.info("serve version %s itself: %s", version.version, summary["serve"])
     return summary

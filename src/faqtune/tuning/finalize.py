@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from faqtune.config import FaqtuneConfig
 from faqtune.tracking.evaluation import evaluate_model
 from faqtune.tracking.locks import holding
-from faqtune.tracking.registry import register
+from faqtune.tracking.registry import current_serving, register
 from faqtune.tracking.runs import PARENT_TAG, SWEEP_TAG, quoted, retrying
 from faqtune.tracking.training_run import train_and_log
 from faqtune.tuning.outcome import SweepOutcome
@@ -20,7 +20,7 @@ TRIAL_TAG = "faqtune.trial"
 VERSION_TAG = "faqtune.registered_version"
 
 
-def _already_finalized(parent: str, trial: int) -> dict | None:
+def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | None:
     """The summary of an earlier finalize of this trial under this parent, if one ended."""
     client = MlflowClient()
     experiment = retrying(lambda: client.get_run(parent)).info.experiment_id
@@ -29,8 +29,9 @@ def _already_finalized(parent: str, trial: int) -> dict | None:
         f"tags.`{TRIAL_TAG}` = '{trial}' and attributes.status = 'FINISHED'")))
     for run in runs:
         if VERSION_TAG in run.data.tags:
-            return {"final_run_id": run.info.run_id, "version": int(run.data.tags[VERSION_TAG]),
+            return {"final_run_id": run.info.run_id,
                     **{k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
+                    **current_serving(conf.registry, int(run.data.tags[VERSION_TAG])),
                     "already_finalized": True}
     return None
 
@@ -39,7 +40,7 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
     """Retrain the best trial's configuration, test it and register it; a sweep finalized
     before (by this or a concurrent run of the same sweep) is not finalized again."""
     with holding(lock):
-        done = _already_finalized(outcome.parent_run_id, outcome.best_trial)
+        done = _already_finalized(conf, outcome.parent_run_id, outcome.best_trial)
         if done:
             log.info("trial %d was finalized before: version %s", outcome.best_trial,
                      done["version"])

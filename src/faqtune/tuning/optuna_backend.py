@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -472,6 +473,9 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
     stored = study.user_attrs.get(IDENTITY_ATTR)
     if stored is None and not study.get_trials(deepcopy=False):
         study.set_user_attr(IDENTITY_ATTR, identity)
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([conf.sweep.metric])  # optuna-dashboard's objective name
         if conf.sweep.start_from_defaults and conf.sweep.sampler != "grid":
             params = space.fixed(dataclasses.asdict(conf.model))
             study.enqueue_trial(params)

@@ -69,7 +69,7 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data
 
     tags = {"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number),
             "faqtune.role": "trial", "mlflow.note.content": describe_params(params)}
-    run_name = f"trial {trial.number}"
+    run_name = f"{conf.sweep.name} · trial {trial.number}"  # unique across sweeps
     try:
         try:
             trial_conf = trial_config(conf, params, n_jobs)
