@@ -4,11 +4,13 @@ better version of the champion's own data. Concurrent registrations: reliability
 from __future__ import annotations
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from faqtune import train
 from faqtune.config import to_object
-from faqtune.tracking.registry import register
+from faqtune.errors import FaqtuneError
+from faqtune.tracking.registry import model_uri_of, register
 from tests.helpers import TINY_DATA, TINY_RUN
 
 
@@ -43,3 +45,29 @@ def test_a_model_of_other_data_never_takes_the_alias(make_cfg, store):
     assert "other data" in other["champion_reason"]
     champion = client.get_model_version_by_alias("faqtune-faq-matcher", "champion")
     assert int(champion.version) == first["version"]
+
+
+def test_registering_a_trial_says_why_it_cannot_and_prints_a_command_that_retrains_it(
+        make_cfg, store):
+    """Sweep trials log no model: `register run_id=<trial>` says so in one paragraph, with
+    a `faqtune.train` command whose overrides compose and validate as they are printed."""
+    mlflow.set_tracking_uri(store)
+    client = MlflowClient(store)
+    experiment = client.create_experiment("trials")
+    run = client.create_run(experiment, tags={"faqtune.role": "trial", "optuna.trial": "3",
+                                              "optuna.study": "my-sweep"})
+    values = {"model.name": "matcher", "model.learning_rate": "0.0999705499141753",
+              "model.monotone": "False", "model.objective": "lambdarank", "model.match": "25",
+              "model.num_leaves": "15", "data.seed": "42"}
+    for key, value in values.items():
+        client.log_param(run.info.run_id, key, value)
+    with pytest.raises(FaqtuneError) as refused:
+        model_uri_of(run.info.run_id)
+    message = str(refused.value)
+    assert "trial 3 of sweep 'my-sweep'" in message and "keep no model" in message
+    command = message.split("python -m faqtune.train ")[1].split()
+    assert command[0] == "model=matcher" and "model.monotone=False" in command
+    assert not any(o.startswith("data.") for o in command)
+    conf = to_object(make_cfg(*command))
+    assert (conf.model.learning_rate, conf.model.monotone, conf.model.match) == (
+        0.0999705499141753, False, 25)

@@ -18,7 +18,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from faqtune.config import RegistryConfig
+from faqtune.config import RegistryConfig, hyperparameters
 from faqtune.errors import FaqtuneError
 from faqtune.tracking.locks import AdvisoryLock, FileLock, NoLock, holding
 from faqtune.tracking.record import DATA_HASH_PARAM, MODEL_URI_TAG
@@ -36,7 +36,19 @@ def model_uri_of(run_id: str) -> str:
     except MlflowException as exc:
         raise FaqtuneError(f"No run {run_id!r} in the tracking store "
                            f"{mlflow.get_tracking_uri()}: {exc.message}") from None
-    return run.data.tags.get(MODEL_URI_TAG, f"runs:/{run_id}/model")
+    tags, params = run.data.tags, run.data.params
+    if MODEL_URI_TAG not in tags and tags.get("faqtune.role") == "trial":
+        model = params.get("model.name", "matcher")
+        overrides = [f"model={model}"] + [f"model.{name}={params[f'model.{name}']}"
+                                          for name in sorted(hyperparameters(model))
+                                          if f"model.{name}" in params]
+        raise FaqtuneError(
+            f"Run {run_id} is trial {tags.get('optuna.trial')} of sweep "
+            f"{tags.get('optuna.study')!r}: sweep trials keep no model (only the sweep's final "
+            "run logs one, so a sweep does not store a model per trial). Register the sweep's "
+            "final run, or retrain this trial's configuration with the data options of the "
+            f"sweep, then register that run: python -m faqtune.train {' '.join(overrides)}")
+    return tags.get(MODEL_URI_TAG, f"runs:/{run_id}/model")
 
 
 def uses_stages() -> bool:
