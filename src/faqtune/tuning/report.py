@@ -141,10 +141,14 @@ def trial_table(study: optuna.Study):
 def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
                    data: PreparedData, data_path: Path, command: str | None) -> None:
     """What the sweep found, on its parent run: the best configuration as params, the
-    final model's test metrics, the data set, and a description to read at a glance."""
+    final model's test metrics, the data set, and a description to read at a glance.
+
+    MLflow params cannot change once logged, so the best configuration becomes params only
+    when the sweep ends uninterrupted: after Ctrl-C the description names the best so far,
+    and the run that resumes the sweep logs the params of the best it ends with."""
     client = MlflowClient()
     parent = outcome.parent_run_id
-    if outcome.best_params and outcome.data_hash:
+    if outcome.best_params and outcome.data_hash and not outcome.interrupted:
         wanted = run_params(final_config(conf, outcome.best_params), outcome.data_hash)
         recorded = retrying(lambda: client.get_run(parent)).data
         logged = recorded.params
