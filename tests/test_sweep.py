@@ -18,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from faqtune.errors import ConfigError
-from faqtune.sweep import sweep
+from faqtune.sweep import checked_space, sweep
 from tests.helpers import SMALL_SPACE, TINY_SWEEP, journal_study, last_json, sweep_conf
 
 PROVENANCE = ("mlflow.source.name", "mlflow.source.type", "mlflow.user", "faqtune.git_commit")
@@ -197,3 +197,16 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
                                  filter_string="attributes.status = 'RUNNING'")
     assert not running, "no run left RUNNING"
     assert client.get_run(summary["run_id"]).info.status == "KILLED"
+
+
+def test_an_override_the_space_samples_is_named_with_the_range_in_its_own_units(make_cfg,
+                                                                                   caplog):
+    """The space's log-scale bounds (`loguniform: [-3.9, -1.6]`) mean exp(-3.9)..exp(-1.6):
+    the warning says that, and that trial 0 still trains the configured value."""
+    conf = sweep_conf(make_cfg, "sqlite:///unused.db", "model.learning_rate=0.1",
+                      params={"learning_rate": {"loguniform": [-3.9, -1.6]}})
+    with caplog.at_level("WARNING", logger="faqtune.sweep"):
+        checked_space(conf)
+    assert ("model.learning_rate=0.1: trial 0 trains it (sweep.start_from_defaults), the other "
+            "trials sample learning_rate from 0.02024..0.2019 on a log scale") in caplog.text
+    assert "-3.9" not in caplog.text

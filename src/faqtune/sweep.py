@@ -28,12 +28,15 @@ def checked_space(conf: FaqtuneConfig) -> SearchSpace:
     if conf.sweep.sampler == "grid":
         space.grid()  # raises for a continuous dimension
     defaults = MODEL_SCHEMAS[conf.model.name]()
-    for name in space.names:
+    for dimension in space.dimensions:
+        name = dimension.name
         if name in vars(defaults) and getattr(conf.model, name) != getattr(defaults, name):
-            log.warning("model.%s=%s has no effect in this sweep: the search space samples "
-                        "%s (sweep.space.params.%s=%s); change the space to change it",
-                        name, getattr(conf.model, name), name, name,
-                        conf.sweep.space.params[name])
+            first = ("trial 0 trains it (sweep.start_from_defaults), the other trials sample"
+                     if conf.sweep.start_from_defaults and conf.backend.name == "optuna"
+                     else "every trial samples")
+            log.warning("model.%s=%s: %s %s from %s (sweep.space.params.%s); change the "
+                        "space to search around it", name, getattr(conf.model, name), first,
+                        name, dimension.describe(), name)
     return space
 
 

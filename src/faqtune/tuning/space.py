@@ -41,6 +41,20 @@ class Dimension:
         return self.kind in ("choice", "randint") or (
             self.kind == "quniform" and all(float(a).is_integer() for a in self.args))
 
+    def describe(self) -> str:
+        """The values this dimension draws, in the hyperparameter's own units."""
+        a = self.args
+        if self.kind == "choice":
+            return "one of " + ", ".join(map(str, a))
+        if self.kind == "randint":
+            return f"an integer in 0..{int(a[0]) - 1}"
+        step = f" in steps of {a[2]:g}" if self.kind.startswith("q") else ""
+        if self.kind in ("uniform", "quniform"):
+            return f"{a[0]:g}..{a[1]:g}{step}"
+        if self.kind in ("loguniform", "qloguniform"):
+            return f"{math.exp(a[0]):.4g}..{math.exp(a[1]):.4g} on a log scale{step}"
+        return f"a normal draw, mean {a[0]:g}, sd {a[1]:g}{step}"
+
     def grid(self) -> list:
         """Every value, for grid sampling."""
         if self.kind == "choice":
