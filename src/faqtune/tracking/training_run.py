@@ -5,6 +5,7 @@ The one way any faqtune run that trains a model is recorded (see `record`)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +19,29 @@ from faqtune.tracking.record import is_final_report, log_result, log_setup
 from faqtune.tracking.runs import retrying, task_run
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0  # a progress line at most this often (and at the first and last period)
+
+
+def progress_logger(total: int, metric: str) -> Callable[[int, dict[str, float]], None]:
+    """Log training progress, with the time left estimated from the rounds done since the
+    first report: a long run (the reference recipe's 8,000-round retrain) is never silent."""
+    first: list[tuple[int, float]] = []
+    last = [0.0]
+
+    def progress(rounds: int, metrics: dict[str, float]) -> None:
+        now = time.monotonic()
+        if first and now - last[0] < PROGRESS_EVERY_S and rounds < total:
+            return
+        last[0] = now
+        if not first:
+            first.append((rounds, now))
+        done_rounds, since = rounds - first[0][0], now - first[0][1]
+        left = (f", about {since / done_rounds * (total - rounds):.0f} s left"
+                if done_rounds and rounds < total else "")
+        value = metrics.get(metric, float("nan"))
+        log.info("round %d/%d: %s %.4f%s", rounds, total, metric, value, left)
+
+    return progress
 
 
 def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
@@ -33,11 +57,16 @@ def train_and_log(conf: FaqtuneConfig, parent_run_id: str | None = None,
     cache = Path(conf.paths.cache)
     data, data_path = prepared or prepare(conf.data, cache)[:2]
 
+    progress = None if report else progress_logger(conf.model.estimators,
+                                                   conf.training.early_stopping_metric)
+
     def log_period(rounds: int, metrics: dict[str, float]) -> None:
         if not is_final_report(conf, rounds):
             retrying(lambda: mlflow.log_metrics(metrics, step=rounds))
-        if report:
+        if report:  # a sweep trial: the sweep shows progress per trial
             report(rounds, metrics)
+        else:
+            progress(rounds, metrics)
 
     with task_run(run_name or conf.tracking.run_name, parent_run_id=parent_run_id,
                   tags=tags) as run:
