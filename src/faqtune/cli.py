@@ -181,10 +181,9 @@ def config_error_message(exc: Exception) -> str | None:
     reading the command line or composing `conf/`; None when `exc` is no such error."""
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, name = exc.missing_cfg_file.rpartition("/")
-        options = [o for o in exc.options or [] if not o.endswith("_schema")]
         where = f"conf/{group}/" if group else "conf/"
         return (f"Invalid configuration: {group or 'config'}={name} names no file in {where}; "
-                f"expected one of {', '.join(options) or '(none found)'}.")
+                f"expected one of {', '.join(group_options(group)) or '(none found)'}.")
     if isinstance(exc, OverrideParseException):
         culprit = _culprit_override(sys.argv[1:])
         reason = str(exc).splitlines()[0]
@@ -240,10 +239,9 @@ def check_choices() -> None:
         return
     for group, option in HydraConfig.get().runtime.choices.items():
         if isinstance(option, str) and option.endswith("_schema"):
-            options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
             raise ConfigError(f"Invalid configuration: {group}={option} is the schema the "
                               f"{group} options build on, not an option; expected one of "
-                              f"{', '.join(options)}.")
+                              f"{', '.join(group_options(group))}.")
 
 
 def task_help(job_name: str) -> str:
@@ -256,15 +254,18 @@ def task_help(job_name: str) -> str:
     return doc.strip().splitlines()[0].replace("`", "")
 
 
+def group_options(group: str) -> list[str]:
+    """The options a user picks for `group`: its files under `conf/`, never the `*_schema`
+    nodes they build on (which Hydra lists too)."""
+    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")) if group else []
+
+
 def config_groups() -> str:
-    """`group: option, ...` for each config group under `conf/` (Hydra's own groups and the
-    `*_schema` nodes the YAML files build on are not options a user picks)."""
-    groups: dict[str, list[str]] = {}
-    for path in sorted(CONF_DIR.rglob("*.yaml")):
-        group = path.parent.relative_to(CONF_DIR).as_posix()
-        if group != "." and not group.startswith("hydra"):
-            groups.setdefault(group, []).append(path.stem)
-    return "".join(f"{group}: {', '.join(options)}\n" for group, options in sorted(groups.items()))
+    """`group: option, ...` for each config group under `conf/` but Hydra's own."""
+    groups = sorted({path.parent.relative_to(CONF_DIR).as_posix()
+                     for path in CONF_DIR.rglob("*.yaml") if path.parent != CONF_DIR})
+    return "".join(f"{group}: {', '.join(group_options(group))}\n" for group in groups
+                   if not group.startswith("hydra"))
 
 
 def help_text(job_name: str) -> str:

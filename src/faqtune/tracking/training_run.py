@@ -25,17 +25,17 @@ PROGRESS_EVERY_S = 10.0  # a progress line at most this often (and at the first 
 def progress_logger(total: int, metric: str) -> Callable[[int, dict[str, float]], None]:
     """Log training progress, with the time left estimated from the rounds done since the
     first report: a long run (the reference recipe's 8,000-round retrain) is never silent."""
-    first: list[tuple[int, float]] = []
-    last = [0.0]
+    first_round, first_time, last_time = None, 0.0, 0.0
 
     def progress(rounds: int, metrics: dict[str, float]) -> None:
+        nonlocal first_round, first_time, last_time
         now = time.monotonic()
-        if first and now - last[0] < PROGRESS_EVERY_S and rounds < total:
+        if first_round is None:
+            first_round, first_time = rounds, now
+        elif now - last_time < PROGRESS_EVERY_S and rounds < total:
             return
-        last[0] = now
-        if not first:
-            first.append((rounds, now))
-        done_rounds, since = rounds - first[0][0], now - first[0][1]
+        last_time = now
+        done_rounds, since = rounds - first_round, now - first_time
         left = (f", about {since / done_rounds * (total - rounds):.0f} s left"
                 if done_rounds and rounds < total else "")
         value = metrics.get(metric, float("nan"))
