@@ -38,17 +38,26 @@ def _study_if_any(cache: Path):
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:  # the process has exited
+        return []
 
 
 def _workers(pid: int) -> list[int]:
     """The sweep's worker processes: the children of its fork server (not the server
     itself, nor multiprocessing's resource tracker)."""
-    servers = [c for c in _children(pid)
-               if b"forkserver" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    servers = [c for c in _children(pid) if b"forkserver" in _cmdline(c)]
     return [worker for server in servers for worker in _children(server)
-            if b"forkserver" in Path(f"/proc/{worker}/cmdline").read_bytes()]
+            if b"forkserver" in _cmdline(worker)]
+
+
+def _cmdline(pid: int) -> bytes:
+    """A process's command line; empty once it has exited (a listed child may end first)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def _running_trials(cache: Path) -> list:
