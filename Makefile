@@ -10,14 +10,21 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # Stamps make both targets idempotent: the second run reuses the venv until pyproject changes.
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	@echo "Installing faqtune and its dependencies into $(VENV) (a few minutes the first time)..."
-	$(BIN)/pip install --progress-bar off -e .
+# uv resolves and installs in parallel: the whole dev set in well under a minute where pip
+# takes four or five.
+UV := $(BIN)/python -m uv pip install --python $(BIN)/python
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/pip install -q "uv>=0.5,<1"
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/uv
+	@echo "Installing faqtune and its dependencies into $(VENV)..."
+	$(UV) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	@echo "Installing faqtune with its dev, azure, azure-v1 and postgres extras into $(VENV) (a few minutes the first time)..."
-	$(BIN)/pip install --progress-bar off -e ".[dev,azure-v1,postgres]"
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/uv
+	@echo "Installing faqtune with its dev, azure, azure-v1 and postgres extras into $(VENV)..."
+	$(UV) -e ".[dev,azure-v1,postgres]"
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
@@ -25,7 +32,8 @@ demo: $(VENV)/.installed-run
 
 # Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
 # one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each
-# other); then, alone, the `serial` ones, whose signals, heartbeats and outages are timed.
+# other), the longest first (tests/conftest.py); then, alone, the `serial` ones, whose
+# signals, heartbeats and outages are timed.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n auto --durations=10

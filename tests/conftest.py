@@ -11,6 +11,17 @@ from faqtune.cli import CONF_DIR
 from faqtune.config import register_configs
 
 
+# The modules of the longest slow tests (a minute or more each on 2 busy cores): started
+# first, so that `make test`'s two workers do not end with one of them running alone.
+LONGEST = ("tests/test_bench.py", "tests/data/test_synthetic.py", "tests/test_main.py",
+           "tests/reliability/test_azure_runtime.py", "tests/reliability/test_registry_race.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The longest modules first, then file order (the same order on every xdist worker)."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST)
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """Compose the real `conf/` with overrides, caching under the test's temp dir."""

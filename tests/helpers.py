@@ -178,7 +178,8 @@ class MlflowServer:
              str(self.port), "--backend-store-uri", self.backend, "--artifacts-destination",
              str(self.artifacts), "--workers", "2"],
             stdout=self.log.open("a"), stderr=subprocess.STDOUT,
-            env={**os.environ, "PATH": VENV_PATH},
+            # no job runner: its two extra processes (MLflow's GenAI jobs) cost start-up
+            env={**os.environ, "PATH": VENV_PATH, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             start_new_session=True)
         deadline = time.time() + 120
         while time.time() < deadline:
