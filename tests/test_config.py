@@ -172,3 +172,40 @@ def test_every_option_of_every_group_composes_and_validates_with_every_preset(pr
                 except (Exception, pytest.fail.Exception) as exc:  # all failures in one report
                     failures.append(f"{' '.join(overrides)}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+# -- values that come back from outside are typed again by the schema ------------------------
+def test_hyperparameters_read_back_from_a_real_store_are_typed_as_they_were_trained(make_cfg,
+                                                                                   store):
+    """MLflow params are strings ("False", "0.05", "3"): typed by the model's schema they
+    give back the configuration that ran (`bool("False")` would be True)."""
+    import mlflow
+
+    from faqtune.config import hyperparameters, typed_hyperparameters
+    from faqtune.tracking.record import run_params
+
+    conf = to_object(make_cfg("model.monotone=false", "model.unweighted=true",
+                              "model.learning_rate=0.05", "model.ngrams=3",
+                              "model.objective=lambdarank"))
+    mlflow.set_tracking_uri(store)
+    with mlflow.start_run() as run:
+        mlflow.log_params(run_params(conf, "hash"))
+    stored = mlflow.get_run(run.info.run_id).data.params
+    names = hyperparameters("matcher")
+    assert {stored[f"model.{n}"] for n in ("monotone", "unweighted")} == {"False", "True"}
+    typed = typed_hyperparameters("matcher", {n: stored[f"model.{n}"] for n in names}, "run")
+    assert typed == {n: getattr(conf.model, n) for n in names}
+    assert all(type(typed[n]) is type(getattr(conf.model, n)) for n in names)
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"monotone": "maybe"}, r"trial run x: model.monotone='maybe' is not true or false"),
+    ({"ngrams": True}, r"model.ngrams=True is not an integer"),
+    ({"learning_rate": "fast"}, r"model.learning_rate='fast' is not a number"),
+    ({"colour": "red"}, r"'matcher' has no hyperparameter 'colour'; it has .*ngrams"),
+])
+def test_a_value_the_schema_cannot_read_is_refused_naming_where_it_came_from(values, match):
+    from faqtune.config import typed_hyperparameters
+
+    with pytest.raises(ConfigError, match=match):
+        typed_hyperparameters("matcher", values, "trial run x")

@@ -122,6 +122,50 @@ def hyperparameters(name: str) -> set[str]:
     return {f.name for f in dataclasses.fields(MODEL_SCHEMAS[name])} - {"name"}
 
 
+def _as_bool(value: Any) -> bool:
+    """`bool("False")` is True: a boolean that crossed a boundary as text is read by name."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(value)
+
+
+def _as_int(value: Any) -> int:
+    """An integer, also from `"12"`, `"12.0"` or a sampler's `12.0`; never from a bool."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return value if isinstance(value, int) else int(float(value))
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return float(value)
+
+
+_AS_TYPE = {"bool": _as_bool, "int": _as_int, "float": _as_float, "str": str}
+_EXPECTED = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "text"}
+
+
+def typed_hyperparameters(model: str, values: dict[str, Any], origin: str) -> dict[str, Any]:
+    """`values` as the schema of model `model` types them. Every value that comes back from
+    outside (MLflow params are strings; a sampler gives 12.0 for an integer) is typed here,
+    once. `origin` names where the values came from, for the error."""
+    kinds = {f.name: f.type for f in dataclasses.fields(MODEL_SCHEMAS[model])}
+    typed = {}
+    for name, value in values.items():
+        if name not in kinds or name == "name":
+            raise ConfigError(f"{origin}: {model!r} has no hyperparameter {name!r}; it has "
+                              + ", ".join(sorted(hyperparameters(model))) + ".")
+        try:
+            typed[name] = _AS_TYPE[kinds[name]](value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: model.{name}={value!r} is not "
+                              f"{_EXPECTED[kinds[name]]}.") from None
+    return typed
+
+
 @dataclass
 class TrainingConfig:
     period: int = 100
@@ -209,9 +253,10 @@ class AzureMLBackendConfig(BackendConfig):
     spec_path: str = "${paths.cache}/azureml/sweep-job.yaml"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     environment_name: str = "faqtune"
-    image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+    image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20250601.v1"
     max_concurrent_runs: int = 16
     max_duration_minutes: int = 10080
+    trial_timeout_minutes: int = 120  # a hung trial frees its node after this (SDK v2)
     wait: bool = True
     job_name: Optional[str] = None  # resume monitoring (and finalizing) a submitted sweep
     finalize: str = "local"  # local: retrain, test, register here; cluster: in a job there
@@ -406,6 +451,7 @@ def validate(cfg: FaqtuneConfig) -> None:
         _int_range("backend.cluster.max_nodes", cluster.max_nodes, max(1, cluster.min_nodes))
         _int_range("backend.max_concurrent_runs", cfg.backend.max_concurrent_runs, 1)
         _int_range("backend.max_duration_minutes", cfg.backend.max_duration_minutes, 1)
+        _int_range("backend.trial_timeout_minutes", cfg.backend.trial_timeout_minutes, 1)
         _int_range("backend.cluster.idle_seconds_before_scaledown",
                    cluster.idle_seconds_before_scaledown, 0)
         _one_of("backend.sdk", cfg.backend.sdk, ("v2", "v1"))

@@ -32,6 +32,33 @@ def test_registration_moves_the_alias_only_on_improvement(make_cfg, store):
     assert champion.tags["test_gain_at_3"] == "0.7" and len(champion.tags["data_hash"]) == 64
 
 
+def test_on_a_registry_of_stages_the_champion_is_in_production_and_tagged(make_cfg, store,
+                                                                          monkeypatch):
+    """Azure ML's registry has stages, not aliases, and its studio shows no stage: there
+    the champion is the version in stage Production and carries `faqtune.champion`, which
+    moves with it. Run on a real SQLite store (stages work there too) through the stage
+    branch that `azureml://` URIs take."""
+    from faqtune.tracking import registry
+
+    monkeypatch.setattr(registry, "uses_stages", lambda: True)
+    conf = to_object(make_cfg(f"tracking.uri={store}"))
+    mlflow.set_tracking_uri(store)
+    runs = [train.run(make_cfg(*TINY_RUN, f"tracking.uri={store}", "training.log_model=true",
+                               f"tracking.run_name=r{i}")) for i in range(3)]
+    client = MlflowClient(store)
+    for run, score in zip(runs, (0.5, 0.4, 0.7)):
+        client.log_metric(run["run_id"], "test_gain_at_3", score)
+    summaries = [register(run["run_id"], conf.registry) for run in runs]
+    assert [s["promoted"] for s in summaries] == [True, False, True]
+    assert "models:/faqtune-faq-matcher/Production " in summaries[2]["serve"]
+    assert "models:/faqtune-faq-matcher/2 " in summaries[1]["serve"]
+    versions = {int(v.version): v for v in client.search_model_versions(
+        "name = 'faqtune-faq-matcher'")}
+    assert {n: v.current_stage for n, v in versions.items()} == {
+        1: "Archived", 2: "None", 3: "Production"}
+    assert {n for n, v in versions.items() if v.tags.get("faqtune.champion") == "true"} == {3}
+
+
 def test_a_model_of_other_data_never_takes_the_alias(make_cfg, store):
     runs = [train.run(make_cfg(*TINY_DATA, "model.estimators=20", f"data.seed={seed}",
                                f"tracking.uri={store}")) for seed in (1, 2)]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,12 +24,13 @@ from azure.ai.ml import load_job  # noqa: E402
 from azure.ai.ml.sweep import SweepJob  # noqa: E402
 
 from faqtune.config import to_object  # noqa: E402
+from faqtune.data.dataset import PreparedData  # noqa: E402
 from faqtune.errors import ConfigError  # noqa: E402
 from faqtune.tuning import azureml_v2 as v2  # noqa: E402
 from faqtune.tuning.azure_common import parse_trial_arguments  # noqa: E402
 from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
-from tests.helpers import EVERY_KIND, TINY_DATA, last_json, run_task  # noqa: E402
+from tests.helpers import EVERY_KIND, REPO, TINY_DATA, last_json, run_task  # noqa: E402
 
 DATA = "azureml://datastores/workspaceblobstore/paths/faqtune/data/abc/"
 CHOICES = {"ngrams": {"choice": [1, 2]}, "monotone": {"choice": [True, False]}}
@@ -148,8 +151,13 @@ def test_the_environment_and_cluster_are_what_the_issue_asks(make_cfg):
     conf = _conf(make_cfg, "backend.cluster.vm_priority=lowpriority")
     env = v2.environment(conf)._to_dict()
     pip = next(d for d in env["conda_file"]["dependencies"] if isinstance(d, dict))["pip"]
-    assert v2.MLFLOW_PLUGIN in pip and any(p.startswith("lightgbm") for p in pip)
-    assert env["image"].startswith("mcr.microsoft.com/azureml/")
+    assert any(p.startswith("lightgbm") for p in pip)
+    # F13: the job resolves what the driver's `azure` extra resolves, on a dated image
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["azure"]
+    assert {p for p in pip if p.startswith(("mlflow", "azureml-mlflow"))} == {
+        p for p in extra if p.startswith(("mlflow", "azureml-mlflow"))}
+    assert re.fullmatch(r"mcr\.microsoft\.com/azureml/[\w.-]+:\d{8}\.v\d+", env["image"])
     compute = v2.cluster(conf)._to_dict()
     assert (compute["size"], compute["tier"]) == ("Standard_D4_v2", "low_priority")
     assert (compute["min_instances"], compute["max_instances"]) == (0, 16)
@@ -183,9 +191,17 @@ def test_dry_run_writes_the_reference_recipe_as_a_job_az_ml_accepts(tmp_path):
     assert job.search_space["ngrams"].values == [1, 2, 3, 4]
     assert job.trial.command.startswith("python -m faqtune.azure_trial model=reference ")
     assert "data.seed=42" in job.trial.command
-    assert job.inputs["data_prepared"].path.startswith(
-        "azureml://datastores/workspaceblobstore/paths/faqtune/data/")
+    # F6: `az ml job create --file` submits it: the data asset `submit` uploads (the
+    # resources file says how to create it by hand) and the code relative to the YAML
     resources = yaml.safe_load(spec_path.with_name("job.resources.yaml").read_text())
+    data_hash = PreparedData.load(resources["data"]["local"]).data_hash
+    assert job.inputs["data_prepared"].path == f"azureml:faqtune-prepared:{data_hash[:16]}"
+    assert resources["data"]["create"].startswith(
+        f"az ml data create --name faqtune-prepared --version {data_hash[:16]} ")
+    raw_code = yaml.safe_load(spec_path.read_text())["trial"]["code"]
+    assert not Path(raw_code).is_absolute() and (spec_path.parent / raw_code).resolve() == REPO
+    assert "training.log_model=false" in job.trial.command  # F7
+    assert job.limits.trial_timeout == 120 * 60  # F8
     assert resources["cluster"]["size"] == "Standard_D4_v2"
     assert not (tmp_path / "mlflow.db").exists(), "a dry run logs nothing"
 

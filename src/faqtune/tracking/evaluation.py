@@ -13,7 +13,7 @@ from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.errors import FaqtuneError
 from faqtune.model.metrics import ranking_metrics
-from faqtune.tracking.record import DATA_HASH_PARAM, split_dataset
+from faqtune.tracking.record import DATA_HASH_PARAM, datasets_logged, split_dataset
 from faqtune.tracking.runs import retrying, task_run
 
 
@@ -67,8 +67,8 @@ def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
     metrics = test_metrics(matcher, data)
     context = mlflow.start_run(run_id=run_id) if run_id else task_run("evaluate")
     with context as run:
-        mlflow.log_metrics(metrics, model_id=model_id_of(model_uri),
-                           dataset=split_dataset(conf, data, data_path, "test"))
+        mlflow.log_metrics(metrics, model_id=model_id_of(model_uri), dataset=(
+            split_dataset(conf, data, data_path, "test") if datasets_logged() else None))
         mlflow.set_tag("faqtune.evaluated_model", model_uri)
     if run_id and trained.info.end_time:  # reopening it must not stretch its duration
         retrying(lambda: MlflowClient().set_terminated(run_id, trained.info.status,

@@ -5,6 +5,8 @@ children all log through `log_setup` and `log_result`, so their records compare.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from faqtune.serving.pyfunc import matcher_model, model_size_mb
 from faqtune.tracking import plots
 from faqtune.tracking.runs import flatten, git_commit, redact, retrying
 
+log = logging.getLogger(__name__)
 MODEL_URI_TAG = "faqtune.model_uri"
 DATA_HASH_PARAM = "data.hash"
 # data.* sub-sections that only one source reads
@@ -60,13 +63,29 @@ def split_dataset(conf: FaqtuneConfig, data: PreparedData, data_path: Path, spli
         digest=f"{data.data_hash[:24]}-{split}")
 
 
+def datasets_logged() -> bool:
+    """Whether runs link their data sets. Azure ML's MLflow server documents no datasets
+    API (`log-inputs`): on `azureml://` it is not called (one warning per process), and the
+    `data.hash` param alone names the data."""
+    if not mlflow.get_tracking_uri().startswith("azureml"):
+        return True
+    _warn_no_datasets()
+    return False
+
+
+@functools.cache
+def _warn_no_datasets() -> None:
+    log.warning("Azure ML's MLflow has no datasets API: runs name their data by the "
+                "data.hash param, without linked data sets")
+
+
 def log_setup(conf: FaqtuneConfig, data: PreparedData, data_path: Path) -> None:
     """Everything known before training: hyperparameters, data sets, code version, config."""
     retrying(lambda: mlflow.log_params(run_params(conf, data.data_hash)))
     retrying(lambda: mlflow.set_tags({
         "faqtune.model": conf.model.name, "faqtune.data_source": conf.data.source,
         "faqtune.data_hash": data.data_hash, "faqtune.git_commit": git_commit() or "unknown"}))
-    for split in SPLITS:
+    for split in SPLITS if datasets_logged() else ():
         dataset = split_dataset(conf, data, data_path, split)
         retrying(lambda: mlflow.log_input(dataset, context=split))
     retrying(lambda: mlflow.log_text(config_yaml(conf), "config.yaml"))
@@ -97,7 +116,7 @@ def log_result(result: TrainResult, data: PreparedData, data_path: Path,
                            else (None, None))
     last_round = result.history[-1][0] if result.history else result.best_round
     later = get_current_time_millis() + 1  # after every period's values, even in one ms
-    tune = split_dataset(conf, data, data_path, "tune")
+    tune = split_dataset(conf, data, data_path, "tune") if datasets_logged() else None
     retrying(lambda: mlflow.log_metrics(result.metrics, step=last_round, timestamp=later,
                                         model_id=model_id, dataset=tune))
     return model_uri

@@ -26,6 +26,7 @@ from faqtune.tracking.runs import quoted, retrying
 
 log = logging.getLogger(__name__)
 DATA_HASH_TAG = "data_hash"
+CHAMPION_TAG = "faqtune.champion"
 SETTLE_ROUNDS = 20
 
 
@@ -82,10 +83,17 @@ def _champion(client: MlflowClient, registry: RegistryConfig):
 
 def _crown(client: MlflowClient, registry: RegistryConfig, version: str) -> None:
     """Move the champion mark; retried when another process set the alias at the same moment
-    (MLflow's alias upsert is select-then-insert, so the loser hits the unique key)."""
+    (MLflow's alias upsert is select-then-insert, so the loser hits the unique key). Azure ML
+    studio does not show stages: there the champion also carries the CHAMPION_TAG tag."""
     if uses_stages():
+        before = _champion(client, registry)
         retrying(lambda: client.transition_model_version_stage(
             registry.model_name, version, "Production", archive_existing_versions=True))
+        retrying(lambda: client.set_model_version_tag(registry.model_name, version,
+                                                      CHAMPION_TAG, "true"))
+        if before is not None and before.version != version:
+            retrying(lambda: client.delete_model_version_tag(registry.model_name,
+                                                             before.version, CHAMPION_TAG))
     else:
         retrying(lambda: client.set_registered_model_alias(registry.model_name,
                                                            registry.alias, version))
@@ -137,8 +145,9 @@ def describe_version(client: MlflowClient, registry: RegistryConfig, version: st
 def serving(registry: RegistryConfig, version: int, promoted: bool) -> dict:
     """How to serve `version`: through the alias only when the alias points at it, so a
     version that was not promoted is never served by the champion's name."""
-    target = (f"models:/{registry.model_name}@{registry.alias}" if promoted
-              else f"models:/{registry.model_name}/{version}")
+    champion = "Production" if uses_stages() else f"@{registry.alias}"
+    target = (f"models:/{registry.model_name}{'/' if uses_stages() else ''}{champion}"
+              if promoted else f"models:/{registry.model_name}/{version}")
     return {"model_name": registry.model_name, "version": int(version), "promoted": promoted,
             "serve": f"mlflow models serve -m {target} --env-manager local --host 127.0.0.1 "
                      "--port 5001"}
@@ -148,6 +157,16 @@ def current_serving(registry: RegistryConfig, version: int) -> dict:
     """`serving` for a version registered earlier: promoted if the alias points at it now."""
     champion = _champion(MlflowClient(), registry)
     return serving(registry, version, champion is not None and int(champion.version) == version)
+
+
+def _promote_by_hand(registry: RegistryConfig, version: str) -> str:
+    if uses_stages():  # Azure ML's registry has no aliases
+        return (f"move it to stage Production: MlflowClient().transition_model_version_stage("
+                f"{registry.model_name!r}, {version}, 'Production', "
+                "archive_existing_versions=True)")
+    return (f"move the alias by hand in the MLflow UI or with MlflowClient()."
+            f"set_registered_model_alias({registry.model_name!r}, {registry.alias!r}, "
+            f"{version})")
 
 
 def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = None) -> dict:
@@ -164,7 +183,11 @@ def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = No
     with holding(registry_lock(registry.model_name)):
         version = mlflow.register_model(model_uri_of(run_id), registry.model_name, tags=tags)
         champion = settle_champion(client, registry, data_hash)
-    describe_version(client, registry, version.version, run, metric, data_hash, extra_tags)
+    try:  # descriptions help a reader; a registry that refuses them must not fail a version
+        describe_version(client, registry, version.version, run, metric, data_hash, extra_tags)
+    except MlflowException as exc:  # Azure ML documents no edit of a registered model
+        log.warning("version %s is registered, but its descriptions were refused: %s",
+                    version.version, str(exc).splitlines()[0] if str(exc) else exc)
     promoted = champion is not None and champion.version == version.version
     summary = {**serving(registry, int(version.version), promoted), registry.metric: metric,
                "champion_version": int(champion.version) if champion else None}
@@ -174,9 +197,7 @@ def register(run_id: str, registry: RegistryConfig, extra_tags: dict | None = No
         reason = (f"{registry.alias} (version {champion.version}) was trained and tested on "
                   f"other data ({str(champion.tags.get(DATA_HASH_TAG))[:12]}, this one "
                   f"{data_hash[:12]}): test metrics compare only on the same data. To serve "
-                  f"this version anyway, move the alias by hand in the MLflow UI or with "
-                  f"MlflowClient().set_registered_model_alias({registry.model_name!r}, "
-                  f"{registry.alias!r}, {version.version})")
+                  f"this version anyway, {_promote_by_hand(registry, version.version)}")
     else:
         reason = (f"{registry.alias} stays on version {champion.version}, whose "
                   f"{registry.metric} on the same data is at least as good")

@@ -30,6 +30,7 @@ from faqtune.redact import redact
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "faqtune.role"  # parent, trial or final (the retrain a finalize registers)
 SWEEP_TAG = "faqtune.sweep"  # on a sweep's parent and final runs: the sweep's name
 T = TypeVar("T")
 BUSY = ("database is locked", "database table is locked", "could not serialize access",
@@ -147,6 +148,9 @@ def where_to_look(summary: dict) -> dict:
     except Exception:  # an Azure ML run id, or the store is gone: nothing to link
         return {}
     view = f"#/experiments/{experiment}/runs/{run_id}?workflowType=machine_learning"
+    if uri.startswith("azureml"):  # its runs are jobs: the studio shows them, no local UI
+        return {"tracking_uri": redact(uri),
+                "runs_url": f"https://ml.azure.com/runs/{run_id}"}
     if uri.startswith("http"):
         return {"tracking_uri": redact(uri), "runs_url": f"{redact(uri).rstrip('/')}/{view}"}
     return {"tracking_uri": redact(uri),
@@ -164,6 +168,28 @@ def quoted(value: str) -> str:
     if '"' not in value:
         return f'"{value}"'
     raise ValueError(f"{value!r} holds both quote characters; MLflow filters cannot match it")
+
+
+def find_runs(experiment_ids: list[str] | None, tags: dict[str, str],
+              status: str | None = None) -> list:
+    """Every run (all pages) whose tags equal `tags` and, if given, whose status is `status`.
+
+    The filter keeps to what Azure ML's MLflow server documents: unquoted tag keys (OSS
+    MLflow splits `tags.faqtune.role` at its first dot), `=` only, no status clause (Azure
+    spells statuses its own way): the status is checked here. `None` searches every
+    experiment."""
+    client = MlflowClient()
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in retrying(client.search_experiments)]
+    condition = " and ".join(f"tags.{key} = {quoted(value)}" for key, value in tags.items())
+    runs, token = [], None
+    while True:
+        page = retrying(lambda: client.search_runs(experiment_ids, condition,
+                                                   max_results=1000, page_token=token))
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return [run for run in runs if status is None or run.info.status == status]
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -227,10 +253,7 @@ def find_or_create_parent(experiment: str, group_tag: str, group: str, run_name:
         return os.environ["MLFLOW_RUN_ID"]
     client = MlflowClient()
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{group_tag}` = {quoted(group)} and tags.`faqtune.role` = 'parent'",
-        max_results=1)
+    found = find_runs([experiment_id], {group_tag: group, ROLE_TAG: "parent"})
     if found:
         return found[0].info.run_id
     run = client.create_run(experiment_id, run_name=run_name,

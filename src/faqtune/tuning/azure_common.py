@@ -19,14 +19,17 @@ from typing import Callable
 import yaml
 from tqdm import tqdm
 
-from faqtune.config import FaqtuneConfig, hyperparameters
-from faqtune.errors import ConfigError
+from faqtune.config import FaqtuneConfig, hyperparameters, typed_hyperparameters
+from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.redact import redact
 from faqtune.tracking.runs import flatten
 from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.space import SearchSpace
 
 DATA_ARG = "--data-prepared"
+# What a job environment adds to conda.yaml's pip list, as pyproject's `azure` extra pins it:
+# azureml-mlflow (MLflow inside a job logs to the workspace), which caps mlflow-skinny at 3.15
+JOB_PIP = {"mlflow": "mlflow>=3.1,<3.16", "azureml-mlflow": "azureml-mlflow>=1.62.0.post6,<2"}
 # sweep.sampler -> Azure's sampling algorithm (SDK v2 names; v1 has no Sobol)
 SAMPLING = {"random": "random", "grid": "grid", "tpe": "bayesian", "qmc": "sobol"}
 # Azure's documented rules, which neither SDK enforces (shared review "azure-path", 1.2)
@@ -63,6 +66,14 @@ def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None
                           f"{MAX_TRIALS} trials.")
 
 
+def job_pip_packages(conda: dict) -> list[str]:
+    """conda.yaml's pip list as a job installs it: MLflow held where the plugin needs it,
+    the plugin added."""
+    pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)["pip"]
+    pinned = [JOB_PIP["mlflow"] if re.match(r"mlflow\b(?!-)", p) else p for p in pip]
+    return [*pinned, JOB_PIP["azureml-mlflow"]]
+
+
 def hydra_value(value) -> str:
     """A value as a Hydra override reads it back: quoted when it holds other characters."""
     if value is None:
@@ -75,9 +86,10 @@ def hydra_value(value) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def trial_overrides(conf: FaqtuneConfig, space: SearchSpace) -> list[str]:
+def trial_overrides(conf: FaqtuneConfig, space: SearchSpace, log_model: bool) -> list[str]:
     """The driver's configuration as Hydra overrides, minus what each trial samples and where
-    the data lies (Azure appends `--name value` for those)."""
+    the data lies (Azure appends `--name value` for those). Trials log no model (only the
+    final retrain's is kept), as on the Optuna backend."""
     data = flatten(asdict(conf.data))
     data.pop("prepared")
     data = {k: (redact(v) if k == "path" and v else v) for k, v in data.items()
@@ -87,6 +99,7 @@ def trial_overrides(conf: FaqtuneConfig, space: SearchSpace) -> list[str]:
                   if k not in space.names and k in hyperparameters(conf.model.name)})
     fixed.update({f"data.{k}": v for k, v in data.items()})
     fixed.update({f"training.{k}": v for k, v in asdict(conf.training).items()})
+    fixed["training.log_model"] = log_model
     fixed["tracking.experiment"] = conf.tracking.experiment
     fixed["registry.model_name"] = conf.registry.model_name
     fixed["registry.metric"] = conf.registry.metric
@@ -157,17 +170,29 @@ def watch(label: str, poll: Callable[[], tuple[str, list[str]]], terminal: set[s
             time.sleep(every_s)
 
 
+def trial_number(run) -> int:
+    """Which trial of its sweep job a run is: Azure names a sweep's children
+    `<sweep job>_<n>` (run id, or else the run's name); never a position in a list."""
+    for name in (run.info.run_id, run.info.run_name or ""):
+        number = re.search(r"_(\d+)$", name)
+        if number:
+            return int(number.group(1))
+    raise FaqtuneError(f"Cannot tell which trial run {run.info.run_id} "
+                       f"({run.info.run_name!r}) is: neither its id nor its name ends in "
+                       "_<trial number>, as an Azure ML sweep job's children do.")
+
+
 def best_trial(parent: str, space: SearchSpace, metric: str, data_hash: str) -> SweepOutcome:
-    """The sweep's trials as MLflow sees them (each trial is a child run of the sweep's run);
-    the best by `metric`, sorted here since Azure's MLflow cannot order by metrics."""
+    """The sweep's trials as MLflow sees them (each trial is a child run of the sweep's run,
+    the final retrain is not a trial); the best by `metric`, sorted here since Azure's MLflow
+    cannot order by metrics; its params typed again (MLflow returns strings)."""
     from mlflow.tracking import MlflowClient
 
-    from faqtune.tracking.runs import quoted, retrying
+    from faqtune.tracking.runs import PARENT_TAG, ROLE_TAG, find_runs, retrying
 
-    client = MlflowClient()
-    experiment = retrying(lambda: client.get_run(parent)).info.experiment_id
-    trials = retrying(lambda: client.search_runs(
-        [experiment], filter_string=f"tags.mlflow.parentRunId = {quoted(parent)}"))
+    experiment = retrying(lambda: MlflowClient().get_run(parent)).info.experiment_id
+    trials = [run for run in find_runs([experiment], {PARENT_TAG: parent})
+              if run.data.tags.get(ROLE_TAG) != "final"]
     status = [t.info.status for t in trials]
     scored = [t for t in trials if t.info.status == "FINISHED" and metric in t.data.metrics]
     outcome = SweepOutcome(parent, complete=len(scored), failed=status.count("FAILED"),
@@ -176,8 +201,9 @@ def best_trial(parent: str, space: SearchSpace, metric: str, data_hash: str) -> 
     if not scored:
         return outcome
     best = max(scored, key=lambda t: t.data.metrics[metric])
-    number = re.search(r"_(\d+)$", best.info.run_id)
-    outcome.best_trial = int(number.group(1)) if number else trials.index(best)
+    outcome.best_trial = trial_number(best)
     outcome.best_value = best.data.metrics[metric]
-    outcome.best_params = {name: best.data.params[f"model.{name}"] for name in space.names}
+    outcome.best_params = typed_hyperparameters(
+        space.model, {name: best.data.params[f"model.{name}"] for name in space.names},
+        origin=f"the params of trial run {best.info.run_id}")
     return outcome

@@ -13,13 +13,14 @@ import logging
 from pathlib import Path
 
 import mlflow
+import yaml
 
 from faqtune.config import FaqtuneConfig
 from faqtune.errors import ConfigError
 from faqtune.tracking.azureml import get_workspace, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, best_trial, check_combination, hydra_value,
-                                         trial_overrides, watch, write_spec)
+                                         job_pip_packages, trial_overrides, watch, write_spec)
 from faqtune.tuning.finalize import finalize
 from faqtune.tuning.space import SearchSpace
 
@@ -76,7 +77,10 @@ def environment(conf: FaqtuneConfig):
 
     env = Environment.from_conda_specification(conf.backend.environment_name,
                                                str(REPO / "conda.yaml"))
-    env.python.conda_dependencies.add_pip_package("azureml-mlflow>=1.62,<2")
+    conda = yaml.safe_load((REPO / "conda.yaml").read_text())
+    dependencies = env.python.conda_dependencies
+    for package in job_pip_packages(conda):
+        dependencies.add_pip_package(package)
     return env
 
 
@@ -96,7 +100,7 @@ def job(conf: FaqtuneConfig, space: SearchSpace, compute_target, env, data_argum
     sdk = hd()
     script = ScriptRunConfig(
         source_directory=str(REPO), script=CHILD_SCRIPT,
-        arguments=[*trial_overrides(conf, space), DATA_ARG, data_argument],
+        arguments=[*trial_overrides(conf, space, log_model=False), DATA_ARG, data_argument],
         compute_target=compute_target, environment=env)
     script.run_config.environment_variables = {"PYTHONPATH": "src"}  # faqtune from the snapshot
     config = sdk.HyperDriveConfig(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shlex
 from pathlib import Path
 
 import mlflow
@@ -20,18 +22,17 @@ from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.tracking.azureml import ml_client, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, SAMPLING, best_trial, check_combination,
-                                         hydra_value, shell_command, trial_overrides,
-                                         watch, write_spec)
+                                         hydra_value, job_pip_packages, shell_command,
+                                         trial_overrides, watch, write_spec)
 from faqtune.tuning.finalize import finalize
 from faqtune.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[3]
 DATA_INPUT = "data_prepared"
+DATA_ASSET = "faqtune-prepared"
 TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding"}
 TIER = {"dedicated": "dedicated", "lowpriority": "low_priority"}
-# azureml-mlflow makes MLflow inside a job log to the workspace; the pin follows pyproject's
-MLFLOW_PLUGIN = "azureml-mlflow>=1.62.0.post6,<2"
 
 
 def search_space(space: SearchSpace) -> dict:
@@ -88,8 +89,8 @@ def environment(conf: FaqtuneConfig):
     from azure.ai.ml.entities import Environment
 
     conda = yaml.safe_load((REPO / "conda.yaml").read_text())
-    pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)["pip"]
-    pip.append(MLFLOW_PLUGIN)
+    pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)
+    pip["pip"] = job_pip_packages(conda)
     return Environment(name=conf.backend.environment_name, image=conf.backend.image,
                        conda_file=conda, description="faqtune: conda.yaml + azureml-mlflow")
 
@@ -109,16 +110,16 @@ def data_input(path: str):
     return Input(type="uri_folder", path=path, mode="ro_mount")
 
 
-def sweep_job(conf: FaqtuneConfig, space: SearchSpace, data_path: str):
+def sweep_job(conf: FaqtuneConfig, space: SearchSpace, data_path: str, code: str = str(REPO)):
     """The SweepJob `ml_client.jobs.create_or_update` submits (and `az ml job create` takes
     as YAML): one command job per trial, the driver's configuration in its command."""
     from azure.ai.ml import command
 
     check_combination(conf, space, "v2")
     trial = command(
-        code=str(REPO), environment=environment(conf),
+        code=code, environment=environment(conf),
         environment_variables={"PYTHONPATH": "src"},
-        command=shell_command("azure_trial", trial_overrides(conf, space), [
+        command=shell_command("azure_trial", trial_overrides(conf, space, log_model=False), [
             DATA_ARG, f"${{{{inputs.{DATA_INPUT}}}}}",
             *(f"--{n} ${{{{inputs.{n}}}}}" for n in space.names)]),
         inputs={DATA_INPUT: data_input(data_path),
@@ -133,7 +134,8 @@ def sweep_job(conf: FaqtuneConfig, space: SearchSpace, data_path: str):
     node.set_limits(max_total_trials=conf.sweep.n_trials,
                     max_concurrent_trials=min(conf.backend.max_concurrent_runs,
                                               conf.sweep.n_trials),
-                    timeout=conf.backend.max_duration_minutes * 60)
+                    timeout=conf.backend.max_duration_minutes * 60,
+                    trial_timeout=conf.backend.trial_timeout_minutes * 60)
     job = node._to_job()  # the node form only lives inside pipelines; `load_job` wants a job
     job.display_name = conf.sweep.name
     job.experiment_name = conf.tracking.experiment
@@ -153,7 +155,8 @@ def finalize_job(conf: FaqtuneConfig, outcome, data_path: str):
         code=str(REPO), environment=environment(conf),
         environment_variables={"PYTHONPATH": "src"},
         command=shell_command("azure_finalize", [
-            *trial_overrides(conf, SearchSpace(conf.model.name, ())), *best, *extra],
+            *trial_overrides(conf, SearchSpace(conf.model.name, ()), log_model=True), *best,
+            *extra],
             [DATA_ARG, f"${{{{inputs.{DATA_INPUT}}}}}", "--parent", outcome.parent_run_id,
              "--trial", str(outcome.best_trial)]),
         inputs={DATA_INPUT: data_input(data_path)},
@@ -162,15 +165,19 @@ def finalize_job(conf: FaqtuneConfig, outcome, data_path: str):
     return job._to_job()
 
 
-def datastore_path(data_hash: str) -> str:
-    """Where the prepared data lies in the workspace: one folder per content hash."""
-    return f"azureml://datastores/workspaceblobstore/paths/faqtune/data/{data_hash}/"
+def data_asset(data_hash: str) -> tuple[str, str]:
+    """The workspace data asset that holds the prepared data: one version per content hash."""
+    return DATA_ASSET, data_hash[:16]
 
 
 def dry_run(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: str) -> dict:
-    """Build the sweep job offline and write it as CLI v2 YAML (`az ml job create --file`)."""
-    job = sweep_job(conf, space, datastore_path(data_hash))
+    """Build the sweep job offline and write it as CLI v2 YAML that `az ml job create --file`
+    submits: its code is this checkout, relative to the YAML, and its data the asset that
+    `submit` would upload (the resources file says how to create it by hand)."""
     spec = Path(conf.backend.spec_path)
+    name, version = data_asset(data_hash)
+    job = sweep_job(conf, space, f"azureml:{name}:{version}",
+                    code=os.path.relpath(REPO, spec.parent.resolve()))
     spec.parent.mkdir(parents=True, exist_ok=True)
     scratch = spec.with_suffix(".tmp.yaml")
     job.dump(scratch)
@@ -182,7 +189,9 @@ def dry_run(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: 
         workspace = f"not configured ({exc})"
     write_spec({"workspace": workspace, "cluster": dict(cluster(conf)._to_dict()),
                 "environment": dict(environment(conf)._to_dict()),
-                "data": {"local": data_path, "workspace": datastore_path(data_hash)}},
+                "data": {"local": data_path, "asset": f"azureml:{name}:{version}",
+                         "create": f"az ml data create --name {name} --version {version} "
+                                   f"--type uri_folder --path {shlex.quote(data_path)}"}},
                spec.with_name(spec.stem + ".resources.yaml"))
     return {"dry_run": True, "sdk": "v2", "spec": str(spec),
             "sampling": conf.sweep.sampler, "policy": conf.sweep.pruner}
@@ -207,7 +216,7 @@ def upload_data(client, data_path: str, data_hash: str) -> str:
     from azure.ai.ml.entities import Data
     from azure.core.exceptions import ResourceNotFoundError
 
-    name, version = "faqtune-prepared", data_hash[:16]
+    name, version = data_asset(data_hash)
     try:
         asset = client.data.get(name, version=version)
         log.info("data %s is already in the workspace", version)
@@ -223,7 +232,8 @@ def monitor(client, name: str) -> str:
     """Status and trial counts until the sweep job ends."""
     return watch(f"sweep job {name}", lambda: (
         client.jobs.get(name).status,
-        [t.status for t in client.jobs.list(parent_job_name=name)]), TERMINAL)
+        # the SDK yields None for a child it cannot parse (JobParsingError): skip it
+        [t.status for t in client.jobs.list(parent_job_name=name) if t is not None]), TERMINAL)
 
 
 @contextlib.contextmanager
@@ -269,6 +279,10 @@ def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: s
     mlflow.set_tracking_uri(tracking)
     outcome = best_trial(name, space, conf.sweep.metric, data_hash)
     summary.update(outcome.summary(conf.sweep.metric))
+    # Azure ranks trials by their best reported value, faqtune by the kept model's final
+    # value: both are named, so the studio and faqtune can be compared
+    summary["azure_best_child"] = (client.jobs.get(name).properties or {}).get(
+        "best_child_run_id")
     if not outcome.complete or not conf.sweep.finalize:
         return summary
     summary["best_params"] = outcome.best_params

@@ -10,7 +10,7 @@ from faqtune.config import FaqtuneConfig
 from faqtune.tracking.evaluation import evaluate_model
 from faqtune.tracking.locks import holding
 from faqtune.tracking.registry import current_serving, register
-from faqtune.tracking.runs import PARENT_TAG, SWEEP_TAG, quoted, retrying
+from faqtune.tracking.runs import PARENT_TAG, ROLE_TAG, SWEEP_TAG, find_runs, retrying
 from faqtune.tracking.training_run import train_and_log
 from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.trial import final_config
@@ -20,13 +20,12 @@ TRIAL_TAG = "faqtune.trial"
 VERSION_TAG = "faqtune.registered_version"
 
 
-def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | None:
-    """The summary of an earlier finalize of this trial under this parent, if one ended."""
+def _already_finalized(conf: FaqtuneConfig, parent: str) -> dict | None:
+    """The summary of an earlier finalize under this parent, if one registered a version:
+    a sweep is finalized once, whichever trial a later reading calls best."""
     client = MlflowClient()
     experiment = retrying(lambda: client.get_run(parent)).info.experiment_id
-    runs = retrying(lambda: client.search_runs([experiment], filter_string=(
-        f"tags.`{PARENT_TAG}` = {quoted(parent)} and tags.`faqtune.role` = 'final' and "
-        f"tags.`{TRIAL_TAG}` = '{trial}' and attributes.status = 'FINISHED'")))
+    runs = find_runs([experiment], {PARENT_TAG: parent, ROLE_TAG: "final"}, status="FINISHED")
     for run in runs:
         if VERSION_TAG in run.data.tags:
             return {"final_run_id": run.info.run_id,
@@ -40,17 +39,16 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
     """Retrain the best trial's configuration, test it and register it; a sweep finalized
     before (by this or a concurrent run of the same sweep) is not finalized again."""
     with holding(lock):
-        done = _already_finalized(conf, outcome.parent_run_id, outcome.best_trial)
+        done = _already_finalized(conf, outcome.parent_run_id)
         if done:
-            log.info("trial %d was finalized before: version %s", outcome.best_trial,
-                     done["version"])
+            log.info("this sweep was finalized before: version %s", done["version"])
             return done
         final = final_config(conf, outcome.best_params)
         log.info("finalizing: retraining trial %d with %d estimators, then testing and "
                  "registering it", outcome.best_trial, final.model.estimators)
         trained = train_and_log(
             final, parent_run_id=outcome.parent_run_id,
-            tags={"faqtune.role": "final", SWEEP_TAG: conf.sweep.name,
+            tags={ROLE_TAG: "final", SWEEP_TAG: conf.sweep.name,
                   TRIAL_TAG: str(outcome.best_trial)},
             run_name=f"{conf.sweep.name} best (trial {outcome.best_trial})")
         tested = evaluate_model(final, trained["model_uri"])

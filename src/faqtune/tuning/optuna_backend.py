@@ -35,7 +35,9 @@ from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError, ServiceUnavailable
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
-from faqtune.tracking.runs import SWEEP_TAG, provenance_tags, quoted, redact, retrying
+from faqtune.tracking.runs import (
+    PARENT_TAG, SWEEP_TAG, find_runs, provenance_tags, redact, retrying,
+)
 from faqtune.tuning.identity import differences, sweep_identity
 from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.space import SearchSpace
@@ -237,10 +239,8 @@ def _kill_runs_of(study_name: str, trial: optuna.trial.FrozenTrial) -> None:
     client = MlflowClient()
     run_ids = {trial.user_attrs.get(RUN_ID_ATTR)} - {None}
     if not run_ids:
-        found = mlflow.search_runs(
-            search_all_experiments=True, output_format="list",
-            filter_string=f"tags.`optuna.study` = {quoted(study_name)} and "
-                          f"tags.`optuna.trial` = '{trial.number}' and attributes.status = 'RUNNING'")
+        found = find_runs(None, {"optuna.study": study_name, "optuna.trial": str(trial.number)},
+                          status="RUNNING")
         run_ids = {run.info.run_id for run in found}
     for run_id in run_ids:
         _mark_killed(client, run_id)
@@ -425,9 +425,7 @@ def _close_left_runs(study: optuna.Study, parent_run_id: str) -> None:
     client = MlflowClient()
     try:
         experiment = retrying(lambda: client.get_run(parent_run_id)).info.experiment_id
-        left = retrying(lambda: client.search_runs([experiment], filter_string=(
-            f"tags.mlflow.parentRunId = {quoted(parent_run_id)} and "
-            "attributes.status = 'RUNNING'")))
+        left = find_runs([experiment], {PARENT_TAG: parent_run_id}, status="RUNNING")
         for run in left:
             trial = run.data.tags.get("optuna.trial")
             if trial is not None and trial.isdigit() and int(trial) in running:
@@ -507,10 +505,8 @@ def sweep_parent(conf: FaqtuneConfig, study: optuna.Study) -> str:
         except MlflowException:
             pass  # deleted from the tracking store: start a new parent
     experiment = retrying(lambda: client.get_experiment_by_name(conf.tracking.experiment))
-    orphans = retrying(lambda: client.search_runs(
-        [experiment.experiment_id], filter_string=(
-            f"tags.`{SWEEP_TAG}` = {quoted(conf.sweep.name)} and "
-            "tags.`faqtune.role` = 'parent'")))
+    orphans = find_runs([experiment.experiment_id],
+                        {SWEEP_TAG: conf.sweep.name, "faqtune.role": "parent"})
     run = retrying(lambda: client.create_run(
         experiment.experiment_id, run_name=f"sweep {conf.sweep.name}",
         tags=provenance_tags({SWEEP_TAG: conf.sweep.name, "faqtune.role": "parent"})))

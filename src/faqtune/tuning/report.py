@@ -21,7 +21,7 @@ from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 from faqtune.config import FaqtuneConfig  # noqa: E402
 from faqtune.data.dataset import SPLITS, PreparedData  # noqa: E402
 from faqtune.model.metrics import metric_names  # noqa: E402
-from faqtune.tracking.record import run_params, split_dataset  # noqa: E402
+from faqtune.tracking.record import datasets_logged, run_params, split_dataset  # noqa: E402
 from faqtune.tracking.runs import SWEEP_TAG, redact, retrying  # noqa: E402
 from faqtune.tuning.identity import fingerprint  # noqa: E402
 from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
@@ -168,10 +168,11 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
         now = get_current_time_millis()
         retrying(lambda: client.log_batch(parent, metrics=[
             Metric(k, v, now, 0) for k, v in tests.items()]))
-    inputs = [DatasetInput(split_dataset(conf, data, data_path, split)._to_mlflow_entity(),
-                           tags=[InputTag("mlflow.data.context", split)])
-              for split in SPLITS]
-    retrying(lambda: client.log_inputs(parent, datasets=inputs))
+    if datasets_logged():
+        inputs = [DatasetInput(split_dataset(conf, data, data_path, split)._to_mlflow_entity(),
+                               tags=[InputTag("mlflow.data.context", split)])
+                  for split in SPLITS]
+        retrying(lambda: client.log_inputs(parent, datasets=inputs))
     retrying(lambda: client.set_tag(parent, "mlflow.note.content",
                                     describe(conf, outcome, final, command)))
 

@@ -11,7 +11,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from faqtune.config import FaqtuneConfig, validate_model
+from faqtune.config import FaqtuneConfig, typed_hyperparameters, validate_model
 from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError
 from faqtune.tracking.runs import create_child_run, retrying
@@ -24,10 +24,11 @@ STATE_TAG = "optuna.state"
 
 
 def apply_params(conf: FaqtuneConfig, params: dict[str, Any], n_jobs: int) -> FaqtuneConfig:
-    """A copy of `conf` whose model uses `params` (cast to the config's types) and threads."""
+    """A copy of `conf` whose model uses `params` (typed by the model's schema) and threads."""
     model = conf.model
-    values = {name: type(getattr(model, name))(value) for name, value in params.items()
-              if not name.endswith("__quantile")}
+    values = typed_hyperparameters(model.name, {
+        name: value for name, value in params.items() if not name.endswith("__quantile")},
+        origin="trial parameters")
     if model.n_jobs == 0:
         values.setdefault("n_jobs", n_jobs)
     model = dataclasses.replace(model, **values)
