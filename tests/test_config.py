@@ -191,7 +191,7 @@ def test_hyperparameters_read_back_from_a_real_store_are_typed_as_they_were_trai
     with mlflow.start_run() as run:
         mlflow.log_params(run_params(conf, "hash"))
     stored = mlflow.get_run(run.info.run_id).data.params
-    names = hyperparameters("matcher")
+    names = hyperparameters("matcher") - {"n_jobs"}  # a speed setting: not a param
     assert {stored[f"model.{n}"] for n in ("monotone", "unweighted")} == {"False", "True"}
     typed = typed_hyperparameters("matcher", {n: stored[f"model.{n}"] for n in names}, "run")
     assert typed == {n: getattr(conf.model, n) for n in names}

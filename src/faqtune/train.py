@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -24,8 +25,11 @@ def _multirun() -> tuple[str, int] | None:
 
 
 def _run_name(conf) -> str | None:
-    """`tracking.run_name`, else the job's overrides (`model.ngrams=1,model=reference`)."""
-    if conf.tracking.run_name or not HydraConfig.initialized():
+    """`tracking.run_name`, else the job's overrides (`model.ngrams=1,model=reference`),
+    unless the run exists already (`mlflow run`, an Azure ML trial job): it keeps the name
+    its creator gave it."""
+    if (conf.tracking.run_name or not HydraConfig.initialized()
+            or os.environ.get("MLFLOW_RUN_ID")):
         return conf.tracking.run_name
     return redact(HydraConfig.get().job.override_dirname) or None
 

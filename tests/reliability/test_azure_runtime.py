@@ -70,7 +70,8 @@ def _sweep_job_on_nodes(conf, space, trials: list[dict], server, data_path: Path
         assert proc.returncode == 0, proc.stderr[-3000:]
         run = client.get_run(trial)
         assert run.info.status == "FINISHED" and "tune_mrr" in run.data.metrics
-        assert {f"model.{k}": v for k, v in values.items()}.items() <= run.data.params.items()
+        assert all(run.data.params[f"model.{k}"].lower() == v for k, v in values.items())
+        assert run.info.run_name == f"{parent}_{number}", "a job's run keeps its name"
         assert run.data.tags["mlflow.parentRunId"] == parent
         assert not client.list_artifacts(trial, "model")
     return parent

@@ -38,3 +38,21 @@ def test_params_hold_only_the_settings_the_source_and_model_use(make_cfg, store,
     assert params["data.table.faqs"] == "faqs.csv"
     assert not [k for k in params if k.startswith(("data.synthetic.", "data.download."))]
     assert "model.learning_rate" not in params, "the reference has no learning rate"
+
+
+def test_on_azure_ml_runs_link_no_data_set_and_say_so_once(caplog):
+    """Azure ML's MLflow documents no datasets API (F4 of the Azure review): on azureml://
+    the datasets are not sent, with one warning per process; everywhere else they are."""
+    import mlflow
+
+    from faqtune.tracking.record import _warn_no_datasets, datasets_logged
+
+    _warn_no_datasets.cache_clear()
+    mlflow.set_tracking_uri("sqlite:///unused.db")
+    assert datasets_logged()
+    mlflow.set_tracking_uri("azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/x")
+    with caplog.at_level("WARNING", logger="faqtune.tracking.record"):
+        assert not datasets_logged() and not datasets_logged()
+    assert [r.message for r in caplog.records].count(
+        "Azure ML's MLflow has no datasets API: runs name their data by the data.hash param, "
+        "without linked data sets") == 1

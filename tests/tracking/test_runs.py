@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from faqtune.config import TrackingConfig
 from faqtune.errors import ConfigError
-from faqtune.tracking.runs import configure, quoted
+from faqtune.tracking.runs import configure, find_runs, quoted
 from tests.helpers import TINY_DATA, free_port, last_json, run_task
 
 
@@ -55,6 +55,28 @@ def test_C1_filters_find_values_with_apostrophes_and_quotes(store):
         found = client.search_runs([experiment],
                                    filter_string=f"tags.`faqtune.multirun` = {quoted(value)}")
         assert [r.data.tags["faqtune.multirun"] for r in found] == [value]
+    mlflow.set_tracking_uri(None)
+
+
+def test_find_runs_reads_every_page_and_filters_as_azure_documents(store):
+    """Unquoted dotted tag keys (no backticks: Azure ML refuses them), status checked in
+    Python, every page followed (F3, F11 of the Azure review)."""
+    mlflow.set_tracking_uri(store)
+    client = MlflowClient(store)
+    experiment = client.create_experiment("pages")
+    wanted = []
+    for i in range(7):
+        run = client.create_run(experiment, tags={"faqtune.role": "final" if i % 2 else "trial",
+                                                  "mlflow.parentRunId": "p'1"})
+        if i % 2:
+            wanted.append(run.info.run_id)
+            if i > 1:
+                client.set_terminated(run.info.run_id, "FINISHED")
+    found = find_runs([experiment], {"mlflow.parentRunId": "p'1", "faqtune.role": "final"},
+                      page_size=2)
+    assert sorted(r.info.run_id for r in found) == sorted(wanted)
+    finished = find_runs(None, {"faqtune.role": "final"}, status="FINISHED", page_size=1)
+    assert sorted(r.info.run_id for r in finished) == sorted(wanted[1:])
     mlflow.set_tracking_uri(None)
 
 

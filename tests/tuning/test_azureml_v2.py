@@ -143,7 +143,7 @@ def test_a_trials_command_parses_back_into_the_drivers_config_data_included(make
     expected = {**asdict(driver.data), "prepared": child.data.prepared,
                 "path": "https://bob:***@example.org/so/"}
     assert asdict(child.data) == expected, "every data.* reaches the trial (D4)"
-    assert asdict(child.training) == asdict(driver.training)
+    assert asdict(child.training) == {**asdict(driver.training), "log_model": False}  # F7
     assert child.tracking.experiment == "bob's runs"
 
 
@@ -195,10 +195,12 @@ def test_dry_run_writes_the_reference_recipe_as_a_job_az_ml_accepts(tmp_path):
     # resources file says how to create it by hand) and the code relative to the YAML
     resources = yaml.safe_load(spec_path.with_name("job.resources.yaml").read_text())
     data_hash = PreparedData.load(resources["data"]["local"]).data_hash
-    assert job.inputs["data_prepared"].path == f"azureml:faqtune-prepared:{data_hash[:16]}"
+    raw = yaml.safe_load(spec_path.read_text())
+    assert raw["inputs"]["data_prepared"]["path"] == f"azureml:faqtune-prepared:{data_hash[:16]}"
+    assert job.inputs["data_prepared"].path.endswith(f"faqtune-prepared:{data_hash[:16]}")
     assert resources["data"]["create"].startswith(
         f"az ml data create --name faqtune-prepared --version {data_hash[:16]} ")
-    raw_code = yaml.safe_load(spec_path.read_text())["trial"]["code"]
+    raw_code = raw["trial"]["code"]
     assert not Path(raw_code).is_absolute() and (spec_path.parent / raw_code).resolve() == REPO
     assert "training.log_model=false" in job.trial.command  # F7
     assert job.limits.trial_timeout == 120 * 60  # F8

@@ -171,7 +171,7 @@ def quoted(value: str) -> str:
 
 
 def find_runs(experiment_ids: list[str] | None, tags: dict[str, str],
-              status: str | None = None) -> list:
+              status: str | None = None, page_size: int = 1000) -> list:
     """Every run (all pages) whose tags equal `tags` and, if given, whose status is `status`.
 
     The filter keeps to what Azure ML's MLflow server documents: unquoted tag keys (OSS
@@ -185,7 +185,7 @@ def find_runs(experiment_ids: list[str] | None, tags: dict[str, str],
     runs, token = [], None
     while True:
         page = retrying(lambda: client.search_runs(experiment_ids, condition,
-                                                   max_results=1000, page_token=token))
+                                                   max_results=page_size, page_token=token))
         runs.extend(page)
         token = page.token
         if not token:

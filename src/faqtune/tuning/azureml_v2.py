@@ -110,14 +110,14 @@ def data_input(path: str):
     return Input(type="uri_folder", path=path, mode="ro_mount")
 
 
-def sweep_job(conf: FaqtuneConfig, space: SearchSpace, data_path: str, code: str = str(REPO)):
+def sweep_job(conf: FaqtuneConfig, space: SearchSpace, data_path: str):
     """The SweepJob `ml_client.jobs.create_or_update` submits (and `az ml job create` takes
     as YAML): one command job per trial, the driver's configuration in its command."""
     from azure.ai.ml import command
 
     check_combination(conf, space, "v2")
     trial = command(
-        code=code, environment=environment(conf),
+        code=str(REPO), environment=environment(conf),
         environment_variables={"PYTHONPATH": "src"},
         command=shell_command("azure_trial", trial_overrides(conf, space, log_model=False), [
             DATA_ARG, f"${{{{inputs.{DATA_INPUT}}}}}",
@@ -176,12 +176,14 @@ def dry_run(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: 
     `submit` would upload (the resources file says how to create it by hand)."""
     spec = Path(conf.backend.spec_path)
     name, version = data_asset(data_hash)
-    job = sweep_job(conf, space, f"azureml:{name}:{version}",
-                    code=os.path.relpath(REPO, spec.parent.resolve()))
+    job = sweep_job(conf, space, f"azureml:{name}:{version}")
     spec.parent.mkdir(parents=True, exist_ok=True)
     scratch = spec.with_suffix(".tmp.yaml")
-    job.dump(scratch)
-    scratch.replace(spec)
+    job.dump(scratch)  # the SDK writes the code's absolute path: make it the YAML's own
+    dumped = yaml.safe_load(scratch.read_text())
+    dumped["trial"]["code"] = os.path.relpath(REPO, spec.parent.resolve())
+    scratch.unlink()
+    write_spec(dumped, spec)
     try:
         workspace = workspace_settings(conf.azure)
         workspace = str(workspace) if isinstance(workspace, Path) else dict(workspace)
