@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.utils.time import get_current_time_millis
 from omegaconf import OmegaConf
 
@@ -56,9 +58,12 @@ def run_params(conf: FaqtuneConfig, data_hash: str) -> dict[str, str]:
 
 
 def split_dataset(conf: FaqtuneConfig, data: PreparedData, data_path: Path, split: str):
-    """One split of the prepared data as an MLflow dataset (ids and FAQ rows, not texts)."""
+    """One split of the prepared data as an MLflow dataset: which question goes to which FAQ
+    (identifiers, so text columns, not integers a schema would warn about), from the
+    prepared folder (a local source, named so: a bare path is ambiguous to MLflow)."""
+    source = get_dataset_source_from_json(json.dumps({"uri": redact(str(data_path))}), "local")
     return mlflow.data.from_pandas(
-        data.split(split)[["question_id", "faq_row"]], source=redact(str(data_path)),
+        data.split(split)[["question_id", "faq_row"]].astype(str), source=source,
         name=f"{conf.data.source}-{data.data_hash[:12]}-{split}",
         digest=f"{data.data_hash[:24]}-{split}")
 

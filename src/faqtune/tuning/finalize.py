@@ -20,12 +20,13 @@ TRIAL_TAG = "faqtune.trial"
 VERSION_TAG = "faqtune.registered_version"
 
 
-def _already_finalized(conf: FaqtuneConfig, parent: str) -> dict | None:
-    """The summary of an earlier finalize under this parent, if one registered a version:
-    a sweep is finalized once, whichever trial a later reading calls best."""
+def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | None:
+    """The summary of an earlier finalize of this trial under this parent, if one ended (a
+    sweep extended with more trials finalizes its new best)."""
     client = MlflowClient()
     experiment = retrying(lambda: client.get_run(parent)).info.experiment_id
-    runs = find_runs([experiment], {PARENT_TAG: parent, ROLE_TAG: "final"}, status="FINISHED")
+    runs = find_runs([experiment], {PARENT_TAG: parent, ROLE_TAG: "final", TRIAL_TAG: str(trial)},
+                     status="FINISHED")
     for run in runs:
         if VERSION_TAG in run.data.tags:
             return {"final_run_id": run.info.run_id,
@@ -39,9 +40,10 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
     """Retrain the best trial's configuration, test it and register it; a sweep finalized
     before (by this or a concurrent run of the same sweep) is not finalized again."""
     with holding(lock):
-        done = _already_finalized(conf, outcome.parent_run_id)
+        done = _already_finalized(conf, outcome.parent_run_id, outcome.best_trial)
         if done:
-            log.info("this sweep was finalized before: version %s", done["version"])
+            log.info("trial %d was finalized before: version %s", outcome.best_trial,
+                     done["version"])
             return done
         final = final_config(conf, outcome.best_params)
         log.info("finalizing: retraining trial %d with %d estimators, then testing and "
