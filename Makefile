@@ -32,8 +32,7 @@ demo: $(VENV)/.installed-run
 
 # Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
 # one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each
-# other), the longest first (tests/conftest.py); then, alone, the `serial` ones, whose
-# signals, heartbeats and outages are timed.
+# other); then, alone, the `serial` ones, whose signals, heartbeats and outages are timed.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n auto --durations=10

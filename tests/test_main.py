@@ -48,6 +48,8 @@ def test_the_demo_stays_out_of_the_way_of_a_model_trained_on_other_data(tmp_path
               f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
     demo = run_task("main", "experiment=demo", *common, cwd=tmp_path)
     assert len(demo.stdout.strip().splitlines()) == 1, "logs go to stderr, the summary to stdout"
+    warned = [line for line in demo.stderr.splitlines() if "Warning" in line]
+    assert not warned, "the demo prints no warning:\n" + "\n".join(warned[:5])
     demo_summary = last_json(demo.stdout)
     assert demo_summary["model_name"] == "faqtune-demo" and demo_summary["promoted"]
 

@@ -4,7 +4,6 @@ docs/reliability.md)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -104,17 +103,18 @@ def test_hydra_multirun_nests_one_run_per_job_under_a_parent(tmp_path):
     # relative paths, as a user in that folder types them (the multirun tag is absolute)
     proc = run_task("train", "-m", "model.ngrams=1,2", *TINY_RUN, "training.log_model=false",
                     "tracking.uri=sqlite:///mlflow.db", "paths.cache=cache", cwd=tmp_path)
-    summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert len(summaries) == 2
+    assert len(proc.stdout.strip().splitlines()) == 1, "one summary for the whole multirun"
+    summary = last_json(proc.stdout)
+    assert len(summary["jobs"]) == 2 and all("tune_mrr" in job for job in summary["jobs"])
     client = MlflowClient(store)
-    parent = {s["parent_run_id"] for s in summaries}
-    assert len(parent) == 1
+    parent = summary["parent_run_id"]
+    assert client.get_run(parent).info.run_name == "multirun model.ngrams=1,2"
     children = client.search_runs([client.get_experiment_by_name("faqtune").experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.pop()}'")
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
     assert sorted(r.data.params["model.ngrams"] for r in children) == ["1", "2"]
     assert sorted("model.ngrams=1" in r.info.run_name for r in children) == [False, True]
     assert len({r.data.tags["faqtune.multirun"] for r in children}) == 1
-    for run in [*children, client.get_run(summaries[0]["parent_run_id"])]:
+    for run in [*children, client.get_run(parent)]:
         for tag in ("mlflow.source.name", "mlflow.user", "faqtune.git_commit"):
             assert run.data.tags.get(tag), f"{run.info.run_name} lacks {tag}"
 

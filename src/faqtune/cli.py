@@ -56,6 +56,18 @@ def emit_summary(summary: dict) -> None:
     print(json.dumps(summary, default=str), flush=True)
 
 
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def multirun_summary(jobs: list[dict]) -> dict:
+    """A multirun's one summary: what its jobs share (their parent run), then each job's."""
+    shared = {key: jobs[0][key] for key in ("parent_run_id",)
+              if key in jobs[0] and all(job.get(key) == jobs[0][key] for job in jobs)}
+    return {**shared, "jobs": [{k: v for k, v in job.items() if k not in shared}
+                               for job in jobs]}
+
+
 def _fail(message: str, code: int) -> None:
     """Print the error once (stderr), and keep it in the task's log file."""
     message = redact(message)
@@ -309,10 +321,16 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
             if code == 1 and os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             _fail(message, code)
-        emit_summary(summary)
+        if _in_multirun():  # one summary for the whole multirun, printed at its end
+            log.info("job %s: %s", HydraConfig.get().job.num, json.dumps(summary, default=str))
+            multirun_jobs.append(summary)
+        else:
+            emit_summary(summary)
         if summary.get("interrupted"):
             sys.exit(INTERRUPTED)
         return summary
+
+    multirun_jobs: list[dict] = []
 
     @functools.wraps(main)
     def entry(*args, **kwargs):
@@ -320,6 +338,9 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
             job_name = Path(sys.argv[0]).stem.removeprefix("faqtune-")
             print(help_text(job_name), end="")
             return None
-        return main(*args, **kwargs)
+        result = main(*args, **kwargs)
+        if multirun_jobs:
+            emit_summary(multirun_summary(multirun_jobs))
+        return result
 
     return entry

@@ -173,6 +173,7 @@ class TrainingConfig:
     early_stopping_metric: str = "tune_mrr"  # conf/config.yaml ties it to sweep.metric
     top_k: int = 5
     max_question_chars: int = 20_000
+    max_questions_per_request: int = 1_000  # the served model refuses more (HTTP 400)
     log_model: bool = True
     block_pairs: int = 131_072
     cache_pairs: int = 4_000_000
@@ -412,6 +413,7 @@ def validate(cfg: FaqtuneConfig) -> None:
     _one_of("registry.metric", cfg.registry.metric, metric_names("test"))
     _int_range("training.top_k", cfg.training.top_k, 1, 100)
     _int_range("training.max_question_chars", cfg.training.max_question_chars, 1)
+    _int_range("training.max_questions_per_request", cfg.training.max_questions_per_request, 1)
     _int_range("training.block_pairs", cfg.training.block_pairs, 1)
     _int_range("training.cache_pairs", cfg.training.cache_pairs, 0)
     _int_range("training.dense_operand_mib", cfg.training.dense_operand_mib, 0)

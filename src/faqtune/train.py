@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -22,6 +24,14 @@ def _multirun() -> tuple[str, int] | None:
         return None
     hydra = HydraConfig.get()
     return str(Path(hydra.sweep.dir).resolve()), int(hydra.job.num)
+
+
+def _varied() -> str:
+    """What a multirun sweeps, as typed (`model.ngrams=1,2 model.estimators=range(10,30,10)`):
+    the overrides of the command line that hold more than one value."""
+    sweeps = OverridesParser.create().parse_overrides(
+        [arg for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")])
+    return " ".join(o.input_line for o in sweeps if o.is_sweep_override())
 
 
 def _run_name(conf) -> str | None:
@@ -48,7 +58,7 @@ def run(cfg: DictConfig) -> dict:
         return train_and_log(conf, run_name=_run_name(conf))
     group, job = multirun
     parent = find_or_create_parent(conf.tracking.experiment, MULTIRUN_TAG, group,
-                                   run_name=f"multirun {Path(group).name}")
+                                   run_name=f"multirun {_varied() or Path(group).name}")
     summary = train_and_log(conf, parent_run_id=parent, run_name=_run_name(conf) or f"job {job}",
                             tags={MULTIRUN_TAG: group, "faqtune.job": str(job)})
     if parent != mlflow.environment_variables.MLFLOW_RUN_ID.get():

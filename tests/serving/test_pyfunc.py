@@ -35,6 +35,7 @@ def served():
                                   TrainingConfig(period=100), data).model
     model.faqs = data.faqs[["faq_id", "answer_text"]].rename(columns={"answer_text": "answer"})
     model.max_question_chars = 2000
+    model.max_questions = 50
     return model, data
 
 
@@ -55,12 +56,29 @@ def test_served_answers_are_the_readable_answers(served):
     (pd.DataFrame({"question": ["x" * 2001]}), None, "2001 characters; at most 2000"),
     (pd.DataFrame({"question": ["x"]}), {"top_k": 0}, "top_k=0"),
     (pd.DataFrame({"question": ["x"]}), {"top_k": 101}, "top_k=101"),
+    (pd.DataFrame({"question": ["x"] * 51}), None, "SEC1: 51 questions in one request; at most 50"),
 ])
 def test_bad_requests_are_refused_with_a_message(served, frame, params, message):
     model, _ = served
-    with pytest.raises(MlflowException, match=message) as caught:
+    with pytest.raises(MlflowException, match=message.removeprefix("SEC1: ")) as caught:
         model.predict(None, frame, params)
     assert caught.value.get_http_status_code() == 400
+
+
+def test_a_request_is_ranked_block_by_block_as_one_block_ranks_it(served, monkeypatch):
+    """SEC1: a request is scored a block of questions at a time, keeping only each block's
+    top k, with the same answers as one block."""
+    model, data = served
+    questions = pd.DataFrame({"question": list(data.split("test")["text"].iloc[:7])})
+    whole = model.predict(None, questions, {"top_k": 3})
+    sizes = []
+    scores = model.estimator.decision_scores
+    monkeypatch.setattr(model.estimator, "questions_per_block", lambda: 2)
+    monkeypatch.setattr(model.estimator, "decision_scores",
+                        lambda q: sizes.append(len(q)) or scores(q))
+    blocked = model.predict(None, questions, {"top_k": 3})
+    assert sizes == [2, 2, 2, 1]
+    pd.testing.assert_frame_equal(blocked, whole)
 
 
 @pytest.mark.slow

@@ -37,6 +37,8 @@ def test_params_hold_only_the_settings_the_source_and_model_use(make_cfg, store,
     params = MlflowClient(store).get_run(summary["run_id"]).data.params
     assert params["data.table.faqs"] == "faqs.csv"
     assert not [k for k in params if k.startswith(("data.synthetic.", "data.download."))]
+    assert "data.max_bytes" not in params and "model.n_jobs" not in params, "limits, speed"
+    assert "None" not in params.values(), "unset settings (data.prepared, data.tag) are no params"
     assert "model.learning_rate" not in params, "the reference has no learning rate"
 
 

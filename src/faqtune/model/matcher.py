@@ -24,6 +24,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from faqtune.features import similarity as sim
 from faqtune.features.vectors import fit_tfidf
 from faqtune.model.base import PairRanker
+from faqtune.progress import progress_lines
 
 FEATURES = (
     "word_cosine", "char_cosine", "answer_cosine", "word_overlap",
@@ -300,12 +301,14 @@ class FaqMatcher(PairRanker):
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
         features = []
         lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
+        advance = progress_lines("featurizing", len(questions), "training questions")
         for start in range(0, len(questions), block):
             rows = np.arange(start, min(start + block, len(questions)))
             columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows])
             chosen = [candidates[row] for row in rows]
             local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
             features.append(self._gather(columns, local, np.concatenate(chosen)))
+            advance(rows[-1] + 1)
         features = np.vstack(features)
         labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
         groups = [len(c) for c in candidates]

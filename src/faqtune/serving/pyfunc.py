@@ -32,7 +32,9 @@ LIMITS_FILE = "limits.json"
 OUTPUT_COLUMNS = ["question_index", "rank", "faq_id", "score", "answer"]
 SERVING_PACKAGES = ("mlflow", "lightgbm", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow",
                     "joblib")
-MAX_QUESTION_CHARS = 20_000  # for models logged before training.max_question_chars
+# for models logged before training.max_question_chars / training.max_questions_per_request
+MAX_QUESTION_CHARS = 20_000
+MAX_QUESTIONS = 1_000
 
 
 class FaqMatcherModel(mlflow.pyfunc.PythonModel):
@@ -41,11 +43,16 @@ class FaqMatcherModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.estimator: PairRanker = joblib.load(context.artifacts["estimator"])
         self.faqs = pd.read_parquet(context.artifacts["faqs"])
-        limits = context.artifacts.get("limits")
-        self.max_question_chars = (json.loads(Path(limits).read_text())["max_question_chars"]
-                                   if limits else MAX_QUESTION_CHARS)
+        limits_file = context.artifacts.get("limits")
+        limits = json.loads(Path(limits_file).read_text()) if limits_file else {}
+        self.max_question_chars = limits.get("max_question_chars", MAX_QUESTION_CHARS)
+        self.max_questions = limits.get("max_questions_per_request", MAX_QUESTIONS)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
+        if len(model_input) > self.max_questions:
+            raise bad_request(f"{len(model_input)} questions in one request; at most "
+                              f"{self.max_questions} are accepted "
+                              "(training.max_questions_per_request): send them in batches.")
         questions = checked_questions(model_input, self.max_question_chars)
         k = (params or {}).get("top_k", 5)
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= 100:
@@ -75,12 +82,19 @@ def checked_questions(model_input: pd.DataFrame, max_chars: int) -> list[str]:
 
 def rank_faqs(estimator: PairRanker, faqs: pd.DataFrame, questions: list[str],
               k: int) -> pd.DataFrame:
-    """Long table: for each question its k best FAQs with a 0..1 score, best first."""
+    """Long table: for each question its k best FAQs with a 0..1 score, best first. Scored
+    a block of questions at a time, keeping only each block's top k: memory stays at one
+    block's scores against every FAQ, however many questions a request holds."""
     if not questions:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
-    raw = estimator.decision_scores(questions)
-    best = top_k(raw, k)
-    scores = 1.0 / (1.0 + np.exp(-np.take_along_axis(raw, best, axis=1)))
+    block = estimator.questions_per_block()
+    best_blocks, score_blocks = [], []
+    for start in range(0, len(questions), block):
+        raw = estimator.decision_scores(questions[start:start + block])
+        best_blocks.append(top_k(raw, k))
+        score_blocks.append(np.take_along_axis(raw, best_blocks[-1], axis=1))
+    best = np.vstack(best_blocks)
+    scores = 1.0 / (1.0 + np.exp(-np.vstack(score_blocks)))
     n, k = best.shape
     return pd.DataFrame({
         "question_index": np.repeat(np.arange(n), k),
@@ -109,7 +123,8 @@ def _requirements() -> list[str]:
 
 @contextlib.contextmanager
 def matcher_model(estimator: PairRanker, faqs: pd.DataFrame, top_k_default: int,
-                  example_question: str, max_question_chars: int = MAX_QUESTION_CHARS):
+                  example_question: str, max_question_chars: int = MAX_QUESTION_CHARS,
+                  max_questions: int = MAX_QUESTIONS):
     """Arguments for `mlflow.pyfunc.save_model` / `log_model`, valid inside the block.
 
     faqtune's own code goes into the model, so it loads wherever its requirements are met.
@@ -118,7 +133,8 @@ def matcher_model(estimator: PairRanker, faqs: pd.DataFrame, top_k_default: int,
         estimator_path = Path(scratch) / ESTIMATOR_FILE
         faqs_path = Path(scratch) / FAQS_FILE
         limits_path = Path(scratch) / LIMITS_FILE
-        limits_path.write_text(json.dumps({"max_question_chars": max_question_chars}))
+        limits_path.write_text(json.dumps({"max_question_chars": max_question_chars,
+                                           "max_questions_per_request": max_questions}))
         joblib.dump(estimator, estimator_path)
         readable = "answer_text" if "answer_text" in faqs else "answer"  # format 1: cleaned only
         faqs[["faq_id", readable]].rename(columns={readable: "answer"}).to_parquet(

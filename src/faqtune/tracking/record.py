@@ -29,9 +29,10 @@ MODEL_URI_TAG = "faqtune.model_uri"
 DATA_HASH_PARAM = "data.hash"
 # data.* sub-sections that only one source reads
 SOURCE_SECTIONS = {"synthetic": "synthetic", "table": "table"}
-# Settings that change speed or memory, never the model: in config.yaml, not params
-SPEED_SETTINGS = {"model.n_jobs", "training.block_pairs", "training.cache_pairs",
-                  "training.dense_operand_mib"}
+# Settings that change speed, memory or which input is refused, never the model: in
+# config.yaml, not params (where they crowd the compare view)
+NOT_PARAMS = {"model.n_jobs", "training.block_pairs", "training.cache_pairs",
+              "training.dense_operand_mib", "data.max_bytes", "data.max_line_bytes"}
 
 
 def config_yaml(conf: FaqtuneConfig) -> str:
@@ -40,8 +41,9 @@ def config_yaml(conf: FaqtuneConfig) -> str:
 
 
 def run_params(conf: FaqtuneConfig, data_hash: str) -> dict[str, str]:
-    """The params of a training run: the data settings its source reads, the model's own
-    hyperparameters, the training settings that shape the model and the data's hash."""
+    """The params of a training run: the data settings its source reads (those set), the
+    model's own hyperparameters, the training settings that shape the model and the data's
+    hash."""
     data = dataclasses.asdict(conf.data)
     for source, section in SOURCE_SECTIONS.items():
         if conf.data.source != source:
@@ -54,7 +56,7 @@ def run_params(conf: FaqtuneConfig, data_hash: str) -> dict[str, str]:
                       "training": dataclasses.asdict(conf.training)})
     params[DATA_HASH_PARAM] = data_hash
     return {k: redact(str(v)) for k, v in params.items()
-            if not isinstance(v, (list, dict)) and k not in SPEED_SETTINGS}
+            if not isinstance(v, (list, dict)) and v is not None and k not in NOT_PARAMS}
 
 
 def split_dataset(conf: FaqtuneConfig, data: PreparedData, data_path: Path, split: str):
@@ -133,7 +135,8 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> tuple[str
     run_id = mlflow.active_run().info.run_id
     example = data.split("test")["text"].iloc[0]
     with matcher_model(estimator, data.faqs, conf.training.top_k, example,
-                       conf.training.max_question_chars) as kwargs:
+                       conf.training.max_question_chars,
+                       conf.training.max_questions_per_request) as kwargs:
         mlflow.log_metric("model_size_mb", model_size_mb(kwargs))
         if mlflow.get_tracking_uri().startswith("azureml"):
             # Azure ML's MLflow endpoint has no /logged-models (azure-sdk-for-python#44896):
