@@ -127,4 +127,5 @@ def test_dry_run_writes_the_reference_recipe_job_spec(tmp_path):
     assert "model=reference" in spec["command"]["arguments"]
     assert "deprecated" in proc.stdout + proc.stderr and "backend.sdk=v2" in proc.stdout + proc.stderr
     assert any(p.startswith("azureml-mlflow") for p in spec["environment"]["pip"])
+    assert "mlflow>=3.1,<3.16" in spec["environment"]["pip"], "held as the azure extra holds it"
     assert not (tmp_path / "mlflow.db").exists(), "a dry run logs nothing"

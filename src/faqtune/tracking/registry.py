@@ -145,9 +145,8 @@ def describe_version(client: MlflowClient, registry: RegistryConfig, version: st
 def serving(registry: RegistryConfig, version: int, promoted: bool) -> dict:
     """How to serve `version`: through the alias only when the alias points at it, so a
     version that was not promoted is never served by the champion's name."""
-    champion = "Production" if uses_stages() else f"@{registry.alias}"
-    target = (f"models:/{registry.model_name}{'/' if uses_stages() else ''}{champion}"
-              if promoted else f"models:/{registry.model_name}/{version}")
+    champion = "/Production" if uses_stages() else f"@{registry.alias}"
+    target = f"models:/{registry.model_name}{champion if promoted else f'/{version}'}"
     return {"model_name": registry.model_name, "version": int(version), "promoted": promoted,
             "serve": f"mlflow models serve -m {target} --env-manager local --host 127.0.0.1 "
                      "--port 5001"}

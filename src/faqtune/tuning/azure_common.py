@@ -66,12 +66,14 @@ def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None
                           f"{MAX_TRIALS} trials.")
 
 
-def job_pip_packages(conda: dict) -> list[str]:
-    """conda.yaml's pip list as a job installs it: MLflow held where the plugin needs it,
-    the plugin added."""
-    pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)["pip"]
-    pinned = [JOB_PIP["mlflow"] if re.match(r"mlflow\b(?!-)", p) else p for p in pip]
-    return [*pinned, JOB_PIP["azureml-mlflow"]]
+def job_conda(conda_file: Path) -> dict:
+    """conda.yaml as a job installs it: MLflow held where the plugin needs it, the plugin
+    added to the pip list."""
+    conda = yaml.safe_load(conda_file.read_text())
+    pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)
+    pip["pip"] = [*(JOB_PIP["mlflow"] if re.match(r"mlflow\b(?!-)", p) else p
+                    for p in pip["pip"]), JOB_PIP["azureml-mlflow"]]
+    return conda
 
 
 def hydra_value(value) -> str:

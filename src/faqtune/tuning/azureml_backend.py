@@ -10,6 +10,7 @@ MLflow, and the finalize step.
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -20,7 +21,7 @@ from faqtune.errors import ConfigError
 from faqtune.tracking.azureml import get_workspace, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, best_trial, check_combination, hydra_value,
-                                         job_pip_packages, trial_overrides, watch, write_spec)
+                                         job_conda, trial_overrides, watch, write_spec)
 from faqtune.tuning.finalize import finalize
 from faqtune.tuning.space import SearchSpace
 
@@ -72,16 +73,15 @@ def termination_policy(conf: FaqtuneConfig):
 
 
 def environment(conf: FaqtuneConfig):
-    """The job environment: conda.yaml plus azureml-mlflow, so children log to the workspace."""
+    """The job environment: conda.yaml plus azureml-mlflow, so children log to the workspace
+    (the same package list as the SDK v2 job's)."""
     from azureml.core import Environment
 
-    env = Environment.from_conda_specification(conf.backend.environment_name,
-                                               str(REPO / "conda.yaml"))
-    conda = yaml.safe_load((REPO / "conda.yaml").read_text())
-    dependencies = env.python.conda_dependencies
-    for package in job_pip_packages(conda):
-        dependencies.add_pip_package(package)
-    return env
+    with tempfile.TemporaryDirectory() as scratch:
+        conda_file = Path(scratch) / "conda.yaml"
+        conda_file.write_text(yaml.safe_dump(job_conda(REPO / "conda.yaml"), sort_keys=False))
+        return Environment.from_conda_specification(conf.backend.environment_name,
+                                                    str(conda_file))
 
 
 def cluster_configuration(conf: FaqtuneConfig):

@@ -22,7 +22,7 @@ from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.tracking.azureml import ml_client, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, SAMPLING, best_trial, check_combination,
-                                         hydra_value, job_pip_packages, shell_command,
+                                         hydra_value, job_conda, shell_command,
                                          trial_overrides, watch, write_spec)
 from faqtune.tuning.finalize import finalize
 from faqtune.tuning.space import SearchSpace
@@ -88,9 +88,7 @@ def environment(conf: FaqtuneConfig):
     """conda.yaml plus the MLflow plugin, on Azure's CPU base image."""
     from azure.ai.ml.entities import Environment
 
-    conda = yaml.safe_load((REPO / "conda.yaml").read_text())
-    pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)
-    pip["pip"] = job_pip_packages(conda)
+    conda = job_conda(REPO / "conda.yaml")
     return Environment(name=conf.backend.environment_name, image=conf.backend.image,
                        conda_file=conda, description="faqtune: conda.yaml + azureml-mlflow")
 
