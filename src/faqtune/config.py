@@ -111,6 +111,8 @@ class MatcherConfig(ModelConfig):
     rarity_sharpness: float = 3.0
     rerank_top: int = 100
     char_ngrams: int = 4
+    encoder: str = "none"  # none, minilm (the semantic extra), or a folder: .onnx + tokenizer.json
+    encoder_max_tokens: int = 256
 
 
 MODEL_SCHEMAS = {"reference": ReferenceConfig, "matcher": MatcherConfig}
@@ -400,6 +402,23 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
             "a positive number")
     _one_of(f"{prefix}.objective", model.objective, OBJECTIVES)
     _one_of(f"{prefix}.negatives", model.negatives, NEGATIVES)
+    _int_range(f"{prefix}.encoder_max_tokens", model.encoder_max_tokens, 8, 512)
+    _not_empty(f"{prefix}.encoder", model.encoder, "encoder: none, minilm or a folder")
+    if model.encoder != "none":  # the extra, the files and their hashes, before any run starts
+        from faqtune.features.encoder import verify_encoder
+
+        verify_encoder(model.encoder, model.encoder_max_tokens, f"{prefix}.encoder")
+
+
+def encoder_identity(model: ModelConfig) -> str | None:
+    """What the model's encoder vectors depend on (its files' hashes, its settings); None
+    without an encoder. The sweep's identity and the run's params carry it."""
+    encoder = getattr(model, "encoder", "none")
+    if encoder == "none":
+        return None
+    from faqtune.features.encoder import resolve_encoder
+
+    return resolve_encoder(encoder, model.encoder_max_tokens).identity
 
 
 def validate(cfg: FaqtuneConfig) -> None:

@@ -52,3 +52,59 @@ def test_the_matcher_defaults_are_one_set_of_values():
         assert schema[key] == value, f"conf/model/matcher.yaml {key}={value}, schema {schema[key]}"
         if key in estimator:
             assert estimator[key] == value, f"{key}: conf {value}, FaqMatcher {estimator[key]}"
+
+
+# -- the encoder's columns (a fake encoder: no extra needed) --------------------------------
+def test_the_embedding_centroid_leaves_a_training_question_out_of_its_own_faq():
+    from faqtune.model.matcher import FaqMatcher
+    from tests.features.fake_encoder import HashingEncoder
+
+    faqs = ["sort an array", "parse json text"]
+    questions = ["sort an array quickly", "how to sort an array", "json text parse error"]
+    owner = np.array([0, 0, 1])
+    model = FaqMatcher(encoder=HashingEncoder(), centroid_prior=2.0)
+    embedded = model._fit_encoder(faqs, questions, owner)
+    f, q = HashingEncoder().encode(faqs), HashingEncoder().encode(questions)
+    cosine, centroid, *_ = model.embedded_.similarities(embedded, owner)
+
+    def cos(v, c):
+        return v @ c / np.linalg.norm(c)
+
+    np.testing.assert_allclose(cosine, q @ f.T, rtol=1e-5)
+    assert cos(q[0], 2 * f[0] + q[1]) > 0.5
+    assert np.isclose(centroid[0, 0], cos(q[0], 2 * f[0] + q[1]), rtol=1e-5)  # itself left out
+    assert np.isclose(centroid[2, 1], cos(q[2], 2 * f[1]), rtol=1e-5)  # alone: the FAQ's text
+    assert np.isclose(centroid[0, 1], cos(q[0], 2 * f[1] + q[2]), atol=1e-6)
+    scored, *_ = model.embedded_.similarities(embedded, None)[1:2]  # a new question: all in
+    assert np.isclose(scored[0, 0], cos(q[0], 2 * f[0] + q[0] + q[1]), rtol=1e-5)
+
+
+def test_an_encoder_adds_its_columns_clones_pickles_and_embeds_each_text_once(small_data,
+                                                                                tmp_path):
+    import pickle
+
+    from sklearn.base import clone
+
+    from faqtune.model.matcher import FEATURES, SEMANTIC
+    from tests.features.fake_encoder import HashingEncoder
+
+    pairs = small_data.pairs(5)
+    model = build_model(MatcherConfig(estimators=20, match=5, n_jobs=1),
+                        cache_dir=str(tmp_path)).set_params(encoder=HashingEncoder())
+    fit_args = (pairs[["Text_x", "Text_y"]], pairs["label"])
+    model.fit(*fit_args, faqs=list(small_data.faqs["text"]))
+    assert model.features == FEATURES + SEMANTIC
+    assert model.booster_.num_feature() == len(FEATURES) + len(SEMANTIC)
+    assert model.feature_importances()[list(SEMANTIC)].sum() > 0
+    questions = list(small_data.split("test")["text"])
+    scores = model.decision_scores(questions)
+
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.decision_scores(questions), scores)
+    twin = clone(model)
+    assert isinstance(twin.encoder, HashingEncoder) and twin.encoder is not model.encoder
+    before = twin.encoder.encoded  # the copy keeps the count of the encoder it copies
+    twin.fit(*fit_args, faqs=list(small_data.faqs["text"]))  # the same texts: all cached
+    assert twin.encoder.encoded == before
+    np.testing.assert_allclose(twin.decision_scores(questions), scores)
+    assert build_model(MatcherConfig()).features == FEATURES  # none: today's columns only

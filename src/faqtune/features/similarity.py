@@ -44,8 +44,11 @@ def centroid_sums(questions: sp.csr_matrix, owner: np.ndarray, n_faqs: int) -> s
     return (membership @ questions).tocsr()
 
 
-def _self_sq(questions: sp.csr_matrix) -> np.ndarray:
-    return np.asarray(questions.multiply(questions).sum(axis=1)).ravel()
+def _self_sq(questions) -> np.ndarray:
+    """Squared norm of each row, sparse or dense."""
+    if sp.issparse(questions):
+        return np.asarray(questions.multiply(questions).sum(axis=1)).ravel()
+    return np.einsum("ij,ij->i", questions, questions, dtype=np.float64)
 
 
 def centroid_products(questions: sp.csr_matrix, sums_operand) -> np.ndarray:

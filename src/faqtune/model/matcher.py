@@ -5,7 +5,9 @@ to the FAQ's answer, term overlap, the rarest word they share, similarity to the
 the FAQ's training questions (leave-one-out for training rows: the explicit form of what the
 reference memorises) and to the centroid of its neighbourhood (the questions of the most
 similar FAQs too), and each similarity's gap to the question's best FAQ and the FAQ's rank
-under it. At scoring time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`),
+under it. With a sentence encoder (`encoder`), the cosine of the question's embedding to the
+FAQ's and to the FAQ's centroid of training questions' embeddings join them, with their gaps
+and ranks. At scoring time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`),
 not all of them.
 """
 
@@ -22,6 +24,7 @@ import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_sample_weight
 
 from faqtune.features import similarity as sim
+from faqtune.features.encoder import TextEncoder, embed, resolve_encoder
 from faqtune.features.vectors import fit_tfidf
 from faqtune.model.base import PairRanker
 from faqtune.progress import progress_lines
@@ -34,11 +37,15 @@ FEATURES = (
     "rarest_shared_idf_gap", "rarest_shared_idf_rank",
     "question_length", "neighbour_centroid", "neighbour_centroid_gap", "neighbour_centroid_rank",
 )
+# With an encoder: embedding cosine to the FAQ's text and to its centroid, gaps and ranks
+SEMANTIC = ("semantic_cosine", "semantic_centroid", "semantic_cosine_gap",
+            "semantic_cosine_rank", "semantic_centroid_gap", "semantic_centroid_rank")
 PRIOR = (FEATURES.index("word_cosine_gap"), FEATURES.index("char_cosine_gap"))
 # What shortlists the FAQs LightGBM scores (`rerank_top`): cheap, and a high recall. The
 # rarest shared word's IDF joins them as a share of the largest IDF, so a FAQ that shares one
 # identifier with the question makes the shortlist even when the rest of its text differs.
-RETRIEVAL = ("word_cosine", "char_cosine", "word_centroid", "char_centroid")
+RETRIEVAL = ("word_cosine", "char_cosine", "word_centroid", "char_centroid",
+             "semantic_cosine", "semantic_centroid")
 
 
 def monotone_signs(features: Sequence[str]) -> list[int]:
@@ -77,6 +84,32 @@ class _Space:
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "operands"}
+
+
+@dataclass
+class _Embedded:
+    """The encoder's side: unit FAQ embeddings (n_faqs, dim) and the centroid sums."""
+
+    faqs: np.ndarray
+    centroid_sums: np.ndarray
+
+    @cached_property
+    def operands(self) -> dict:
+        sums = self.centroid_sums.astype(np.float64)
+        return {"faqs": np.ascontiguousarray(self.faqs.T),
+                "centroids": np.ascontiguousarray(self.centroid_sums.T),
+                "centroid_sq_norms": np.einsum("ij,ij->i", sums, sums)}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "operands"}
+
+    def similarities(self, questions: np.ndarray, own_faq: np.ndarray | None) -> list:
+        """The SEMANTIC columns of a block of question embeddings."""
+        ops = self.operands
+        cosine = questions @ ops["faqs"]
+        products = (questions @ ops["centroids"]).astype(np.float64)
+        centroid = sim.centroid_cosine(questions, products, ops["centroid_sq_norms"], own_faq)
+        return [cosine, centroid, *sim.relative(cosine), *sim.relative(centroid)]
 
 
 class FaqMatcher(PairRanker):
@@ -129,18 +162,24 @@ class FaqMatcher(PairRanker):
         (question, FAQ) pairs featurized and scored at once: bounds memory.
     dense_operand_mib : int, default=64
         FAQ-side matrices up to this size are kept dense (faster products); 0 = sparse.
+    encoder : str or TextEncoder, default="none"
+        A sentence encoder whose embeddings add the SEMANTIC columns: "none", "minilm", a
+        folder holding an ONNX encoder and its tokenizer.json, or an object with `identity`
+        and `encode` (`faqtune.features.encoder.TextEncoder`).
+    encoder_max_tokens : int, default=256
+        Tokens of a text the encoder reads; the rest is cut.
 
     Attributes
     ----------
     word_, char_ : _Space
         The fitted word and character TF-IDF spaces and their FAQ-side matrices.
+    encoder_ : TextEncoder or None
+        The encoder the SEMANTIC columns come from.
+    embedded_ : _Embedded or None
+        The FAQs' embeddings and embedding centroids.
     lgb_booster_ : lightgbm.Booster
         The trained booster (also `booster_`).
     """
-
-    # The columns `_similarities` returns; a subclass that adds columns extends this (the
-    # benchmarks try retrieval scores that way).
-    features: tuple[str, ...] = FEATURES
 
     def __init__(self, estimators: int = 300, ngrams: int = 2, char_ngrams: int = 4,
                  min_child_samples: int = 20, num_leaves: int = 31, learning_rate: float = 0.03,
@@ -151,7 +190,8 @@ class FaqMatcher(PairRanker):
                  rerank_top: int = 100,
                  unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None,
-                 block_pairs: int = 131_072, dense_operand_mib: int = 64):
+                 block_pairs: int = 131_072, dense_operand_mib: int = 64,
+                 encoder: str | TextEncoder = "none", encoder_max_tokens: int = 256):
         self.estimators = estimators
         self.ngrams = ngrams
         self.char_ngrams = char_ngrams
@@ -173,6 +213,23 @@ class FaqMatcher(PairRanker):
         self.dense_operand_mib = dense_operand_mib
         self.random_state = random_state
         self.cache_dir = cache_dir
+        self.encoder = encoder
+        self.encoder_max_tokens = encoder_max_tokens
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The columns `_similarities` returns; a subclass that adds columns extends this
+        (the benchmarks try retrieval scores that way)."""
+        return FEATURES + (SEMANTIC if self._uses_encoder() else ())
+
+    def _uses_encoder(self) -> bool:
+        encoder = getattr(self, "encoder", "none")  # a model pickled before encoders: none
+        return not (isinstance(encoder, str) and encoder == "none")
+
+    def _embedded_texts(self, texts: Sequence[str]) -> np.ndarray | None:
+        if getattr(self, "encoder_", None) is None:
+            return None
+        return embed(self.encoder_, texts, self.cache_dir, self.n_jobs)
 
     # -- features -----------------------------------------------------------------------
     def _space(self, corpus: list[str], analyzer: str, ngram_range, faqs: list[str],
@@ -188,7 +245,8 @@ class FaqMatcher(PairRanker):
                        dense_bytes=self.dense_operand_mib * 2**20), question_vectors)
 
     def _similarities(self, word: sp.csr_matrix, char: sp.csr_matrix, lengths: np.ndarray,
-                      own_faq: np.ndarray | None) -> list[np.ndarray]:
+                      own_faq: np.ndarray | None,
+                      embedded: np.ndarray | None = None) -> list[np.ndarray]:
         """The `features` of every (block question, FAQ) pair: one (n_block, n_faqs) array each.
 
         Gaps and ranks compare a FAQ with all others, so they need whole rows even when
@@ -210,6 +268,8 @@ class FaqMatcher(PairRanker):
             columns.extend(sim.relative(similarity))
         columns.append(np.broadcast_to(lengths[:, None], word_cos.shape))
         columns.extend([neighbours, *sim.relative(neighbours)])
+        if embedded is not None:
+            columns.extend(self.embedded_.similarities(embedded, own_faq))
         return columns
 
     @staticmethod
@@ -231,22 +291,22 @@ class FaqMatcher(PairRanker):
         n_faqs = columns[0].shape[1]
         if not self.rerank_top or self.rerank_top >= n_faqs:
             return None
-        recall = sum(columns[FEATURES.index(name)] for name in RETRIEVAL) + (
+        features = self.features
+        recall = sum(columns[features.index(name)] for name in RETRIEVAL if name in features) + (
             columns[FEATURES.index("rarest_shared_idf")] / self.word_.vectorizer.idf_.max())
         return np.argpartition(-recall, self.rerank_top - 1, axis=1)[:, : self.rerank_top]
 
-    def _vectors(self, texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
-        texts = list(texts)
-        lengths = np.log1p([len(t) for t in texts]).astype(np.float32)
-        return (self.word_.vectorizer.transform(texts), self.char_.vectorizer.transform(texts),
-                lengths)
-
     def _blocks(self, questions: Sequence[str], block: int) -> Iterator:
         """(rows, similarity columns) per block of questions."""
-        word, char, lengths = self._vectors(questions)
+        texts = list(questions)
+        lengths = np.log1p([len(t) for t in texts]).astype(np.float32)
+        word = self.word_.vectorizer.transform(texts)
+        char = self.char_.vectorizer.transform(texts)
+        embedded = self._embedded_texts(texts)
         for start in range(0, len(lengths), block):
             rows = np.arange(start, min(start + block, len(lengths)))
-            yield rows, self._similarities(word[rows], char[rows], lengths[rows], None)
+            yield rows, self._similarities(word[rows], char[rows], lengths[rows], None,
+                                           None if embedded is None else embedded[rows])
 
     def _candidate_blocks(self, questions: Sequence[str], block: int) -> Iterator:
         for rows, columns in self._blocks(questions, block):
@@ -296,6 +356,7 @@ class FaqMatcher(PairRanker):
         single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
                                                 single_words, self.rarity_sharpness)
+        embedded = self._fit_encoder(faqs, questions, owner)
 
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
@@ -304,7 +365,8 @@ class FaqMatcher(PairRanker):
         advance = progress_lines("featurizing", len(questions), "training questions")
         for start in range(0, len(questions), block):
             rows = np.arange(start, min(start + block, len(questions)))
-            columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows])
+            columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows],
+                                         None if embedded is None else embedded[rows])
             chosen = [candidates[row] for row in rows]
             local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
             features.append(self._gather(columns, local, np.concatenate(chosen)))
@@ -317,6 +379,23 @@ class FaqMatcher(PairRanker):
         return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
                            group=groups if self.objective == "lambdarank" else None,
                            feature_name=list(self.features), free_raw_data=True)
+
+    def _fit_encoder(self, faqs: list[str], questions: list[str],
+                     owner: np.ndarray) -> np.ndarray | None:
+        """Embed the catalogue and the training questions (once each, through the cache);
+        the FAQ's text counts `centroid_prior` times in its embedding centroid, as in TF-IDF."""
+        self.encoder_ = (None if not self._uses_encoder() else
+                         resolve_encoder(self.encoder, self.encoder_max_tokens)
+                         if isinstance(self.encoder, str) else self.encoder)
+        self.embedded_ = None
+        if self.encoder_ is None:
+            return None
+        vectors = embed(self.encoder_, list(faqs) + list(questions), self.cache_dir, self.n_jobs)
+        faq_vectors, question_vectors = vectors[: len(faqs)], vectors[len(faqs):]
+        sums = self.centroid_prior * faq_vectors.astype(np.float64)
+        np.add.at(sums, owner, question_vectors)
+        self.embedded_ = _Embedded(faq_vectors, sums.astype(np.float32))
+        return question_vectors
 
     def _choose_candidates(self, X, questions, word_q, owner, per_question,
                            faq_row) -> list[np.ndarray]:

@@ -42,6 +42,8 @@ class FaqMatcherModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         self.estimator: PairRanker = joblib.load(context.artifacts["estimator"])
+        if "cache_dir" in self.estimator.get_params():  # the training machine's folder
+            self.estimator.set_params(cache_dir=None)
         self.faqs = pd.read_parquet(context.artifacts["faqs"])
         limits_file = context.artifacts.get("limits")
         limits = json.loads(Path(limits_file).read_text()) if limits_file else {}
@@ -115,10 +117,14 @@ def signature(top_k_default: int) -> ModelSignature:
     )
 
 
-def _requirements() -> list[str]:
+def _requirements(estimator: PairRanker) -> list[str]:
     """What serving imports, pinned to the versions the model was trained with: a pickled
-    scikit-learn or LightGBM model is only safe to load under the same versions."""
-    return [f"{name}=={metadata.version(name)}" for name in SERVING_PACKAGES]
+    scikit-learn or LightGBM model is only safe to load under the same versions, and an
+    encoder's vectors only match the trained ones under the same runtime and weights."""
+    from faqtune.features.encoder import serving_packages
+
+    names = SERVING_PACKAGES + serving_packages(getattr(estimator, "encoder_", None))
+    return [f"{name}=={metadata.version(name)}" for name in names]
 
 
 @contextlib.contextmanager
@@ -146,7 +152,7 @@ def matcher_model(estimator: PairRanker, faqs: pd.DataFrame, top_k_default: int,
             "code_paths": [str(Path(faqtune.__file__).parent)],
             "signature": signature(top_k_default),
             "input_example": pd.DataFrame({"question": [example_question]}),
-            "pip_requirements": _requirements(),
+            "pip_requirements": _requirements(estimator),
         }
 
 

@@ -16,7 +16,7 @@ from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.utils.time import get_current_time_millis
 from omegaconf import OmegaConf
 
-from faqtune.config import FaqtuneConfig
+from faqtune.config import FaqtuneConfig, encoder_identity
 from faqtune.data.dataset import SPLITS, PreparedData
 from faqtune.data.download import is_url
 from faqtune.model.training import TrainResult
@@ -55,6 +55,7 @@ def run_params(conf: FaqtuneConfig, data_hash: str) -> dict[str, str]:
     params = flatten({"data": data, "model": dataclasses.asdict(conf.model),
                       "training": dataclasses.asdict(conf.training)})
     params[DATA_HASH_PARAM] = data_hash
+    params["model.encoder_identity"] = encoder_identity(conf.model)
     return {k: redact(str(v)) for k, v in params.items()
             if not isinstance(v, (list, dict)) and v is not None and k not in NOT_PARAMS}
 

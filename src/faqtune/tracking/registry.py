@@ -136,8 +136,12 @@ def describe_version(client: MlflowClient, registry: RegistryConfig, version: st
             f"`{registry.metric}` among those trained on the champion's prepared data "
             "(`data_hash` tag): test metrics compare only on the same test data."))
     origin = ", ".join(f"{k} {v}" for k, v in (extra_tags or {}).items())
+    encoder = run.data.params.get("model.encoder", "none")
+    with_encoder = "" if encoder == "none" else (
+        f" with encoder {encoder} ({run.data.params.get('model.encoder_identity', '?')})")
     client.update_model_version(registry.model_name, version, description=(
-        f"{run.data.params.get('model.name', 'model')} from run {run.info.run_name or ''} "
+        f"{run.data.params.get('model.name', 'model')}{with_encoder} from run "
+        f"{run.info.run_name or ''} "
         f"(`{run.info.run_id}`){'; ' + origin if origin else ''}; {registry.metric} "
         f"{metric:.4f} on data `{data_hash[:12]}`."))
 

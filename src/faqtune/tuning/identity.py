@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 
-from faqtune.config import FaqtuneConfig
+from faqtune.config import FaqtuneConfig, encoder_identity
 from faqtune.tuning.space import SearchSpace
 
 # Model settings that change speed only: a resume may change them
@@ -17,6 +17,10 @@ def sweep_identity(conf: FaqtuneConfig, space: SearchSpace, data_hash: str) -> d
     """The settings a sweep's trials must share, each as a comparable string."""
     model = {k: v for k, v in dataclasses.asdict(conf.model).items()
              if k not in space.names and k not in SPEED_SETTINGS}
+    if model.get("encoder") == "none":  # as sweeps from before encoders stored it
+        model = {k: v for k, v in model.items() if not k.startswith("encoder")}
+    elif "encoder" in model:  # a folder's path says nothing of the files in it
+        model["encoder_identity"] = encoder_identity(conf.model)
     training = conf.training
     return {
         "data": data_hash,

@@ -1,0 +1,185 @@
+"""The sentence encoder's worth and cost: the default matcher against `experiment=semantic`
+(the same matcher with `model.encoder=minilm`) on the realistic sets, in one run.
+
+    python bench/semantic.py          # rewrites its section of docs/benchmarks.md (needs the
+                                      # semantic extra and the realistic sets)
+
+- Quality: every realistic set of `bench/quality.py` over its split seeds; both models on the
+  same split; every metric as mean ± sd and the paired difference per seed.
+- Embedding: every distinct text of the sets embedded once, cold (CPU seconds per text, on
+  both cores); the cells then share that cache, as the trials of a sweep do.
+- Speed: one trial (fit + tune and test scoring) of each model, warm cache, one core each; the
+  cold semantic trial adds the embedding of its own texts.
+- Serving: the pyfunc model of each, one question at a time (p50, p95) and a batch of 256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from faqtune.config import TrainingConfig
+from faqtune.data.prepare import prepare
+
+from quality import METRICS, REPO, SEEDS, data_sets, fmt, markers, model_config, write_section
+
+SECTION = markers("semantic")
+MODELS = {"default": [], "semantic": ["model.encoder=minilm"]}
+
+
+def cell(job: tuple) -> dict:
+    """Both models on one (set, seed): test metrics and seconds per trial."""
+    from faqtune.model.metrics import ranking_metrics
+    from faqtune.model.training import train_model
+
+    name, config, seed, cache = job
+    data, _, _ = prepare(replace(config, seed=seed), Path(cache))
+    out = {"data": name, "seed": seed, "faqs": len(data.faqs),
+           "test_questions": len(data.split("test"))}
+    for label, overrides in MODELS.items():
+        model = model_config("matcher", ["model.n_jobs=1", *overrides])
+        started = time.perf_counter()
+        fitted = train_model(model, TrainingConfig(period=model.estimators), data,
+                             cache_dir=str(Path(cache) / "features")).model
+        scores = fitted.decision_scores(list(data.split("test")["text"]))
+        metrics = ranking_metrics(scores, data.truth("test"), "test")
+        out[label] = {**{m: metrics[m] for m in METRICS},
+                      "seconds": time.perf_counter() - started}
+    return out
+
+
+def distinct_texts(sets, cache: Path) -> list[str]:
+    texts = {}
+    for s in sets:
+        data, _, _ = prepare(replace(s.config, seed=SEEDS[0]), cache)
+        for text in [*data.faqs["text"], *data.questions["text"]]:
+            texts[text] = None
+    return list(texts)
+
+
+def cold_embedding(texts: list[str], cache: Path) -> dict:
+    from faqtune.features.encoder import embed, resolve_encoder
+
+    encoder = resolve_encoder("minilm")
+    encoder.encode(["warm up"], threads=0)
+    cpu, wall = time.process_time(), time.perf_counter()
+    embed(encoder, texts, str(cache / "features"), threads=0)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"texts": len(texts), "cpu_s": cpu, "wall_s": wall,
+            "mean_chars": statistics.fmean(len(t) for t in texts)}
+
+
+def serving_latency(config, cache: Path) -> dict:
+    """p50/p95 of one question and the time of a batch of 256, per model, in this process."""
+    import mlflow
+    import pandas as pd
+
+    from faqtune.model.training import train_model
+    from faqtune.serving.pyfunc import matcher_model
+
+    data, _, _ = prepare(replace(config, seed=SEEDS[0]), cache)
+    questions = list(data.split("test")["text"]) + list(data.split("tune")["text"])
+    out = {}
+    for label, overrides in MODELS.items():
+        fitted = train_model(model_config("matcher", overrides), TrainingConfig(period=10_000),
+                             data, cache_dir=str(cache / "features")).model
+        target = cache / f"served-{label}"
+        with matcher_model(fitted, data.faqs, 5, questions[0]) as kwargs:
+            mlflow.pyfunc.save_model(str(target), **kwargs)
+        served = mlflow.pyfunc.load_model(str(target))
+        served.predict(pd.DataFrame({"question": questions[:2]}))  # loads the encoder
+        single = []
+        for question in questions[:60]:
+            started = time.perf_counter()
+            served.predict(pd.DataFrame({"question": [question]}))
+            single.append(time.perf_counter() - started)
+        batch = (questions * 3)[:256]
+        started = time.perf_counter()
+        served.predict(pd.DataFrame({"question": batch}))
+        out[label] = {"p50_ms": 1000 * float(np.percentile(single, 50)),
+                      "p95_ms": 1000 * float(np.percentile(single, 95)),
+                      "batch_256_s": time.perf_counter() - started}
+    return out
+
+
+def report(cells: list[dict], embedding: dict, serving: dict, minutes: float,
+           seeds: list[int]) -> str:
+    lines = [SECTION[0], "## Semantic matching: the default matcher and `experiment=semantic`",
+             "", f"`python bench/semantic.py`, {minutes:.1f} min on {os.cpu_count()} cores, "
+             f"split seeds {', '.join(map(str, seeds))}. all-MiniLM-L6-v2 (int8 ONNX) adds six "
+             "columns to the default matcher; everything else is the same. Mean ± sd over "
+             "seeds; a difference is the mean ± sd of the per-seed paired differences.", "",
+             "| data | FAQs | test questions | metric | default | semantic | semantic - default "
+             "| better by more than the spread |", "|---|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(c["data"] for c in cells):
+        rows = [c for c in cells if c["data"] == name]
+        for metric in METRICS:
+            a = [r["default"][metric] for r in rows]
+            b = [r["semantic"][metric] for r in rows]
+            diff = [y - x for x, y in zip(a, b)]
+            sd = statistics.stdev(diff) if len(diff) > 1 else 0.0
+            lines.append(f"| {name} | {rows[0]['faqs']} | {rows[0]['test_questions']} | "
+                         f"{metric.removeprefix('test_')} | {fmt(a)} | {fmt(b)} | "
+                         f"{fmt(diff, signed=True)} | "
+                         f"{'yes' if statistics.fmean(diff) > sd else 'no'} |")
+    seconds = {label: statistics.fmean(c[label]["seconds"] for c in cells) for label in MODELS}
+    per_text_cpu = embedding["cpu_s"] / embedding["texts"]
+    lines += ["", "Cost (the same run):", "",
+              f"- Embedding, cold: {embedding['texts']} distinct texts (mean "
+              f"{embedding['mean_chars']:.0f} characters) in {embedding['wall_s']:.0f} s wall, "
+              f"{embedding['cpu_s']:.0f} CPU-s: **{1 / per_text_cpu:.1f} texts per CPU-second**"
+              f", {embedding['texts'] / embedding['wall_s']:.1f} per second on both cores.",
+              f"- One trial with the cache warm (fit + test scoring, one core, mean over every "
+              f"cell): default {seconds['default']:.1f} s, semantic {seconds['semantic']:.1f} s "
+              f"(**{seconds['semantic'] / seconds['default']:.2f}x**).",
+              f"- A cold semantic trial embeds its set's texts first: about "
+              f"{embedding['wall_s']:.0f} s on both cores for all the sets above together; "
+              "every later trial, resumed sweep or repeated run reads them from the cache.",
+              f"- Serving (pyfunc, {serving['data']}), one question: default p50 "
+              f"{serving['default']['p50_ms']:.0f} ms / p95 {serving['default']['p95_ms']:.0f} "
+              f"ms, semantic p50 {serving['semantic']['p50_ms']:.0f} ms / p95 "
+              f"{serving['semantic']['p95_ms']:.0f} ms; a batch of 256: default "
+              f"{serving['default']['batch_256_s']:.2f} s, semantic "
+              f"{serving['semantic']['batch_256_s']:.2f} s.", "", SECTION[1]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    cache = Path(tempfile.mkdtemp(prefix="faqtune-semantic-"))
+    sets = [s for s in data_sets(False, cache) if s.realistic]
+    if not sets:
+        raise SystemExit("the realistic sets are not there: nothing to measure")
+    embedding = cold_embedding(distinct_texts(sets, cache), cache)
+    print(f"embedding: {embedding}", flush=True)
+    jobs = [(s.name, s.config, seed, str(cache)) for s in sets for seed in args.seeds]
+    with ProcessPoolExecutor(2) as pool:
+        cells = []
+        for result in pool.map(cell, jobs):
+            cells.append(result)
+            print(f"{result['data']} seed {result['seed']}: default "
+                  f"{result['default']['test_gain_at_1']:.3f}, semantic "
+                  f"{result['semantic']['test_gain_at_1']:.3f}", flush=True)
+    serving = {"data": sets[0].name, **serving_latency(sets[0].config, cache)}
+    text = report(cells, embedding, serving, (time.perf_counter() - started) / 60, args.seeds)
+    print(text)
+    write_section(text, args.out, SECTION)
+    shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
