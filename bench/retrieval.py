@@ -105,8 +105,8 @@ def with_scores(kinds: tuple[str, ...]) -> type[FaqMatcher]:
                 self.likelihood_ = (likelihood.T.tocsr(), penalty)
             return space, vectors
 
-        def _similarities(self, word, char, lengths, own_faq):
-            columns = super()._similarities(word, char, lengths, own_faq)
+        def _similarities(self, word, char, lengths, own_faq, embedded=None):
+            columns = super()._similarities(word, char, lengths, own_faq, embedded)
             present = sim.binary(word)
             scores = []
             if "bm25" in kinds:

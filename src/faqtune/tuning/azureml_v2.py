@@ -88,7 +88,7 @@ def environment(conf: FaqtuneConfig):
     """conda.yaml plus the MLflow plugin, on Azure's CPU base image."""
     from azure.ai.ml.entities import Environment
 
-    conda = job_conda(REPO / "conda.yaml")
+    conda = job_conda(REPO / "conda.yaml", conf.model)
     return Environment(name=conf.backend.environment_name, image=conf.backend.image,
                        conda_file=conda, description="faqtune: conda.yaml + azureml-mlflow")
 
