@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-recovery ui clean
+.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-recovery semantic ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,14 @@ quality-recovery: $(VENV)/.installed-dev
 	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
 		--set model.prior_weight=30 --sweep --section sweep-recovery \
 		--title "The default sweep from a matcher that does not fit (prior_weight=30)"
+
+# The sentence encoder (experiment=semantic) against the default matcher, its cost and its
+# serving latency (about 3 min), then its sweep per seed (about 20 min).
+semantic: $(VENV)/.installed-dev
+	$(BIN)/python bench/semantic.py
+	$(BIN)/python bench/quality.py --set model.encoder=minilm --sweep \
+		--only "cs written" "cs real + written" --no-reference --section quality-semantic \
+		--title "The semantic matcher and its sweep on realistic data (experiment=semantic)"
 
 ui: $(VENV)/.installed-run
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

@@ -115,11 +115,23 @@ def _test_metrics(scores, data: PreparedData) -> dict[str, float]:
     return {k: metrics[k] for k in METRICS}
 
 
-def train_and_score(model: ModelConfig, data: PreparedData) -> dict[str, float]:
+def with_shared_embeddings(features: Path, cache: Path) -> str:
+    """A fresh feature cache folder whose embedding cache is the run's shared one: every
+    cell and sweep sees the same texts, so each is embedded once per run (with an encoder),
+    while TF-IDF stays cold in every fit, as before."""
+    (cache / "embeddings").mkdir(exist_ok=True)
+    features.mkdir(parents=True)
+    (features / "embeddings").symlink_to(cache / "embeddings")
+    return str(features)
+
+
+def train_and_score(model: ModelConfig, data: PreparedData, cache: Path) -> dict[str, float]:
     from faqtune.model.training import train_model
 
     started = time.perf_counter()
-    result = train_model(model, TrainingConfig(period=max(1, model.estimators)), data)
+    features = with_shared_embeddings(Path(tempfile.mkdtemp(dir=cache)) / "features", cache)
+    result = train_model(model, TrainingConfig(period=max(1, model.estimators)), data,
+                         cache_dir=features)
     scores = result.model.decision_scores(list(data.split("test")["text"]))
     return {**_test_metrics(scores, data), "seconds": time.perf_counter() - started}
 
@@ -132,7 +144,7 @@ def run_cell(job: tuple) -> dict:
            "test_questions": len(data.split("test")), "path": str(path),
            "cosine": {k: v for k, v in cosine_metrics(data).items() if k in METRICS}}
     for label, model in models:
-        out[label] = train_and_score(model, data)
+        out[label] = train_and_score(model, data, Path(cache))
     return out
 
 
@@ -142,6 +154,7 @@ def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
     """The default sweep (as `python -m faqtune.sweep` runs it) on a prepared split; its final
     model's test metrics, as the sweep's summary line reports them."""
     folder = Path(tempfile.mkdtemp(prefix=f"sweep-{seed}-", dir=cache))
+    with_shared_embeddings(folder / "features", cache)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "faqtune.sweep", f"data.prepared={data_path}",

@@ -3,14 +3,18 @@
 
     python bench/semantic.py          # rewrites its section of docs/benchmarks.md (needs the
                                       # semantic extra and the realistic sets)
+    python bench/semantic.py --scale  # the scale section's largest corpus with the encoder
 
 - Quality: every realistic set of `bench/quality.py` over its split seeds; both models on the
   same split; every metric as mean ± sd and the paired difference per seed.
 - Embedding: every distinct text of the sets embedded once, cold (CPU seconds per text, on
   both cores); the cells then share that cache, as the trials of a sweep do.
-- Speed: one trial (fit + tune and test scoring) of each model, warm cache, one core each; the
-  cold semantic trial adds the embedding of its own texts.
+- Speed: one trial (fit + test scoring) of each model, one core each, with a cold TF-IDF cache
+  and a warm embedding cache; a cold semantic trial adds the embedding of its own texts.
 - Serving: the pyfunc model of each, one question at a time (p50, p95) and a batch of 256.
+- `--scale`: the largest corpus of `make bench`'s scale section (synthetic, 2,318 FAQs), one
+  trial each (100 estimators, period 50) in a fresh process: default, semantic with a cold
+  embedding cache, semantic with it warm; wall time and peak memory.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ import numpy as np
 from faqtune.config import TrainingConfig
 from faqtune.data.prepare import prepare
 
-from quality import METRICS, REPO, SEEDS, data_sets, fmt, markers, model_config, write_section
+from quality import (METRICS, REPO, SEEDS, data_sets, fmt, markers, model_config,
+                     with_shared_embeddings, write_section)
 
 SECTION = markers("semantic")
+SCALE_SECTION = markers("semantic-scale")
 MODELS = {"default": [], "semantic": ["model.encoder=minilm"]}
 
 
@@ -47,9 +53,10 @@ def cell(job: tuple) -> dict:
            "test_questions": len(data.split("test"))}
     for label, overrides in MODELS.items():
         model = model_config("matcher", ["model.n_jobs=1", *overrides])
+        features = with_shared_embeddings(Path(tempfile.mkdtemp(dir=cache)) / label, Path(cache))
         started = time.perf_counter()
         fitted = train_model(model, TrainingConfig(period=model.estimators), data,
-                             cache_dir=str(Path(cache) / "features")).model
+                             cache_dir=features).model
         scores = fitted.decision_scores(list(data.split("test")["text"]))
         metrics = ranking_metrics(scores, data.truth("test"), "test")
         out[label] = {**{m: metrics[m] for m in METRICS},
@@ -72,7 +79,7 @@ def cold_embedding(texts: list[str], cache: Path) -> dict:
     encoder = resolve_encoder("minilm")
     encoder.encode(["warm up"], threads=0)
     cpu, wall = time.process_time(), time.perf_counter()
-    embed(encoder, texts, str(cache / "features"), threads=0)
+    embed(encoder, texts, with_shared_embeddings(cache / "cold", cache), threads=0)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {"texts": len(texts), "cpu_s": cpu, "wall_s": wall,
             "mean_chars": statistics.fmean(len(t) for t in texts)}
@@ -91,7 +98,7 @@ def serving_latency(config, cache: Path) -> dict:
     out = {}
     for label, overrides in MODELS.items():
         fitted = train_model(model_config("matcher", overrides), TrainingConfig(period=10_000),
-                             data, cache_dir=str(cache / "features")).model
+                             data, cache_dir=with_shared_embeddings(cache / label, cache)).model
         target = cache / f"served-{label}"
         with matcher_model(fitted, data.faqs, 5, questions[0]) as kwargs:
             mlflow.pyfunc.save_model(str(target), **kwargs)
@@ -109,6 +116,41 @@ def serving_latency(config, cache: Path) -> dict:
                       "p95_ms": 1000 * float(np.percentile(single, 95)),
                       "batch_256_s": time.perf_counter() - started}
     return out
+
+
+def scale(cache: Path) -> list[dict]:
+    from benchmarks import MATCHER, isolated, prepared, train_and_test
+
+    from faqtune.config import DataConfig, SyntheticConfig
+
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=3000, dupes_median=5), min_dupes=3,
+                     match=10)
+    data, path = prepared(cfg, cache)
+    rows = []
+    for label, encoder in (("default", "none"), ("semantic, embedding cache cold", "minilm"),
+                           ("semantic, embedding cache warm", "minilm")):
+        features = with_shared_embeddings(Path(tempfile.mkdtemp(dir=cache)) / "f", cache)
+        model = replace(MATCHER, estimators=100, encoder=encoder)
+        result, wall, peak = isolated(train_and_test, model, path, features, 50)
+        rows.append({"model": label, "faqs": len(data.faqs), "questions": len(data.questions),
+                     "seconds": wall, "peak_mib": peak,
+                     "test_gain_at_1": result["test_gain_at_1"]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def scale_report(rows: list[dict], minutes: float) -> str:
+    default = rows[0]["seconds"]
+    lines = [SCALE_SECTION[0], "## Semantic matching at the scale section's largest corpus", "",
+             f"`python bench/semantic.py --scale`, {minutes:.1f} min on {os.cpu_count()} cores: "
+             f"synthetic, {rows[0]['faqs']} FAQs, {rows[0]['questions']} questions, one trial "
+             "(100 estimators, period 50: featurize + train + tune scoring + test scoring) in "
+             "a fresh process. Synthetic text: the gain is a smoke check, the cost is real.", "",
+             "| model | seconds | x default | peak (MiB) | test gain@1 |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['seconds']:.1f} | {r['seconds'] / default:.2f} | "
+                     f"{r['peak_mib']:.0f} | {r['test_gain_at_1']:.3f} |")
+    return "\n".join([*lines, "", SCALE_SECTION[1]])
 
 
 def report(cells: list[dict], embedding: dict, serving: dict, minutes: float,
@@ -138,8 +180,8 @@ def report(cells: list[dict], embedding: dict, serving: dict, minutes: float,
               f"{embedding['mean_chars']:.0f} characters) in {embedding['wall_s']:.0f} s wall, "
               f"{embedding['cpu_s']:.0f} CPU-s: **{1 / per_text_cpu:.1f} texts per CPU-second**"
               f", {embedding['texts'] / embedding['wall_s']:.1f} per second on both cores.",
-              f"- One trial with the cache warm (fit + test scoring, one core, mean over every "
-              f"cell): default {seconds['default']:.1f} s, semantic {seconds['semantic']:.1f} s "
+              f"- One trial (fit + test scoring, one core, TF-IDF cache cold, embedding cache "
+              f"warm; mean over every cell): default {seconds['default']:.1f} s, semantic {seconds['semantic']:.1f} s "
               f"(**{seconds['semantic'] / seconds['default']:.2f}x**).",
               f"- A cold semantic trial embeds its set's texts first: about "
               f"{embedding['wall_s']:.0f} s on both cores for all the sets above together; "
@@ -157,9 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--scale", action="store_true",
+                        help="the scale section's largest corpus with the encoder instead")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     cache = Path(tempfile.mkdtemp(prefix="faqtune-semantic-"))
+    if args.scale:
+        text = scale_report(scale(cache), (time.perf_counter() - started) / 60)
+        print(text)
+        write_section(text, args.out, SCALE_SECTION)
+        shutil.rmtree(cache, ignore_errors=True)
+        return 0
     sets = [s for s in data_sets(False, cache) if s.realistic]
     if not sets:
         raise SystemExit("the realistic sets are not there: nothing to measure")

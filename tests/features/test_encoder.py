@@ -58,6 +58,14 @@ def test_a_torn_cache_file_is_ignored_and_its_texts_embedded_again(tmp_path, cap
     assert "unreadable embedding cache file" in caplog.text
 
 
+def test_a_cache_that_cannot_be_written_costs_time_not_the_run(tmp_path, caplog):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    vectors = enc.embed(HashingEncoder(), TEXTS, str(blocked))
+    assert vectors.shape == (3, 32)
+    assert "could not write the embedding cache" in caplog.text
+
+
 def test_an_encoder_folder_without_its_tokenizer_is_refused_naming_the_folder(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"not yet checked")
     with pytest.raises(ConfigError, match=rf"{tmp_path}.*tokenizer\.json.*holds model\.onnx"):

