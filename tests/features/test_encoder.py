@@ -132,6 +132,14 @@ def test_an_onnx_file_without_last_hidden_state_is_refused_naming_the_file(tmp_p
         enc.verify_encoder(str(folder))
 
 
+@needs_semantic
+def test_a_tokenizer_json_that_is_not_one_is_refused_naming_the_file(tmp_path):
+    folder = _folder_copy_of_minilm(tmp_path)
+    (folder / "tokenizer.json").write_text('{"version": "1.0", "model": "nothing like it"}')
+    with pytest.raises(ConfigError, match=rf"{folder / 'tokenizer.json'} is not a tokenizer"):
+        enc.verify_encoder(str(folder))
+
+
 def test_mean_pooling_leaves_padding_out():
     hidden = np.array([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]], np.float32)
     pooled = enc.mean_pooled(hidden, np.array([[1, 1, 0]]))

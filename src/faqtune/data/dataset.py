@@ -17,6 +17,10 @@ from faqtune.errors import DataError
 
 SPLITS = ("train", "tune", "test")
 _TABLES = ("faqs", "questions", "train_pairs")
+# What every reader of a prepared set relies on (`answer_text` came with format 2)
+_COLUMNS = {"faqs": ("faq_id", "text", "answer"),
+            "questions": ("question_id", "faq_row", "text", "split"),
+            "train_pairs": ("question_row", "faq_row", "label", "rank")}
 
 
 def _umask() -> int:
@@ -104,4 +108,45 @@ class PreparedData:
             raise DataError(f"{folder} is not a complete prepared data set ({exc}); prepare it "
                             "again with `python -m faqtune.prepare`, or remove data.prepared "
                             "to let the task prepare it.") from None
+        problem = _defect(tables, manifest)
+        if problem:
+            raise DataError(f"{folder} is not the prepared data set its manifest describes: "
+                            f"{problem}. It was changed or damaged after it was prepared; "
+                            "prepare it again with `python -m faqtune.prepare` (or delete the "
+                            "folder and let the task prepare it).")
         return cls(**tables, manifest=manifest)
+
+
+def _defect(tables: dict[str, pd.DataFrame], manifest) -> str | None:
+    """What makes a loaded set unusable or different from what was prepared; None if sound.
+
+    Checked before anything trains on it: the columns readers use, texts present, row
+    numbers in range (NumPy would read a negative one from the end), every split non-empty,
+    and the content hash the runs will log."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("hash"), str):
+        return "manifest.json has no content hash"
+    for name, columns in _COLUMNS.items():
+        missing = [c for c in columns if c not in tables[name].columns]
+        if missing:
+            return f"{name}.parquet lacks the column(s) {', '.join(missing)}"
+    faqs, questions, pairs = tables["faqs"], tables["questions"], tables["train_pairs"]
+    for name, frame in (("faqs", faqs), ("questions", questions)):
+        texts = frame["text"]
+        if not texts.map(lambda t: isinstance(t, str)).all():
+            return f"{name}.parquet has a text that is missing or not text"
+    for label, rows, size in (("questions.faq_row", questions["faq_row"], len(faqs)),
+                              ("train_pairs.faq_row", pairs["faq_row"], len(faqs)),
+                              ("train_pairs.question_row", pairs["question_row"],
+                               len(questions))):
+        if not pd.api.types.is_integer_dtype(rows) or len(rows) and (
+                rows.min() < 0 or rows.max() >= size):
+            return f"{label} holds row numbers outside 0..{size - 1}"
+    sizes = questions["split"].value_counts()
+    empty = [s for s in SPLITS if not sizes.get(s, 0)]
+    if empty or set(sizes.index) - set(SPLITS):
+        return (f"the {', '.join(empty)} split is empty" if empty else
+                f"questions.parquet has splits other than {', '.join(SPLITS)}")
+    found = frame_hash([faqs, questions, pairs])
+    if found != manifest["hash"]:
+        return f"its content hash is {found[:12]}, the manifest says {manifest['hash'][:12]}"
+    return None

@@ -123,7 +123,11 @@ class OnnxSentenceEncoder:
                 raise ConfigError(f"Encoder file {self.model_file} is not an ONNX model "
                                   f"onnxruntime can run: {e}") from None
             check_io(session, self.model_file)
-            self._tokenizer = Tokenizer.from_str(tokenizer.decode("utf-8"))
+            try:
+                self._tokenizer = Tokenizer.from_str(tokenizer.decode("utf-8"))
+            except Exception as e:  # tokenizers raises its own Exception for a bad file
+                raise ConfigError(f"Encoder file {self.tokenizer_file} is not a tokenizer.json "
+                                  f"the tokenizers library can read: {e}") from None
             self._tokenizer.enable_truncation(self.max_tokens)
             self._tokenizer.enable_padding()  # to the longest text of each batch
             self._session = session
@@ -135,7 +139,9 @@ class OnnxSentenceEncoder:
         texts = list(texts)
         out = np.empty((len(texts), 0), np.float32)
         lengths = [len(t) for t in texts]
-        order = np.argsort(lengths, kind="stable")
+        # longest first: a batch pads to its longest text, and the estimate of the time left
+        # errs long rather than short
+        order = np.argsort(lengths, kind="stable")[::-1]
         advance = progress_lines("embedding", len(texts), "texts")
         for start in range(0, len(texts), BATCH):
             rows = order[start:start + BATCH]
