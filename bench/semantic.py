@@ -9,6 +9,8 @@
   same split; every metric as mean ± sd and the paired difference per seed.
 - Embedding: every distinct text of the sets embedded once, cold (CPU seconds per text, on
   both cores); the cells then share that cache, as the trials of a sweep do.
+- Also tried: the FAQ answer's embedding as three more columns (cosine, gap, rank), paired
+  against the semantic matcher on the same split: kept only if it beats its spread.
 - Speed: one trial (fit + test scoring) of each model, one core each, with a cold TF-IDF cache
   and a warm embedding cache; a cold semantic trial adds the embedding of its own texts.
 - Serving: the pyfunc model of each, one question at a time (p50, p95) and a batch of 256.
@@ -42,6 +44,54 @@ SCALE_SECTION = markers("semantic-scale")
 MODELS = {"default": [], "semantic": ["model.encoder=minilm"]}
 
 
+def with_answer_embeddings():
+    """The semantic matcher plus the cosine of the question to the FAQ answer's embedding,
+    with its gap and rank (the scout's candidate beyond the six columns)."""
+    from faqtune.features import similarity as sim
+    from faqtune.features.encoder import embed
+    from faqtune.model.matcher import FaqMatcher
+
+    class WithAnswers(FaqMatcher):
+        @property
+        def features(self):
+            return super().features + ("semantic_answer", "semantic_answer_gap",
+                                       "semantic_answer_rank")
+
+        def _training_set(self, X, y, faqs, answers):
+            self.answer_texts_ = [a if isinstance(a, str) else "" for a in
+                                  (answers or [""] * len(faqs))]
+            return super()._training_set(X, y, faqs, answers)
+
+        def _fit_encoder(self, faqs, questions, owner):
+            embedded = super()._fit_encoder(faqs, questions, owner)
+            self.answer_operand_ = np.ascontiguousarray(
+                embed(self.encoder_, self.answer_texts_, self.cache_dir, self.n_jobs).T)
+            return embedded
+
+        def _similarities(self, word, char, lengths, own_faq, embedded=None):
+            columns = super()._similarities(word, char, lengths, own_faq, embedded)
+            score = embedded @ self.answer_operand_
+            return [*columns, score, *sim.relative(score)]
+
+    return WithAnswers
+
+
+def answer_variant(data, cache: str) -> float:
+    """Test gain@1 of the semantic matcher with the answer's embedding too."""
+    from faqtune.model.factory import build_model
+    from faqtune.model.metrics import ranking_metrics
+
+    cfg = model_config("matcher", ["model.n_jobs=1", *MODELS["semantic"]])
+    features = with_shared_embeddings(Path(tempfile.mkdtemp(dir=cache)) / "a", Path(cache))
+    model = with_answer_embeddings()(**build_model(cfg, TrainingConfig(),
+                                                   cache_dir=features).get_params())
+    pairs = data.pairs(cfg.match)
+    model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(data.faqs["text"]),
+              answers=list(data.faqs["answer"]))
+    scores = model.decision_scores(list(data.split("test")["text"]))
+    return ranking_metrics(scores, data.truth("test"), "test")["test_gain_at_1"]
+
+
 def cell(job: tuple) -> dict:
     """Both models on one (set, seed): test metrics and seconds per trial."""
     from faqtune.model.metrics import ranking_metrics
@@ -61,6 +111,7 @@ def cell(job: tuple) -> dict:
         metrics = ranking_metrics(scores, data.truth("test"), "test")
         out[label] = {**{m: metrics[m] for m in METRICS},
                       "seconds": time.perf_counter() - started}
+    out["semantic + answer"] = answer_variant(data, cache)
     return out
 
 
@@ -173,16 +224,23 @@ def report(cells: list[dict], embedding: dict, serving: dict, minutes: float,
                          f"{metric.removeprefix('test_')} | {fmt(a)} | {fmt(b)} | "
                          f"{fmt(diff, signed=True)} | "
                          f"{'yes' if statistics.fmean(diff) > sd else 'no'} |")
+    answer_lines = []
+    for name in dict.fromkeys(c["data"] for c in cells):
+        diff = [c["semantic + answer"] - c["semantic"]["test_gain_at_1"] for c in cells
+                if c["data"] == name]
+        answer_lines.append(f"{name} {fmt(diff, signed=True)}")
     seconds = {label: statistics.fmean(c[label]["seconds"] for c in cells) for label in MODELS}
     per_text_cpu = embedding["cpu_s"] / embedding["texts"]
-    lines += ["", "Cost (the same run):", "",
+    lines += ["", "Also tried, the FAQ answer's embedding as three more columns (cosine, gap, "
+              "rank): test gain@1 against the semantic matcher, paired: "
+              + "; ".join(answer_lines) + ".", "", "Cost (the same run):", "",
               f"- Embedding, cold: {embedding['texts']} distinct texts (mean "
               f"{embedding['mean_chars']:.0f} characters) in {embedding['wall_s']:.0f} s wall, "
               f"{embedding['cpu_s']:.0f} CPU-s: **{1 / per_text_cpu:.1f} texts per CPU-second**"
               f", {embedding['texts'] / embedding['wall_s']:.1f} per second on both cores.",
               f"- One trial (fit + test scoring, one core, TF-IDF cache cold, embedding cache "
-              f"warm; mean over every cell): default {seconds['default']:.1f} s, semantic {seconds['semantic']:.1f} s "
-              f"(**{seconds['semantic'] / seconds['default']:.2f}x**).",
+              f"warm; mean over every cell): default {seconds['default']:.1f} s, semantic "
+              f"{seconds['semantic']:.1f} s (**{seconds['semantic'] / seconds['default']:.2f}x**).",
               f"- A cold semantic trial embeds its set's texts first: about "
               f"{embedding['wall_s']:.0f} s on both cores for all the sets above together; "
               "every later trial, resumed sweep or repeated run reads them from the cache.",

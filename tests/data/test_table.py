@@ -123,3 +123,16 @@ def test_C6_an_faq_without_text_is_named_as_such(make_cfg, tmp_path, caplog):
     prepare(_table_cfg(make_cfg, folder).data, tmp_path / "cache")
     assert "dropping 10 duplicates whose FAQ has no text (e.g. FAQ id 1)" in caplog.text
     assert "whose FAQ is unknown" not in caplog.text
+
+
+def test_a_one_faq_catalogue_is_refused_and_a_small_one_warns_gain_at_k_is_trivial(
+        make_cfg, tmp_path, caplog):
+    """Third probe, C5: one FAQ gave every metric 1.0 (LightGBM saw only positives); with
+    five FAQs gain@5 is 1.0 whatever the model does."""
+    one = _table(tmp_path / "one", faq_ids=[1], question_ids=list(range(100, 120)))
+    with pytest.raises(DataError, match=r"Only one FAQ is left \(after clean: 1 FAQs.*at least 2"):
+        prepare(_table_cfg(make_cfg, one).data, tmp_path / "cache")
+    four = _table(tmp_path / "four", faq_ids=[1, 2, 3, 4], question_ids=list(range(100, 140)))
+    with caplog.at_level("WARNING"):
+        prepare(_table_cfg(make_cfg, four).data, tmp_path / "cache")
+    assert "only 4 FAQs: gain@k for k >= 4 is 1.0 whatever the model does" in caplog.text

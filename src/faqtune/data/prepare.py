@@ -19,6 +19,7 @@ from faqtune.data.dataset import PreparedData, frame_hash
 from faqtune.data.download import is_url
 from faqtune.data.raw import RawCorpus
 from faqtune.errors import DataError
+from faqtune.model.metrics import K_VALUES
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2  # 2: faqs carry `answer_text`, the answer as a person reads it
@@ -79,10 +80,12 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
     def record(step: str, faqs: pd.DataFrame, dups: pd.DataFrame) -> None:
         steps.append({"step": step, "faqs": len(faqs), "duplicates": len(dups)})
         if faqs.empty or dups.empty:
-            trail = "; ".join(f"after {s['step']}: {s['faqs']} FAQs, {s['duplicates']} "
-                              "duplicates" for s in steps)
-            raise DataError(f"No data left after the {step} filter ({trail}). "
+            raise DataError(f"No data left after the {step} filter ({trail()}). "
                             f"Hint: {_FILTER_HINTS[step]}.")
+
+    def trail() -> str:
+        return "; ".join(f"after {s['step']}: {s['faqs']} FAQs, {s['duplicates']} duplicates"
+                         for s in steps)
 
     faqs = _clean(raw.originals)
     faqs["answer_text"] = [readable_text(a) if isinstance(a, str) else None
@@ -123,6 +126,12 @@ def filter_corpus(raw: RawCorpus, cfg: DataConfig) -> tuple[pd.DataFrame, pd.Dat
     dups = dups[dups["original_id"].isin(kept)]
     record("min_dupes", faqs, dups)
     _warn_if_shrunk(steps, cfg)
+    if len(faqs) < 2:  # every question would "match" its only FAQ: every metric 1.0
+        raise DataError(f"Only one FAQ is left ({trail()}): matching questions to FAQs needs "
+                        "at least 2 FAQs with duplicates.")
+    if len(faqs) <= max(K_VALUES):
+        log.warning("only %d FAQs: gain@k for k >= %d is 1.0 whatever the model does; judge "
+                    "models by gain@1 and MRR here", len(faqs), len(faqs))
     return faqs.reset_index(drop=True), dups.reset_index(drop=True), steps
 
 

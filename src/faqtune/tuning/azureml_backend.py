@@ -79,7 +79,8 @@ def environment(conf: FaqtuneConfig):
 
     with tempfile.TemporaryDirectory() as scratch:
         conda_file = Path(scratch) / "conda.yaml"
-        conda_file.write_text(yaml.safe_dump(job_conda(REPO / "conda.yaml", conf.model), sort_keys=False))
+        conda = job_conda(REPO / "conda.yaml", conf.model)
+        conda_file.write_text(yaml.safe_dump(conda, sort_keys=False))
         return Environment.from_conda_specification(conf.backend.environment_name,
                                                     str(conda_file))
 
