@@ -7,7 +7,6 @@ configuration errors answer before any of them would load.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 import importlib
 import json
@@ -33,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from faqtune.config import register_configs, unknown_key_message
-from faqtune.errors import ConfigError, FaqtuneError, ServiceUnavailable
+from faqtune.errors import ConfigError, FaqtuneError, ServiceUnavailable, disk_full
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.redact import redact
 
@@ -133,20 +132,9 @@ REFUSED = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "INVAL
 NOT_ALLOWED = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
 
 
-def _disk_full(exc: BaseException) -> OSError | None:
-    """The `No space left` error behind `exc`, if any (MLflow and SQLAlchemy wrap it)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def explain(exc: Exception) -> tuple[str, int]:
     """One paragraph and an exit code for a failure faqtune did not raise itself."""
-    full = _disk_full(exc)
+    full = disk_full(exc)
     if full:
         return (f"No space left on the device holding {full.filename or 'an output'}; free "
                 "some space and run the same command again (a sweep resumes where it "

@@ -3,6 +3,8 @@ latest, and only the params that apply to the data source and model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlflow.tracking import MlflowClient
 
 from faqtune import train
@@ -76,3 +78,25 @@ def test_the_encoder_and_its_identity_are_params_of_the_run(make_cfg):
     assert len(semantic["model.encoder_identity"]) == 16
     assert {k: v for k, v in semantic.items() if not k.startswith("model.encoder")} == {
         k: v for k, v in plain.items() if not k.startswith("model.encoder")}
+
+
+def test_the_models_input_example_is_a_faq_text_that_serving_accepts(make_cfg, store, caplog):
+    """Third probe, D2: the example was the first test question, uncut: a long one was
+    refused by the model it illustrates, and it copied a user's question into the model."""
+    import mlflow
+
+    from faqtune.config import to_object
+    from faqtune.data.prepare import prepare
+
+    cfg = make_cfg(*TINY_DATA, "model.estimators=5", "training.max_question_chars=25",
+                   f"tracking.uri={store}")
+    with caplog.at_level("WARNING"):
+        summary = train.run(cfg)
+    example = mlflow.models.Model.load(summary["model_uri"]).load_input_example(
+        mlflow.artifacts.download_artifacts(summary["model_uri"]))
+    text = example["question"].iloc[0]
+    conf = to_object(cfg)
+    data, _, _ = prepare(conf.data, Path(conf.paths.cache))
+    assert text == data.faqs["text"].iloc[0][:25] and len(text) == 25
+    assert text not in set(data.questions["text"])
+    assert "Failed to validate serving input example" not in caplog.text

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from faqtune.config import FaqtuneConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
-from faqtune.errors import FaqtuneError
+from faqtune.errors import FaqtuneError, disk_full
 from faqtune.model.metrics import ranking_metrics
 from faqtune.tracking.record import DATA_HASH_PARAM, datasets_logged, split_dataset
 from faqtune.tracking.runs import retrying, task_run
@@ -26,6 +26,8 @@ def load_matcher(model_uri: str):
             run_id = model_uri.split("/")[1]
         return loaded.unwrap_python_model(), run_id
     except Exception as exc:  # MLflow raises many types for a bad URI; all mean "not found"
+        if disk_full(exc):  # not the URI's fault: the task names the full device (exit 3)
+            raise
         raise FaqtuneError(f"Could not load model_uri={model_uri}: {exc}. Use "
                            "runs:/<run_id>/faqtune-<model>, models:/<name>/<version> or "
                            "models:/<name>@<alias>.") from None

@@ -134,7 +134,9 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> tuple[str
     """Log the pyfunc FAQ matcher into the active run as `faqtune-<model>`, with its
     params; record its URI as a tag. (URI, logged-model id or None on Azure ML)."""
     run_id = mlflow.active_run().info.run_id
-    example = data.split("test")["text"].iloc[0]
+    # A FAQ's own text (the model carries the catalogue already; a user's question would be
+    # a new copy of private text), cut to what serving accepts, so the example validates
+    example = data.faqs["text"].iloc[0][: conf.training.max_question_chars]
     with matcher_model(estimator, data.faqs, conf.training.top_k, example,
                        conf.training.max_question_chars,
                        conf.training.max_questions_per_request) as kwargs:
