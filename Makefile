@@ -59,8 +59,13 @@ PROBE_TESTS = tests/test_cli.py tests/test_config.py tests/test_redact.py \
 	tests/data/test_stackexchange.py tests/data/test_table.py \
 	tests/tracking/test_azureml.py tests/tracking/test_runs.py \
 	tests/tuning/test_finalize.py tests/tuning/test_identity.py \
-	tests/tuning/test_optuna_backend.py \
+	tests/tuning/test_optuna_backend.py tests/tuning/test_azure_common.py \
+	tests/tracking/test_locks.py tests/test_errors.py \
+	tests/features/test_vectors.py::test_a_poisoned_or_torn_cache_entry_is_computed_again_and_never_runs_code \
 	tests/serving/test_pyfunc.py::test_bad_requests_are_refused_with_a_message \
+	tests/serving/test_pyfunc.py::test_a_request_is_ranked_block_by_block_as_one_block_ranks_it \
+	tests/test_register.py::test_disk_full_while_register_loads_the_model_is_named_as_disk_full \
+	tests/tracking/test_record.py::test_the_models_input_example_is_a_faq_text_that_serving_accepts \
 	tests/test_sweep.py::test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary \
 	tests/test_train.py::test_sigterm_during_training_marks_the_run_killed \
 	tests/test_train.py::test_hydra_multirun_nests_one_run_per_job_under_a_parent

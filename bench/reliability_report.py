@@ -100,6 +100,69 @@ UNTESTED = {
     "D7": "documented (README, \"The served model\"): share a cache only with people you trust",
 }
 
+# The third probe's cases (shared review "reliability-probe-3"): their ids repeat the first
+# probe's, so its tests are listed here by name, never named by id.
+THIRD_PROBE = {
+    "A1": ("a tampered prepared set trains silently under the original data hash",
+           ["test_dataset::test_a_changed_or_damaged_prepared_set_is_refused_naming_the_folder"]),
+    "A2": ("two caches on one RDB storage can both open a study with other settings",
+           ["test_optuna_backend::test_two_drivers_with_their_own_caches_on_one_rdb_storage_"
+            "never_share_a_study"]),
+    "SEC1": ("serving: no limit on questions per request, memory O(questions x FAQs)",
+             ["test_pyfunc::test_bad_requests_are_refused_with_a_message",
+              "test_pyfunc::test_a_request_is_ranked_block_by_block_as_one_block_ranks_it"]),
+    "SEC-known": ("the feature cache runs any pickle placed in it",
+                  ["test_vectors::test_a_poisoned_or_torn_cache_entry_is_computed_again_and_"
+                   "never_runs_code"]),
+    "B1": ("a worker frozen while it holds the sweep lock stalls the whole sweep",
+           ["test_locks::test_a_frozen_holder_is_passed_once_silent_past_the_limit",
+            "test_locks::test_a_live_holder_keeps_its_lock_past_the_limit",
+            "test_frozen_worker::test_a_worker_frozen_at_the_claim_lock_does_not_stall_the_sweep",
+            "test_faults::test_B18_a_worker_paused_past_the_stale_limit_goes_on_after_resuming"]),
+    "B2": ("Ctrl-C cannot stop a sweep with a frozen worker",
+           ["test_frozen_worker::test_ctrl_c_ends_a_sweep_whose_worker_is_frozen_at_the_claim_"
+            "lock"]),
+    "B3": ("PostgreSQL Optuna storage restarted mid-sweep: tracebacks, exit 1",
+           ["test_outages::test_a_postgres_optuna_storage_restarted_mid_sweep_is_ridden_out",
+            "test_errors::test_a_dead_tracking_server_and_a_dead_database_are_outages",
+            "test_errors::test_a_fault_of_the_trial_or_the_request_is_not_an_outage"]),
+    "B4": ("tracking-server restart: a failed trial's run RUNNING forever, counted as a failure",
+           ["test_outages::test_a_tracking_server_restarted_mid_sweep_is_ridden_out",
+            "test_faults::test_tracking_server_going_away_mid_sweep_then_resume"]),
+    "B5": ("a PostgreSQL or unusable SQLite tracking store: 105 s, then exit 1",
+           ["test_runs::test_a_database_tracking_store_that_is_down_fails_in_seconds_as_an_"
+            "outage",
+            "test_runs::test_a_sqlite_store_that_cannot_be_a_database_is_refused_naming_"
+            "tracking_uri"]),
+    "C1": ("a damaged prepared set gives exit 1 \"faqtune bug\"",
+           ["test_dataset::test_a_changed_or_damaged_prepared_set_is_refused_naming_the_folder"]),
+    "C2": ("Hydra override syntax errors exit 1",
+           ["test_cli::test_a_composition_error_exits_2_with_one_paragraph"]),
+    "C3": ("disk full during register is reported as a bad model URI",
+           ["test_register::test_disk_full_while_register_loads_the_model_is_named_as_disk_full"]),
+    "C4": ("disk full while train logs the model names the wrong device; run left RUNNING",
+           ["test_cli::test_disk_full_during_a_copy_names_the_destination_not_the_source"]),
+    "C5": ("catalogues of at most k FAQs report gain@k = 1.0 without a warning",
+           ["test_table::test_a_one_faq_catalogue_is_refused_and_a_small_one_warns_gain_at_k_is_"
+            "trivial"]),
+    "D1": ("Azure: ${{...}} in values substituted; some values change in the Hydra round trip",
+           ["test_azure_common::test_every_value_reads_back_from_its_override_as_itself",
+            "test_azure_common::test_an_azure_expression_in_a_value_is_refused_before_any_job_"
+            "is_built"]),
+    "D2": ("the logged model's input example can be refused by the model",
+           ["test_record::test_the_models_input_example_is_a_faq_text_that_serving_accepts"]),
+    "D3": ("deeply nested JSON gives a bare 500 (MLflow's scoring server)", []),
+}
+THIRD_PROBE_UNTESTED = {
+    "D3": "not fixed: MLflow's scoring server parses the request before faqtune's model sees "
+          "it; the server stays up and answers the next request",
+}
+THIRD_PROBE_RESIDUAL = {
+    "C4": "the device is named right; the run still stays RUNNING when the store itself is on "
+          "the full device (marking it FAILED is a write to that device)",
+}
+THIRD_PROBE_TESTS = {test for _, tests in THIRD_PROBE.values() for test in tests}
+
 CASE_ID = re.compile(r"(A|SEC|B|C|D)\d+")
 
 
@@ -143,13 +206,41 @@ def probe_table(rows: list[tuple[str, str, float]]) -> list[str]:
     return out + [""]
 
 
+def third_probe_table(rows: list[tuple[str, str, float]]) -> list[str]:
+    outcomes: dict[str, list[str]] = {}
+    for name, outcome, _ in rows:
+        outcomes.setdefault(name.split("[")[0], []).append(outcome)
+    out = ["## The third probe's cases", "",
+           "| case | what the probe found | tests in this run and their result |",
+           "|---|---|---|"]
+    for case, (finding, tests) in THIRD_PROBE.items():
+        shown = []
+        for test in tests:
+            found = outcomes.get(test)
+            if not found:
+                shown.append(f"`{test}` **not in this run**")
+                continue
+            failed = sum(o == "FAILED" for o in found)
+            verdict = f"{failed} of {len(found)} FAILED" if failed else (
+                "passed" if all(o == "passed" for o in found) else found[0])
+            cases = f" ({len(found)} cases)" if len(found) > 1 else ""
+            shown.append(f"`{test}`{cases} {verdict}")
+        if case in THIRD_PROBE_UNTESTED:
+            shown.append(THIRD_PROBE_UNTESTED[case])
+        if case in THIRD_PROBE_RESIDUAL:
+            shown.append(f"residual: {THIRD_PROBE_RESIDUAL[case]}")
+        out.append(f"| {case} | {finding} | {'<br>'.join(shown) or '**no test**'} |")
+    return out + [""]
+
+
 def relevant(name: str, classname: str) -> bool:
     """A reliability test, or one a probe case names: the junit file may hold the whole
     suite (CI's `make test` can write it)."""
     module = classname.rsplit(".", 1)[-1]
     test = f"{module}::{name.split('[')[0]}"
     return (".reliability." in f".{classname}." or bool(cases_named(f"{module}::{name}"))
-            or any(test in tests for tests in TESTS_BY_CASE.values()))
+            or any(test in tests for tests in TESTS_BY_CASE.values())
+            or test in THIRD_PROBE_TESTS)
 
 
 def results(junit: Path) -> list[tuple[str, str, float]]:
@@ -182,6 +273,7 @@ def main(observations: Path, junit: Path) -> str:
         "journal and RDB storage, worker processes killed with real signals).",
         "",
         *probe_table(rows),
+        *third_probe_table(rows),
         "## Scenarios and observed outcomes",
         "",
     ]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from faqtune.cli import CONF_DIR
 from faqtune.config import register_configs
+from tests.helpers import free_port
 
 
 @pytest.fixture
@@ -51,3 +56,45 @@ def isolated_mlflow_env():
     os.environ.update(saved)
     mlflow.set_tracking_uri(None)
     fluent._active_experiment_id = None
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster on 127.0.0.1; yields a function that makes a database."""
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found (Debian package `postgresql`; "
+                    ".ci/run installs it)")
+    # PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres`
+    # user, in a folder that user can reach (pytest's temp folders are private to root).
+    root = Path(tempfile.mkdtemp(prefix="faqtune-pg-"))
+    data = root / "data"
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+    port = free_port()
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust",
+                    "-U", "postgres"], check=True, capture_output=True)
+
+    def database(name: str) -> str:
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
+                        "-U", "postgres", name], check=True, capture_output=True)
+        return f"postgresql://postgres@127.0.0.1:{port}/{name}"
+
+    def pg_ctl(*args: str) -> None:
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l",
+                        str(root / "log"), "-w", *args], check=True, capture_output=True)
+
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    database.stop = lambda: pg_ctl("-m", "fast", "stop")  # for the outage tests
+    database.start = lambda: pg_ctl("-o", options, "start")
+    database.start()
+    yield database
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast",
+                    "stop"], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)

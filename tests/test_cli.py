@@ -119,6 +119,15 @@ def test_B19_C1_disk_full_behind_an_mlflow_error_is_named_as_disk_full():
     assert "autoflush" not in message and "server is up" not in message
 
 
+def test_disk_full_during_a_copy_names_the_destination_not_the_source():
+    """Third probe, C4: shutil's copy names the source first (a temporary copy with space
+    left) and the destination, on the full device, second."""
+    copy_failed = OSError(28, "No space left on device", "/tmp/xyz/model/estimator.joblib",
+                          None, "/stores/mlruns/1/artifacts/estimator.joblib")
+    message, code = explain(copy_failed)
+    assert code == 3 and "holding /stores/mlruns/1/artifacts/estimator.joblib" in message
+
+
 def test_C1_an_mlflow_refusal_is_not_blamed_on_the_server(store):
     with pytest.raises(MlflowException) as refused:  # a real answer from a real store
         MlflowClient(store).get_run("0" * 32)

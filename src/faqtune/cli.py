@@ -136,7 +136,9 @@ def explain(exc: Exception) -> tuple[str, int]:
     """One paragraph and an exit code for a failure faqtune did not raise itself."""
     full = disk_full(exc)
     if full:
-        return (f"No space left on the device holding {full.filename or 'an output'}; free "
+        # a failed copy names its source first and its destination (the full one) second
+        where = full.filename2 or full.filename or "an output"
+        return (f"No space left on the device holding {where}; free "
                 "some space and run the same command again (a sweep resumes where it "
                 "stopped).", 3)
     # an MlflowException can only come from a task that has already loaded MLflow

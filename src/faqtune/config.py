@@ -216,6 +216,7 @@ class SweepConfig:
     max_failures: int = 3
     heartbeat_seconds: float = 5.0
     stale_after_seconds: float = 30.0
+    outage_seconds: float = 120.0  # how long the tracking store or Optuna storage may be away
     seed: int = 0
     storage: Optional[str] = None
     metric: str = "tune_mrr"  # gain@3 saturates near 1.0 on realistic tune splits: no signal
@@ -457,6 +458,7 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("sweep.startup_trials", sweep.startup_trials, 0)
     _expect(0 < sweep.heartbeat_seconds < sweep.stale_after_seconds, "sweep.heartbeat_seconds",
             sweep.heartbeat_seconds, "a positive number below sweep.stale_after_seconds")
+    _positive("sweep.outage_seconds", sweep.outage_seconds)
     _int_range("sweep.final_estimators", sweep.final_estimators, 0, MAX_ESTIMATORS)
     _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)

@@ -29,3 +29,28 @@ def disk_full(exc: BaseException | None) -> OSError | None:
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+# What a lost connection to a tracking server or a database looks like, whoever wraps it:
+# MLflow's REST client keeps only the message; Optuna wraps the driver's OperationalError.
+CONNECTION_LOST = ("Connection refused", "Connection broken", "Connection aborted",
+                   "Max retries exceeded", "Failed to establish a new connection",
+                   "RemoteDisconnected", "server closed the connection", "connection failed",
+                   "the database system is shutting down", "the database system is starting up",
+                   "terminating connection due to administrator command", "Connection reset")
+OUTAGE_TYPES = ("ConnectionError", "OperationalError", "InterfaceError", "MaxRetryError",
+                "NewConnectionError", "ProtocolError")
+
+
+def is_outage(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a service gone away rather than a fault of the
+    trial: such a trial runs again, and is never counted as a failure."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ConnectionError, ServiceUnavailable)) or \
+                type(exc).__name__ in OUTAGE_TYPES or \
+                any(sign in str(exc) for sign in CONNECTION_LOST):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -50,7 +50,7 @@ def sweep(conf: FaqtuneConfig) -> dict:
     from faqtune.data.prepare import prepare
     from faqtune.tracking.runs import configure, retrying
     from faqtune.tuning.finalize import finalize
-    from faqtune.tuning.optuna_backend import run_sweep, sweep_lock
+    from faqtune.tuning.optuna_backend import parent_lock, run_sweep
     from faqtune.tuning.report import record_outcome
 
     configure(conf.tracking, conf.azure)
@@ -67,7 +67,7 @@ def sweep(conf: FaqtuneConfig) -> dict:
     if outcome.complete and conf.sweep.finalize and not outcome.interrupted:
         summary["best_params"] = outcome.best_params
         try:
-            final = finalize(conf, outcome, sweep_lock(conf))
+            final = finalize(conf, outcome, parent_lock(conf))
         except KeyboardInterrupt:  # the final run is KILLED; a rerun finalizes afresh
             log.warning("interrupted while finalizing: nothing was registered")
             outcome.interrupted = summary["interrupted"] = True

@@ -1,18 +1,15 @@
-"""Real services for the reliability suite: MLflow servers and a PostgreSQL cluster, all on
-127.0.0.1, started and stopped by the tests; and the record of what each scenario did."""
+"""Real services for the reliability suite: MLflow servers on 127.0.0.1, started and stopped
+by the tests (a PostgreSQL cluster: tests/conftest.py); and the record of what each scenario
+did."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import MlflowServer, free_port
+from tests.helpers import MlflowServer
 
 
 @pytest.fixture
@@ -40,44 +37,6 @@ def shared_mlflow_server(tmp_path_factory):
                           root / "server.log").start()
     yield server
     server.stop()
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
-@pytest.fixture(scope="session")
-def postgres():
-    """A private PostgreSQL cluster on 127.0.0.1; yields a function that makes a database."""
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (Debian package `postgresql`; "
-                    ".ci/run installs it)")
-    # PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres`
-    # user, in a folder that user can reach (pytest's temp folders are private to root).
-    root = Path(tempfile.mkdtemp(prefix="faqtune-pg-"))
-    data = root / "data"
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(root, "postgres")
-    port = free_port()
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust",
-                    "-U", "postgres"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-l",
-                    str(root / "log"), "-w", "-o",
-                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200",
-                    "start"], check=True, capture_output=True)
-
-    def database(name: str) -> str:
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                        "-U", "postgres", name], check=True, capture_output=True)
-        return f"postgresql://postgres@127.0.0.1:{port}/{name}"
-
-    yield database
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                    "stop"], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

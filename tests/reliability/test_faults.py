@@ -164,8 +164,8 @@ def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_serve
     server = mlflow_server()
     cache = tmp_path / "cache"
     args = ["model.estimators=200", "training.period=20", "sweep.n_trials=4", "sweep.n_workers=1",
-            "sweep.pruner=none", "sweep.max_failures=2", f"tracking.uri={server.url}",
-            f"paths.cache={cache}"]
+            "sweep.pruner=none", "sweep.max_failures=2", "sweep.outage_seconds=10",
+            f"tracking.uri={server.url}", f"paths.cache={cache}"]
     log = tmp_path / "sweep.log"  # a file, not a pipe: nobody reads while we wait
     with log.open("w") as out:
         proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=out, stderr=out,
@@ -175,8 +175,9 @@ def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_serve
         server.stop()
         proc.wait(timeout=600)
     stderr = log.read_text()
-    assert proc.returncode != 0
-    assert "MLflow tracking failed" in stderr and "Traceback" not in stderr
+    assert proc.returncode == 3
+    assert "unreachable for longer than sweep.outage_seconds=10" in stderr
+    assert "Traceback" not in stderr
     during = state_counts(journal_study(cache))
     assert "RUNNING" not in during
     server.start()  # same store, same port

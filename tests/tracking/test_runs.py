@@ -86,3 +86,32 @@ def test_D5_a_sqlite_store_in_a_missing_folder_is_refused_not_created(tmp_path):
         configure(TrackingConfig(uri=f"sqlite:///{target}"))
     assert not (tmp_path / "nowhere").exists()
     mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize("problem, make, expected", [
+    ("a folder", lambda p: p.mkdir(), r"is a folder; name a database file in it"),
+    ("not SQLite", lambda p: p.write_text("hello, world"), r"is not a SQLite database"),
+])
+def test_a_sqlite_store_that_cannot_be_a_database_is_refused_naming_tracking_uri(
+        tmp_path, problem, make, expected):
+    """Third probe, B5: exit 2 naming tracking.uri, not 105 s then "faqtune bug"."""
+    target = tmp_path / "store.db"
+    make(target)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"tracking.uri=sqlite:///.*store.db: .*{expected}"):
+        configure(TrackingConfig(uri=f"sqlite:///{target}"))
+    assert time.perf_counter() - started < 5
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_database_tracking_store_that_is_down_fails_in_seconds_as_an_outage(tmp_path):
+    """Third probe, B5: a PostgreSQL tracking store nobody answers for is exit 3 naming the
+    store, in seconds (the probe waited 105 s for exit 1)."""
+    started = time.perf_counter()
+    proc = run_task("train", *TINY_DATA,
+                    f"tracking.uri=postgresql+psycopg://u:secret@127.0.0.1:{free_port()}/x",
+                    f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "The tracking store postgresql+psycopg://u:***@127.0.0.1" in proc.stderr
+    assert "secret" not in proc.stderr and "Traceback" not in proc.stderr
+    assert time.perf_counter() - started < 30

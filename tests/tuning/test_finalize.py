@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from faqtune.sweep import sweep
 from faqtune.tuning.finalize import finalize
-from faqtune.tuning.optuna_backend import sweep_lock
+from faqtune.tuning.optuna_backend import parent_lock
 from faqtune.tuning.outcome import SweepOutcome
 from tests.helpers import SMALL_SPACE, sweep_conf
 
@@ -18,6 +18,6 @@ def test_finalize_runs_once_per_best_trial(make_cfg, store):
     summary = sweep(conf)
     outcome = SweepOutcome(summary["run_id"], complete=1, best_trial=summary["best_trial"],
                            best_params=summary["best_params"])
-    again = finalize(conf, outcome, sweep_lock(conf))
+    again = finalize(conf, outcome, parent_lock(conf))
     assert again["already_finalized"] and again["version"] == summary["version"]
     assert len(MlflowClient(store).search_model_versions("name = 'faqtune-faq-matcher'")) == 1

@@ -5,6 +5,7 @@ case id (`test_A1_...`) is a case of the reliability probe (docs/reliability.md)
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,7 @@ import pytest
 
 from faqtune.config import SweepConfig, to_object
 from faqtune.data.prepare import prepare
-from faqtune.errors import FaqtuneError
+from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.sweep import sweep
 from faqtune.tuning.identity import sweep_identity
 from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_study,
@@ -48,6 +49,40 @@ def test_trials_that_fail_before_they_start_end_the_sweep_at_max_failures(make_c
     with pytest.raises(FaqtuneError, match=r"Every trial .* \(3 failed.*distribution"):
         sweep(conf)
     assert len(load_study(conf, space).trials) == 1 + 3, "stopped at sweep.max_failures"
+
+
+def test_two_drivers_with_their_own_caches_on_one_rdb_storage_never_share_a_study(make_cfg,
+                                                                                tmp_path):
+    """Third probe, A2: two project folders (two caches, so two lock files) share a SQLite
+    Optuna storage and open the same sweep name with other settings at the same instant: in
+    every attempt one opens it and the other is refused."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    for attempt in range(4):
+        outcomes, barrier = {}, threading.Barrier(2, timeout=60)
+        confs = [to_object(make_cfg(f"sweep.seed={seed}", f"sweep.storage={storage}",
+                                    f"sweep.name=race{attempt}",
+                                    f"paths.cache={tmp_path / f'cache{seed}'}"))
+                 for seed in (0, 1)]  # composed here: Hydra's compose is not thread-safe
+
+        def open_one(seed: int) -> None:
+            conf = confs[seed]
+            space = parse_space("matcher", conf.sweep.space.params)
+            identity = sweep_identity(conf, space, "hash")
+            barrier.wait()
+            try:
+                open_study(conf, space, identity)
+                outcomes[seed] = "opened"
+            except ConfigError as exc:
+                outcomes[seed] = "refused" if "sweep.seed" in str(exc) else str(exc)
+
+        threads = [threading.Thread(target=open_one, args=(seed,)) for seed in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes.values()) == ["opened", "refused"], (attempt, outcomes)
+        study = optuna.load_study(study_name=f"race{attempt}", storage=storage)
+        assert len(study.trials) == 1, "trial 0 enqueued once, by the driver that opened it"
 
 
 def test_failures_count_unless_a_worker_was_lost_or_interrupted():

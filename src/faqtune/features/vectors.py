@@ -1,15 +1,32 @@
-"""TF-IDF over distinct texts, cached on disk across trials that share featurizer settings."""
+"""TF-IDF over distinct texts, cached on disk across trials that share featurizer settings.
+
+The cache holds arrays and JSON, never pickles: a cache folder that others can write to
+cannot make a trial run code. An entry that does not read back as the arrays it should be
+(torn, truncated, edited) is computed again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from joblib import Memory
+import sklearn
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
+
+log = logging.getLogger(__name__)
+CACHE_FORMAT = 1
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
 
 
 def _count_fit(texts: list[str], ngram_range: tuple[int, int], analyzer: str):
@@ -23,15 +40,81 @@ def _tfidf_fit(texts: list[str], ngram_range: tuple[int, int], analyzer: str):
     return vectorizer, vectorizer.fit_transform(texts).tocsr()
 
 
-def cached(function, cache_dir: str | None):
-    """`function` memoised on disk (keyed by its arguments) when a cache folder is given."""
-    return Memory(cache_dir, verbose=0).cache(function) if cache_dir else function
+FITS = {"count": (_count_fit, CountVectorizer), "tfidf": (_tfidf_fit, TfidfVectorizer)}
+
+
+def cached(kind: str, cache_dir: str | None):
+    """The `kind` ("count" or "tfidf") fit, memoised on disk when a cache folder is given."""
+    fit, _ = FITS[kind]
+    if not cache_dir:
+        return fit
+
+    def memoised(texts: list[str], ngram_range: tuple[int, int], analyzer: str):
+        folder = Path(cache_dir) / "vectors" / _key(kind, texts, ngram_range, analyzer)
+        try:
+            return _load(folder, kind, ngram_range, analyzer)
+        except UNREADABLE:  # absent or damaged: computed (again) and rewritten
+            shutil.rmtree(folder, ignore_errors=True)
+        vectorizer, matrix = fit(texts, ngram_range, analyzer)
+        _save(folder, vectorizer, matrix)
+        return vectorizer, matrix
+
+    return memoised
+
+
+def _key(kind: str, texts: list[str], ngram_range: tuple[int, int], analyzer: str) -> str:
+    digest = hashlib.sha256(json.dumps(
+        [CACHE_FORMAT, sklearn.__version__, kind, list(ngram_range), analyzer]).encode())
+    for text in texts:
+        encoded = text.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "little") + encoded)
+    return digest.hexdigest()[:32]
+
+
+def _save(folder: Path, vectorizer, matrix: sp.csr_matrix) -> None:
+    """Written to a scratch folder and renamed into place: readers see all or nothing."""
+    scratch = folder.with_name(f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        scratch.mkdir(parents=True)
+        sp.save_npz(scratch / "matrix.npz", matrix, compressed=False)
+        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+        (scratch / "terms.json").write_text(json.dumps(terms))
+        if isinstance(vectorizer, TfidfVectorizer):
+            np.save(scratch / "idf.npy", vectorizer.idf_)
+        os.rename(scratch, folder)
+    except OSError as exc:  # another process wrote it first, or the cache is unwritable
+        if not folder.is_dir():
+            log.warning("could not cache TF-IDF vectors in %s: %s", folder.parent, exc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _load(folder: Path, kind: str, ngram_range: tuple[int, int], analyzer: str):
+    terms = json.loads((folder / "terms.json").read_text())
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) or \
+            len(set(terms)) != len(terms) or not terms:
+        raise ValueError("terms.json is not a list of distinct terms")
+    matrix = sp.load_npz(folder / "matrix.npz").tocsr()  # no pickles: allow_pickle is off
+    if matrix.shape[1] != len(terms) or matrix.dtype != np.float32:
+        raise ValueError("matrix.npz does not match terms.json")
+    _, vectorizer_type = FITS[kind]
+    extra = {"sublinear_tf": True} if kind == "tfidf" else {}
+    vectorizer = vectorizer_type(ngram_range=ngram_range, analyzer=analyzer, dtype=np.float32,
+                                 **extra)
+    vectorizer.vocabulary_ = dict(zip(terms, range(len(terms))))
+    vectorizer.fixed_vocabulary_ = False
+    if kind == "tfidf":
+        idf = np.load(folder / "idf.npy", allow_pickle=False)
+        if idf.shape != (len(terms),) or idf.dtype.kind != "f" or not np.isfinite(idf).all():
+            raise ValueError("idf.npy does not match terms.json")
+        vectorizer.idf_ = idf
+    return vectorizer, matrix
 
 
 def fit_tfidf(texts: Sequence[str], ngram_range: tuple[int, int], analyzer: str,
               cache_dir: str | None) -> tuple[TfidfVectorizer, sp.csr_matrix]:
     """A sublinear TF-IDF vectorizer fitted on `texts` and their L2-normalised vectors."""
-    return cached(_tfidf_fit, cache_dir)(list(texts), ngram_range, analyzer)
+    return cached("tfidf", cache_dir)(list(texts), ngram_range, analyzer)
 
 
 class DistinctTfidf(TransformerMixin, BaseEstimator):
@@ -55,7 +138,7 @@ class DistinctTfidf(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, column, y=None):
         codes, uniques = self._distinct(column)
-        self.counts_, distinct_counts = cached(_count_fit, self.cache_dir)(
+        self.counts_, distinct_counts = cached("count", self.cache_dir)(
             uniques, tuple(self.ngram_range), "word")
         self.tfidf_ = TfidfTransformer().fit(distinct_counts[codes])
         return self.tfidf_.transform(distinct_counts).astype(np.float32)[codes]

@@ -157,7 +157,7 @@ class FaqMatcher(PairRanker):
     random_state : int, default=0
         LightGBM's seed.
     cache_dir : str or None, default=None
-        A folder for the TF-IDF cache (joblib); None = no cache.
+        A folder for the TF-IDF cache (arrays and JSON); None = no cache.
     block_pairs : int, default=131072
         (question, FAQ) pairs featurized and scored at once: bounds memory.
     dense_operand_mib : int, default=64

@@ -37,7 +37,7 @@ class ReferenceMatcher(PairRanker):
     random_state : int, default=0
         LightGBM's seed.
     cache_dir : str or None, default=None
-        A folder for the TF-IDF cache (joblib); None = no cache.
+        A folder for the TF-IDF cache (arrays and JSON); None = no cache.
     block_pairs : int, default=131072
         (question, FAQ) pairs scored at once: bounds memory, never the result.
     """

@@ -75,15 +75,15 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
     uri = mlflow.get_tracking_uri()
     if uri.startswith(("http://", "https://")):
         check_reachable(uri)
+    elif uri.startswith(DATABASE_SCHEMES):
+        check_database(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         mlflow.set_tracking_uri(f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}")
     # A new SQLite store is created (tables, migrations) by whichever process comes first:
     # processes starting together take turns, or they trip over each other's migrations.
     uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).parent.is_dir():
-        raise ConfigError(f"tracking.uri={redact(uri)}: the folder "
-                          f"{Path(uri.removeprefix('sqlite:///')).parent} does not exist; "
-                          "create it first, or fix the path.")
+    if uri.startswith("sqlite:///"):
+        check_sqlite_file(uri)
     first_use = FileLock(Path(uri.removeprefix("sqlite:///") + ".faqtune-init.lock")) \
         if uri.startswith("sqlite:///") else NoLock()
     with holding(first_use):
@@ -106,6 +106,61 @@ def check_reachable(uri: str, timeout_s: float = 10.0) -> None:
         raise ServiceUnavailable(
             f"No tracking server answers at {redact(uri)} ({exc.strerror or exc}). Start it, "
             "fix tracking.uri, or leave tracking.uri unset for a local store.") from None
+
+
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database(uri: str, timeout_s: int = 5) -> None:
+    """Fail in seconds, not after MLflow's 105 s of connection retries, when the tracking
+    store's database is down (exit 3) or cannot be the store (exit 2)."""
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    timeout = {"connect_timeout": timeout_s} if uri.startswith(("postgresql", "mysql")) else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=timeout)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"tracking.uri={redact(uri)} needs the database driver {exc.name!r}; "
+                          "install it, or name a driver the URL can use "
+                          "(e.g. postgresql+psycopg2://).") from None
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise ConfigError(f"tracking.uri={redact(uri)} is not a database URL SQLAlchemy "
+                          f"accepts ({exc}).") from None
+    except sqlalchemy.exc.DBAPIError as exc:
+        reason = redact(str(exc.orig or exc).strip().splitlines()[0])
+        if "does not exist" in reason or "Unknown database" in reason:
+            raise ConfigError(f"tracking.uri={redact(uri)}: {reason}. Create the database "
+                              "first, or fix the URL.") from None
+        raise ServiceUnavailable(f"The tracking store {redact(uri)} cannot be reached "
+                                 f"({reason}). Start the database, or fix tracking.uri.") \
+            from None
+
+
+def check_sqlite_file(uri: str) -> None:
+    """A SQLite store's path must be a SQLite file, or a new file in an existing folder."""
+    path = Path(uri.removeprefix("sqlite:///"))
+    problem = None
+    if not path.parent.is_dir():
+        problem = f"the folder {path.parent} does not exist; create it first, or fix the path"
+    elif path.is_dir():
+        problem = (f"{path} is a folder; name a database file in it, e.g. "
+                   f"sqlite:///{path / 'mlflow.db'}")
+    elif path.exists() and path.stat().st_size:
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            problem = f"{path} cannot be read ({exc.strerror})"
+        else:
+            if header != SQLITE_HEADER:
+                problem = f"{path} is not a SQLite database"
+    if problem:
+        raise ConfigError(f"tracking.uri={redact(uri)}: {problem}.")
 
 
 def _set_experiment(name: str, attempts: int = 6) -> None:

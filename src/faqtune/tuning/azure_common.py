@@ -87,15 +87,24 @@ def job_conda(conda_file: Path, model: ModelConfig) -> dict:
 
 
 def hydra_value(value) -> str:
-    """A value as a Hydra override reads it back: quoted when it holds other characters."""
+    """A value as a Hydra override reads it back: a string Hydra would read as something
+    else (`null`, `true`, `1e3`) or that holds other characters is quoted, with backslashes
+    doubled only where Hydra's grammar reads them as escapes (before a quote or the end)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
     text = str(value)
-    if SAFE_VALUE.fullmatch(text):
+    if not isinstance(value, str) or (SAFE_VALUE.fullmatch(text) and _reads_back_as(text)):
         return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""),
+                        text) + "'"
+
+
+def _reads_back_as(text: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(f"key={text}").value() == text
 
 
 def trial_overrides(conf: FaqtuneConfig, space: SearchSpace, log_model: bool) -> list[str]:
@@ -116,6 +125,11 @@ def trial_overrides(conf: FaqtuneConfig, space: SearchSpace, log_model: bool) ->
     fixed["registry.model_name"] = conf.registry.model_name
     fixed["registry.metric"] = conf.registry.metric
     fixed["sweep.metric"] = conf.sweep.metric
+    for key, value in fixed.items():
+        if "${{" in str(value):
+            raise ConfigError(f"{key}={value!r} holds '${{{{', which Azure ML substitutes in a "
+                              "job's command before it runs, so a trial would not get this "
+                              "value: remove it for a sweep on Azure ML.")
     return [f"{key}={hydra_value(value)}" for key, value in fixed.items()]
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -32,22 +33,26 @@ from tqdm import tqdm
 
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
-from faqtune.errors import ConfigError, ServiceUnavailable
+from faqtune.errors import ConfigError, ServiceUnavailable, is_outage
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
-    PARENT_TAG, SWEEP_TAG, find_runs, provenance_tags, redact, retrying,
+    PARENT_TAG, ROLE_TAG, SWEEP_TAG, find_runs, provenance_tags, redact, retrying,
 )
 from faqtune.tuning.identity import differences, sweep_identity
 from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.space import SearchSpace
-from faqtune.tuning.trial import ERROR_ATTR, RUN_ID_ATTR, STATE_TAG, run_trial
+from faqtune.tuning.trial import ERROR_ATTR, OUTAGE_ATTR, RUN_ID_ATTR, STATE_TAG, run_trial
 from faqtune.tuning.worker_server import worker_context
 
 log = logging.getLogger(__name__)
 HEARTBEAT_ATTR = "heartbeat"
 IDENTITY_ATTR = "faqtune_identity"
 PARENT_ATTR = "mlflow_parent_run_id"
+SURPLUS_ATTR = "surplus"
+OUTAGE_EXIT = 3  # a worker's exit code when a service stayed away too long
+IDENTITY_WAIT_SECONDS = 10  # for another driver to record the settings of a study it made
+STOP_SECONDS = 10  # how long a worker may take to exit once told to stop
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -103,10 +108,22 @@ def repair_journal(location: str) -> int:
     return size - keep
 
 
-def open_storage(location: str):
+def open_storage(location: str, attempts: int = 5):
     if "://" in location:
+        import sqlalchemy.exc
+
         with storage_errors(location):
-            return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
+            for attempt in range(attempts):
+                try:
+                    return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
+                except sqlalchemy.exc.SQLAlchemyError as exc:
+                    # two processes making a new storage's tables at once (no lock is
+                    # shared between two caches): the loser finds them made, and retries
+                    if attempt == attempts - 1 or not any(
+                            race in str(exc) for race in (
+                                "already exists", "duplicate key", "UNIQUE constraint failed")):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
     Path(location).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(location))
 
@@ -178,10 +195,28 @@ class Counts:
     failed: int = 0
     best: float | None = None
     interrupted: bool = False
+    outage: bool = False  # a worker stopped: a service stayed away past sweep.outage_seconds
 
     @property
     def done(self) -> int:
         return self.complete + self.pruned
+
+
+def set_aside(trial: optuna.trial.FrozenTrial) -> bool:
+    """A failed trial that says nothing of its configuration: its worker was lost or
+    interrupted, or a service went away (it runs again), or it was claimed past the budget.
+    Never counted as a failure toward `sweep.max_failures`."""
+    return any(trial.user_attrs.get(attr)
+               for attr in ("stale", "interrupted", SURPLUS_ATTR, OUTAGE_ATTR))
+
+
+def beyond_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """Whether trial `number` was claimed past the budget: `n_trials` trials before it have
+    finished or still run. Only a claim made without the lock (its holder was frozen) can be;
+    of two such claims of the last trial, the later one gives way."""
+    earlier = [t for t in study.get_trials(deepcopy=False, states=(*DONE, TrialState.RUNNING))
+               if t.number < number]
+    return len(earlier) >= n_trials
 
 
 def count(study: optuna.Study, failures_since: float = 0.0) -> Counts:
@@ -196,32 +231,51 @@ def count(study: optuna.Study, failures_since: float = 0.0) -> Counts:
             counts.pruned += 1
         elif trial.state == TrialState.RUNNING:
             counts.running += 1
-        elif (trial.state == TrialState.FAIL and not trial.user_attrs.get("stale")
-              and not trial.user_attrs.get("interrupted")
+        elif (trial.state == TrialState.FAIL and not set_aside(trial)
               and trial.datetime_start.timestamp() >= failures_since):
-            counts.failed += 1  # lost workers and interruptions are retried, not counted
+            counts.failed += 1
     return counts
 
 
-def sweep_lock(conf: FaqtuneConfig):
-    """Claiming a trial (and creating the parent run) is atomic across all workers."""
+def claim_lock(conf: FaqtuneConfig):
+    """Claiming a trial is atomic across all workers, and a frozen holder is passed by after
+    `sweep.stale_after_seconds` (see `tracking.locks`); nothing but storage calls run under
+    it."""
+    return _sweep_lock(conf, "", conf.sweep.stale_after_seconds)
+
+
+def parent_lock(conf: FaqtuneConfig):
+    """Creating the study and the parent run, writing the parent's record and finalizing
+    happen once, however many drivers start at once. Only drivers wait for it, never a
+    worker claiming a trial."""
+    return _sweep_lock(conf, ".parent", None)
+
+
+def _sweep_lock(conf: FaqtuneConfig, suffix: str, stale_after: float | None):
     location = storage_location(conf.sweep, Path(conf.paths.cache))
     if location.startswith("postgresql"):
-        return AdvisoryLock(location, f"faqtune:{conf.sweep.name}",
-                            on_error=partial(storage_errors, location))
-    return FileLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}.lock")
+        return AdvisoryLock(location, f"faqtune:{conf.sweep.name}{suffix}",
+                            on_error=partial(storage_errors, location), stale_after=stale_after)
+    return FileLock(Path(conf.paths.cache) / "optuna" / f"{conf.sweep.name}{suffix}.lock",
+                    stale_after=stale_after)
 
 
 def fail_stale_trials(study: optuna.Study, stale_after: float) -> list[int]:
-    """Fail running trials whose heartbeat stopped; queue them again with the same params."""
+    """Fail running trials whose heartbeat stopped; queue them again with the same params.
+    Safe without the claim lock (a frozen worker may hold it), and called without it: it
+    makes MLflow calls."""
     storage, now, failed = study._storage, time.time(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         beat = trial.user_attrs.get(HEARTBEAT_ATTR, trial.datetime_start.timestamp())
         if now - beat < stale_after:
             continue
-        storage.set_trial_user_attr(trial._trial_id, "stale", True)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            continue
+        # workers rescue without a lock: the storage lets one of them fail the trial
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "stale", True)
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:
+            continue  # finished meanwhile, or failed by another worker
         failed.append(trial.number)
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
                             skip_if_exists=False)
@@ -254,8 +308,7 @@ def _mark_killed(client: MlflowClient, run_id: str) -> None:
 def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
               deadline: float | None, started: float) -> str:
     """"run" a new trial, "wait" for running ones (they may fail and need a rerun), or
-    "stop". Call it holding the sweep lock."""
-    fail_stale_trials(study, sweep.stale_after_seconds)
+    "stop". Call it holding the claim lock."""
     counts = count(study, failures_since=started)
     if sweep.max_failures and counts.failed >= sweep.max_failures:
         log.error("stopping: %d trials failed (sweep.max_failures=%d)", counts.failed,
@@ -272,7 +325,7 @@ def next_step(study: optuna.Study, sweep: SweepConfig, grid_size: int | None,
 
 def _grid_points_used(study: optuna.Study) -> int:
     return len({t.system_attrs.get("grid_id") for t in study.get_trials(deepcopy=False)
-                if not t.user_attrs.get("stale") and not t.user_attrs.get("interrupted")})
+                if not set_aside(t)})
 
 
 @contextlib.contextmanager
@@ -284,8 +337,10 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial, every: float):
         while True:
             try:
                 study._storage.set_trial_user_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
-            except Exception:  # the trial just finished: nothing left to keep alive
-                return
+            except Exception as exc:
+                if not is_outage(exc):  # the trial just finished: nothing left to keep alive
+                    return
+                # the storage is away: beat again once it is back
             if stop.wait(every):
                 return
 
@@ -332,12 +387,17 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     mlflow.set_tracking_uri(tracking_uri)
     study = load_study(conf, space, worker)
     data = PreparedData.load(data_path)
-    lock = sweep_lock(conf)
+    lock = claim_lock(conf)
     n_jobs = threads_per_worker(conf.sweep.n_workers)
     grid_size = space.grid_size() if conf.sweep.sampler == "grid" else None
 
+    away = Outage(conf.sweep.outage_seconds)
+
     def objective(trial: optuna.Trial) -> float:
         lock.release()  # the trial exists now: other workers may claim the next one
+        if beyond_budget(study, trial.number, conf.sweep.n_trials):
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise BeyondBudget(f"trial {trial.number} was claimed past sweep.n_trials")
         with heartbeat(study, trial, conf.sweep.heartbeat_seconds):
             try:
                 params = space.suggest(trial)
@@ -345,34 +405,92 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
                 trial.set_user_attr(ERROR_ATTR, f"{exc.__class__.__name__}: {exc}"[:4000])
                 log.warning("trial %d failed before it started: %s", trial.number, exc)
                 raise
-            return run_trial(trial, conf, data, data_path, params, parent_run_id, n_jobs)
+            try:
+                value = run_trial(trial, conf, data, data_path, params, parent_run_id, n_jobs)
+            except Exception as exc:
+                if is_outage(exc):
+                    away.seen(exc)
+                else:
+                    away.over()
+                raise
+            away.over()
+            return value
 
     try:
         while True:
-            lock.acquire()
-            step = next_step(study, conf.sweep, grid_size, deadline, started)
-            if step == "run":
-                try:
-                    study.optimize(objective, n_trials=1, catch=(Exception,),
-                                   gc_after_trial=False)
-                except (UpdateFinishedTrialError, ValueError) as exc:
-                    if not isinstance(exc, UpdateFinishedTrialError) and \
-                            not str(exc).startswith("Cannot tell a"):
-                        raise
-                    # paused past stale_after_seconds: another worker failed this trial and
-                    # queued it again, so the result here is not the trial's any more
-                    log.warning("worker %d was paused long enough for its trial to be "
-                                "failed and queued again; its result is dropped (%s)",
-                                worker, exc)
-            lock.release()
+            try:
+                fail_stale_trials(study, conf.sweep.stale_after_seconds)
+                lock.acquire()
+                step = next_step(study, conf.sweep, grid_size, deadline, started)
+                if step == "run":
+                    _claim_and_run(study, objective, worker)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                away.seen(exc)
+                step = "wait"
+            finally:
+                lock.release()
+            if away.too_long():
+                log.error("worker %d stops: %s", worker, away.describe())
+                sys.exit(OUTAGE_EXIT)
             if step == "stop":
                 return
-            if step == "wait":
-                time.sleep(min(2.0, conf.sweep.heartbeat_seconds))
+            if step == "wait" or away.since is not None:
+                time.sleep(away.backoff() or min(2.0, conf.sweep.heartbeat_seconds))
     except KeyboardInterrupt:
-        return
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second signal must not cut the
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # release short with a traceback
     finally:
         lock.release()
+
+
+def _claim_and_run(study: optuna.Study, objective, worker: int) -> None:
+    try:
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+    except (UpdateFinishedTrialError, ValueError) as exc:
+        if not isinstance(exc, UpdateFinishedTrialError) and \
+                not str(exc).startswith("Cannot tell a"):
+            raise
+        # paused past stale_after_seconds: another worker failed this trial and queued it
+        # again, so the result here is not the trial's any more
+        log.warning("worker %d was paused long enough for its trial to be failed and queued "
+                    "again; its result is dropped (%s)", worker, exc)
+
+
+class Outage:
+    """A worker's view of the services it needs being away: since when, how long to wait
+    before the next try, and when to give up (`sweep.outage_seconds`)."""
+
+    def __init__(self, limit: float):
+        self.limit = limit
+        self.since: float | None = None
+        self.last = ""
+        self.tries = 0
+
+    def seen(self, exc: BaseException) -> None:
+        self.since = self.since or time.monotonic()
+        self.last = f"{exc.__class__.__name__}: {exc}".strip().splitlines()[0][:300]
+        self.tries += 1
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning("the services are back after %.0f s", time.monotonic() - self.since)
+        self.since, self.tries = None, 0
+
+    def backoff(self) -> float:
+        return 0.0 if self.since is None else min(2.0 ** self.tries, 30.0)
+
+    def too_long(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since > self.limit
+
+    def describe(self) -> str:
+        return (f"the tracking store or the Optuna storage has been unreachable for over "
+                f"{self.limit:.0f} s (sweep.outage_seconds): {self.last}")
+
+
+class BeyondBudget(Exception):
+    """A trial claimed past `sweep.n_trials`; it fails, set aside, and never runs."""
 
 
 def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
@@ -389,10 +507,10 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     study = load_study(conf, space)
     bar = tqdm(total=conf.sweep.n_trials, desc=f"sweep {conf.sweep.name}", unit="trial",
                disable=None)
-    interrupted, shown = False, None
+    interrupted, shown, ended, counts = False, None, None, Counts()
     try:
         while any(p.is_alive() for p in workers):
-            counts = count(study, failures_since=started)
+            counts = _count_through_outages(study, started, counts)
             _show(bar, counts)
             if bar.disable and (counts.done, counts.failed) != shown:  # a log, not a TTY
                 shown = (counts.done, counts.failed)
@@ -400,6 +518,11 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
                          "best %s", conf.sweep.name, counts.done, conf.sweep.n_trials,
                          counts.pruned, counts.running, counts.failed,
                          "-" if counts.best is None else f"{counts.best:.4f}")
+            over = counts.done >= conf.sweep.n_trials or (deadline and time.time() > deadline)
+            if over and not counts.running:
+                ended = ended or time.monotonic()
+                if time.monotonic() - ended > conf.sweep.stale_after_seconds + 10:
+                    _stop_lingering(workers)
             time.sleep(1.0)
     except KeyboardInterrupt:
         interrupted = True
@@ -407,45 +530,88 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
         _stop(workers)
     finally:
         for process in workers:
-            process.join()
-        if interrupted:
-            _close_left_runs(study, parent_run_id)
-        counts = count(study, failures_since=started)
+            process.join(timeout=STOP_SECONDS)
+        _close_left_runs(study, parent_run_id)
+        counts = _count_through_outages(study, started, counts)
         counts.interrupted = interrupted
+        counts.outage = any(p.exitcode == OUTAGE_EXIT for p in workers)
         _show(bar, counts)
         bar.close()
     return counts
 
 
+def _count_through_outages(study: optuna.Study, started: float, last: Counts) -> Counts:
+    """The counts, or the last ones while the Optuna storage is away (the workers ride it
+    out, or stop and say so)."""
+    try:
+        return count(study, failures_since=started)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        return last
+
+
 def _close_left_runs(study: optuna.Study, parent_run_id: str) -> None:
-    """After an interruption, no trial run of this sweep may stay RUNNING unless its trial
-    still runs (on another machine): a worker stopped while MLflow was starting its run
-    cannot close the run itself."""
-    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    """No trial run of this sweep may stay RUNNING unless its trial still runs (on another
+    machine): a worker stopped while MLflow was starting its run, or a trial whose run could
+    not be closed while the tracking store was away, leaves one."""
     client = MlflowClient()
     try:
         experiment = retrying(lambda: client.get_run(parent_run_id)).info.experiment_id
-        left = find_runs([experiment], {PARENT_TAG: parent_run_id}, status="RUNNING")
+        left = find_runs([experiment], {PARENT_TAG: parent_run_id, ROLE_TAG: "trial"},
+                         status="RUNNING")  # not a final run another machine is making
+        # read after the runs: a trial started meanwhile (elsewhere) is among them
+        running = {t.number
+                   for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for run in left:
             trial = run.data.tags.get("optuna.trial")
             if trial is not None and trial.isdigit() and int(trial) in running:
                 continue
-            _mark_killed(client, run.info.run_id)
-    except MlflowException as exc:
-        log.warning("could not close the runs the interrupted trials left: %s", exc)
+            # a worker closes its run before it ends its trial: one closed meanwhile stays so
+            if retrying(lambda: client.get_run(run.info.run_id)).info.status == "RUNNING":
+                _mark_killed(client, run.info.run_id)
+    except Exception as exc:
+        if not (isinstance(exc, MlflowException) or is_outage(exc)):
+            raise
+        log.warning("could not close the runs that trials left RUNNING: %s", exc)
 
 
 def _stop(workers: list) -> None:
     """Workers in the terminal's process group got Ctrl-C too; others (the driver alone
     got SIGTERM) are sent it. Each marks its running trial killed; one that does not stop
-    in time is terminated."""
+    in time is terminated, then killed (a frozen process acts on SIGKILL alone), so Ctrl-C
+    ends the sweep in bounded time."""
     for process in workers:
         process.join(timeout=2)
-        if process.is_alive():
+        if process.is_alive() and not _frozen(process.pid):
             os.kill(process.pid, signal.SIGINT)
             process.join(timeout=60)
-        if process.is_alive():
+        if process.is_alive() and not _frozen(process.pid):
             process.terminate()
+            process.join(timeout=STOP_SECONDS)
+        if process.is_alive():
+            log.warning("worker %d does not respond (frozen?): killed; its trial, if any, "
+                        "runs again", process.pid)
+            process.kill()
+            process.join(timeout=STOP_SECONDS)
+
+
+def _stop_lingering(workers: list) -> None:
+    """Every trial is done, yet a worker has not exited long past the time it needs to see
+    that: it is frozen (SIGSTOP, a debugger, stuck I/O) and would hold the sweep open."""
+    alive = [p for p in workers if p.is_alive()]
+    log.warning("the sweep's trials are all done but worker(s) %s have not exited "
+                "(frozen?): stopping them", ", ".join(str(p.pid) for p in alive))
+    _stop(alive)
+
+
+def _frozen(pid: int) -> bool:
+    """Stopped by a signal or a debugger (Linux; False where /proc cannot tell)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 def _show(bar: tqdm, counts: Counts) -> None:
@@ -459,7 +625,7 @@ def _show(bar: tqdm, counts: Counts) -> None:
 # -- the sweep's study and parent run ------------------------------------------------------
 def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]) -> optuna.Study:
     """Load or create the study; refuse one run with other settings. Call holding the
-    sweep lock."""
+    parent lock."""
     location = storage_location(conf.sweep, Path(conf.paths.cache))
     if conf.sweep.restart:
         try:
@@ -467,8 +633,13 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
             log.warning("sweep.restart=true: study %r deleted; starting afresh", conf.sweep.name)
         except KeyError:
             pass  # nothing to delete
-    study = load_study(conf, space)
-    stored = study.user_attrs.get(IDENTITY_ATTR)
+    study, created = _create_or_load(conf, space)
+    stored = study.user_attrs.get(IDENTITY_ATTR) if not created else None
+    waited = time.monotonic()
+    while stored is None and not created and time.monotonic() - waited < IDENTITY_WAIT_SECONDS \
+            and not study.get_trials(deepcopy=False):
+        time.sleep(0.1)  # its creator (another driver) is about to record its settings
+        stored = study.user_attrs.get(IDENTITY_ATTR)
     if stored is None and not study.get_trials(deepcopy=False):
         study.set_user_attr(IDENTITY_ATTR, identity)
         with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
@@ -490,6 +661,21 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
             f"Give this sweep a new name (sweep.name=...), or start {conf.sweep.name!r} afresh "
             "with sweep.restart=true (its trials leave the study; their MLflow runs stay).")
     return study
+
+
+def _create_or_load(conf: FaqtuneConfig, space: SearchSpace) -> tuple[optuna.Study, bool]:
+    """The study, and whether this call made it. Creation is atomic in the storage itself
+    (a study name is unique there), so of two drivers that share a storage but not a lock
+    (two caches on one SQLite or MySQL storage), exactly one records its settings and the
+    other compares against them."""
+    try:
+        return optuna.create_study(
+            study_name=conf.sweep.name, direction="maximize", load_if_exists=False,
+            storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache))),
+            sampler=make_sampler(conf.sweep, space, 0),
+            pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators)), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return load_study(conf, space), False
 
 
 def sweep_parent(conf: FaqtuneConfig, study: optuna.Study) -> str:
@@ -533,7 +719,7 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
     identity = sweep_identity(conf, space, data.data_hash)
     # Storage schema, study and parent run are made once, however many machines start at once;
     # every write to the shared parent run holds the lock too (concurrent tag upserts collide).
-    with holding(sweep_lock(conf)):
+    with holding(parent_lock(conf)):
         repair_journal(storage_location(conf.sweep, Path(conf.paths.cache)))
         study = open_study(conf, space, identity)
         parent = sweep_parent(conf, study)
@@ -546,8 +732,14 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
                         conf.sweep.n_trials)
     conf = replace(conf, sweep=replace(conf.sweep, n_workers=worker_count(conf.sweep, done)))
     counts = run_workers(conf, space, str(data_path), parent)
+    if counts.outage:
+        raise ServiceUnavailable(
+            f"Sweep {conf.sweep.name!r} stopped after {counts.done} of {conf.sweep.n_trials} "
+            "trials: the tracking store or the Optuna storage was unreachable for longer than "
+            f"sweep.outage_seconds={conf.sweep.outage_seconds:g} (the workers' last lines say "
+            "which). Run the same command again once it is back: the sweep resumes.")
     study = load_study(conf, space)
-    with holding(sweep_lock(conf)):
+    with holding(parent_lock(conf)):
         log_study(study, parent, conf.sweep.metric)
     outcome = SweepOutcome(parent, complete=counts.complete, pruned=counts.pruned,
                            failed=counts.failed, running=counts.running,

@@ -13,12 +13,13 @@ from optuna.trial import TrialState
 
 from faqtune.config import FaqtuneConfig, typed_hyperparameters, validate_model
 from faqtune.data.dataset import PreparedData
-from faqtune.errors import ConfigError
+from faqtune.errors import ConfigError, is_outage
 from faqtune.tracking.runs import create_child_run, retrying
 from faqtune.tracking.training_run import train_and_log
 
 log = logging.getLogger(__name__)
 RUN_ID_ATTR = "mlflow_run_id"
+OUTAGE_ATTR = "outage"
 ERROR_ATTR = "error"
 STATE_TAG = "optuna.state"
 
@@ -100,11 +101,30 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data
         raise
     except Exception as exc:
         message = f"{exc.__class__.__name__}: {exc}".strip()[:4000]
+        if is_outage(exc):
+            _requeue_after_outage(trial, message)
+            _end(run_ids[0] if run_ids else None, "FAIL", "KILLED", quiet=True)
+            raise
         log.warning("trial %d failed: %s", trial.number, message)
         trial.set_user_attr(ERROR_ATTR, message)
         _end(run_ids[0] if run_ids else None, "FAIL", "FAILED", quiet=True, error=message)
         raise
     return summary[metric]
+
+
+def _requeue_after_outage(trial: optuna.Trial, message: str) -> None:
+    """A trial cut short by a service gone away says nothing of its configuration: it is
+    set aside (never counted toward `sweep.max_failures`) and queued to run again. With the
+    Optuna storage itself away, this cannot be written: the trial then stays RUNNING until
+    its heartbeat is found stale, and is queued again then."""
+    log.warning("trial %d was cut short by an outage (%s); it will run again", trial.number,
+                message.splitlines()[0][:300])
+    try:
+        trial.set_user_attr(OUTAGE_ATTR, message)
+        trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
+                                  skip_if_exists=False)
+    except Exception as exc:
+        log.warning("could not queue trial %d again yet: %s", trial.number, exc)
 
 
 def _end(run_id: str | None, state: str, status: str, quiet: bool = False,
