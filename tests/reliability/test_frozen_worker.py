@@ -80,6 +80,16 @@ def _freeze_the_lock_holder(proc: subprocess.Popen, holder_of) -> int:
     raise AssertionError("never caught a worker holding the claim lock")
 
 
+def _outcome(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """The sweep's output once it ends; its whole process group is killed if it does not
+    end in time (a frozen worker must not outlive the test)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.fixture(params=["file", "postgres"])
 def sweep_setup(request, tmp_path):
     """A sweep's overrides and how to find its claim lock's holder, for each lock kind."""
@@ -110,11 +120,7 @@ def test_a_worker_frozen_at_the_claim_lock_does_not_stall_the_sweep(tmp_path, sw
                             start_new_session=True)
     frozen = _freeze_the_lock_holder(proc, holder_of)
     started = time.monotonic()
-    try:
-        stdout, stderr = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stdout, stderr = _outcome(proc, timeout=240)
     ended_after = time.monotonic() - started
     assert proc.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[stderr.find("Traceback"):][:3000]
@@ -144,11 +150,7 @@ def test_ctrl_c_ends_a_sweep_whose_worker_is_frozen_at_the_claim_lock(tmp_path, 
     time.sleep(2 * STALE_AFTER)
     os.killpg(proc.pid, signal.SIGINT)
     started = time.monotonic()
-    try:
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, stderr = _outcome(proc, timeout=120)
     assert time.monotonic() - started < 90
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[stderr.find("Traceback"):][:3000]

@@ -17,8 +17,8 @@ from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.sweep import sweep
 from faqtune.tuning.identity import sweep_identity
-from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_study,
-                                           worker_count)
+from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_storage,
+                                           open_study, worker_count)
 from faqtune.tuning.space import parse_space
 from tests.helpers import (SMALL_SPACE, TINY_DATA, TINY_RUN, free_port, journal_study,
                            run_task, sweep_conf)
@@ -129,6 +129,15 @@ def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_pa
         assert proc.returncode == 3, proc.stderr[-2000:]
         assert "Optuna storage postgresql://u:***@127.0.0.1" in proc.stderr
     assert "Traceback" not in proc.stderr and "pw-B14x" not in proc.stdout + proc.stderr
+
+
+def test_a_sqlite_optuna_storage_that_is_a_folder_is_refused_naming_sweep_storage(tmp_path):
+    """Exit 2 naming the key (the third probe saw exit 3, an outage, for a configuration
+    error): the same check as tracking.uri's."""
+    folder = tmp_path / "storage"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"sweep.storage=sqlite:///.*storage is a folder"):
+        open_storage(f"sqlite:///{folder}")
 
 
 def test_B17_workers_are_capped_at_the_trials_left():

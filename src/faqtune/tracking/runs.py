@@ -141,7 +141,7 @@ def check_database(uri: str, timeout_s: int = 5) -> None:
             from None
 
 
-def check_sqlite_file(uri: str) -> None:
+def check_sqlite_file(uri: str, key: str = "tracking.uri") -> None:
     """A SQLite store's path must be a SQLite file, or a new file in an existing folder."""
     path = Path(uri.removeprefix("sqlite:///"))
     problem = None
@@ -160,7 +160,7 @@ def check_sqlite_file(uri: str) -> None:
             if header != SQLITE_HEADER:
                 problem = f"{path} is not a SQLite database"
     if problem:
-        raise ConfigError(f"tracking.uri={redact(uri)}: {problem}.")
+        raise ConfigError(f"{key}={redact(uri)}: {problem}.")
 
 
 def _set_experiment(name: str, attempts: int = 6) -> None:

@@ -37,7 +37,8 @@ from faqtune.errors import ConfigError, ServiceUnavailable, is_outage
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
-    PARENT_TAG, ROLE_TAG, SWEEP_TAG, find_runs, provenance_tags, redact, retrying,
+    PARENT_TAG, ROLE_TAG, SWEEP_TAG, check_sqlite_file, find_runs, provenance_tags, redact,
+    retrying,
 )
 from faqtune.tuning.identity import differences, sweep_identity
 from faqtune.tuning.outcome import SweepOutcome
@@ -112,6 +113,8 @@ def open_storage(location: str, attempts: int = 5):
     if "://" in location:
         import sqlalchemy.exc
 
+        if location.startswith("sqlite:///"):
+            check_sqlite_file(location, "sweep.storage")
         with storage_errors(location):
             for attempt in range(attempts):
                 try:
