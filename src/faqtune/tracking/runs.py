@@ -73,10 +73,7 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
     elif tracking.uri:
         mlflow.set_tracking_uri(tracking.uri)
     uri = mlflow.get_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        check_reachable(uri)
-    elif uri.startswith(DATABASE_SCHEMES):
-        check_database(uri)
+    check_store(uri)
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         mlflow.set_tracking_uri(f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}")
     # A new SQLite store is created (tables, migrations) by whichever process comes first:
@@ -92,6 +89,15 @@ def configure(tracking: TrackingConfig, azure: AzureConfig | None = None) -> str
         else:
             _set_experiment(tracking.experiment)
     return mlflow.get_tracking_uri()
+
+
+def check_store(uri: str) -> None:
+    """A tracking server or database that does not answer is an outage (exit 3), found in
+    seconds; a local store needs no check."""
+    if uri.startswith(("http://", "https://")):
+        check_reachable(uri)
+    elif uri.startswith(DATABASE_SCHEMES):
+        check_database(uri)
 
 
 def check_reachable(uri: str, timeout_s: float = 10.0) -> None:

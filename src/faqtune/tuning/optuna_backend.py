@@ -37,8 +37,8 @@ from faqtune.errors import ConfigError, ServiceUnavailable, is_outage
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
-    PARENT_TAG, ROLE_TAG, SWEEP_TAG, check_sqlite_file, find_runs, provenance_tags, redact,
-    retrying,
+    PARENT_TAG, ROLE_TAG, SWEEP_TAG, check_sqlite_file, check_store, find_runs,
+    provenance_tags, redact, retrying,
 )
 from faqtune.tuning.identity import differences, sweep_identity
 from faqtune.tuning.outcome import SweepOutcome
@@ -422,6 +422,8 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     try:
         while True:
             try:
+                if away.since is not None:  # claim no trial until the tracking store answers
+                    check_store(tracking_uri)
                 fail_stale_trials(study, conf.sweep.stale_after_seconds)
                 lock.acquire()
                 step = next_step(study, conf.sweep, grid_size, deadline, started)
