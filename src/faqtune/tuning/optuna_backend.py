@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from tqdm import tqdm
 
@@ -88,6 +88,17 @@ def repair_journal(location: str) -> int:
     path = Path(location)
     if "://" in location or not path.exists():
         return 0
+    # Optuna's own journal lock: a worker of another driver appending at this moment would
+    # otherwise look like a torn record
+    writers = JournalFileSymlinkLock(location)
+    writers.acquire()
+    try:
+        return _cut_torn_record(path, location)
+    finally:
+        writers.release()
+
+
+def _cut_torn_record(path: Path, location: str) -> int:
     with path.open("rb+") as journal:
         size = journal.seek(0, os.SEEK_END)
         if size == 0:
