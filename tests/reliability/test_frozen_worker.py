@@ -100,8 +100,11 @@ def sweep_setup(request, tmp_path):
               f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     if request.param == "file":
         lock = cache / "optuna" / "faqtune-sweep.lock"
-        return common, lambda workers: _flock_holder(lock) if lock.exists() else None, \
-            lambda: journal_study(cache)
+        # not while Optuna's own journal lock is held: a holder frozen in there is Optuna's
+        # case (its lock is broken after 30 s), not the claim lock's
+        journal_lock = cache / "optuna" / "faqtune-sweep.journal.lock"
+        return common, lambda workers: _flock_holder(lock) if lock.exists() and not \
+            os.path.lexists(journal_lock) else None, lambda: journal_study(cache)
     storage = request.getfixturevalue("postgres")(f"frozen{time.monotonic_ns()}")
     import optuna
 
