@@ -32,14 +32,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/uv
 demo: $(VENV)/.installed-run
 	$(BIN)/python -m faqtune.main experiment=demo
 
-# Fast tests on every core (pytest-xdist); then the slow end-to-end ones, one more at a time
-# than there are cores (they wait on subprocesses and servers for much of their time), with
-# one LightGBM thread each (OpenMP threads of several tests would spin against each other);
-# then, alone, the `serial` ones, whose signals, heartbeats and outages are timed.
-SLOW_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
+# one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each
+# other); then, alone, the `serial` ones, whose signals, heartbeats and outages are timed.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n $(SLOW_WORKERS) --durations=10
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n auto --durations=10
 	$(BIN)/python -m pytest -m "slow and serial" --durations=10
 
 test-fast: $(VENV)/.installed-dev

@@ -748,7 +748,7 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
                         conf.sweep.n_trials)
     conf = replace(conf, sweep=replace(conf.sweep, n_workers=worker_count(conf.sweep, done)))
     counts = run_workers(conf, space, str(data_path), parent)
-    if counts.outage:
+    if counts.outage and counts.done < conf.sweep.n_trials:  # others may have finished it
         raise ServiceUnavailable(
             f"Sweep {conf.sweep.name!r} stopped after {counts.done} of {conf.sweep.n_trials} "
             "trials: the tracking store or the Optuna storage was unreachable for longer than "
