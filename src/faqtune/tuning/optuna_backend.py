@@ -192,9 +192,10 @@ def make_pruner(sweep: SweepConfig, period: int, max_rounds: int) -> optuna.prun
     return optuna.pruners.NopPruner()
 
 
-def load_study(conf: FaqtuneConfig, space: SearchSpace, worker: int = 0) -> optuna.Study:
+def load_study(conf: FaqtuneConfig, space: SearchSpace, worker: int = 0,
+               load_if_exists: bool = True) -> optuna.Study:
     return optuna.create_study(
-        study_name=conf.sweep.name, direction="maximize", load_if_exists=True,
+        study_name=conf.sweep.name, direction="maximize", load_if_exists=load_if_exists,
         storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache))),
         sampler=make_sampler(conf.sweep, space, worker),
         pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators))
@@ -685,11 +686,7 @@ def _create_or_load(conf: FaqtuneConfig, space: SearchSpace) -> tuple[optuna.Stu
     (two caches on one SQLite or MySQL storage), exactly one records its settings and the
     other compares against them."""
     try:
-        return optuna.create_study(
-            study_name=conf.sweep.name, direction="maximize", load_if_exists=False,
-            storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache))),
-            sampler=make_sampler(conf.sweep, space, 0),
-            pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators)), True
+        return load_study(conf, space, load_if_exists=False), True
     except optuna.exceptions.DuplicatedStudyError:
         return load_study(conf, space), False
 
