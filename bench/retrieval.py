@@ -106,18 +106,16 @@ def with_scores(kinds: tuple[str, ...]) -> type[FaqMatcher]:
             return space, vectors
 
         def _similarities(self, word, char, lengths, own_faq, embedded=None):
-            columns = super()._similarities(word, char, lengths, own_faq, embedded)
+            values = super()._similarities(word, char, lengths, own_faq, embedded)
             present = sim.binary(word)
-            scores = []
             if "bm25" in kinds:
-                scores += [(present @ weights).toarray() for weights in self.bm25_]
+                values["bm25"], values["bm25_answer"] = [(present @ weights).toarray()
+                                                         for weights in self.bm25_]
             if "query_likelihood" in kinds:
                 weights, penalty = self.likelihood_
-                scores.append((present @ weights).toarray()
-                              - np.asarray(present.sum(axis=1)) * penalty[None, :])
-            for score in scores:
-                columns.extend([score, *sim.relative(score)])
-            return columns
+                values["query_likelihood"] = ((present @ weights).toarray()
+                                              - np.asarray(present.sum(axis=1)) * penalty[None, :])
+            return values
 
     return Scored
 

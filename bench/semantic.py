@@ -47,7 +47,6 @@ MODELS = {"default": [], "semantic": ["model.encoder=minilm"]}
 def with_answer_embeddings():
     """The semantic matcher plus the cosine of the question to the FAQ answer's embedding,
     with its gap and rank (the scout's candidate beyond the six columns)."""
-    from faqtune.features import similarity as sim
     from faqtune.features.encoder import embed
     from faqtune.model.matcher import FaqMatcher
 
@@ -69,9 +68,8 @@ def with_answer_embeddings():
             return embedded
 
         def _similarities(self, word, char, lengths, own_faq, embedded=None):
-            columns = super()._similarities(word, char, lengths, own_faq, embedded)
-            score = embedded @ self.answer_operand_
-            return [*columns, score, *sim.relative(score)]
+            values = super()._similarities(word, char, lengths, own_faq, embedded)
+            return {**values, "semantic_answer": embedded @ self.answer_operand_}
 
     return WithAnswers
 

@@ -110,6 +110,7 @@ class MatcherConfig(ModelConfig):
     neighbours: int = 30
     rarity_sharpness: float = 3.0
     rerank_top: int = 100
+    rank_cap: int = 256
     char_ngrams: int = 4
     encoder: str = "none"  # none, minilm (the semantic extra), or a folder: .onnx + tokenizer.json
     encoder_max_tokens: int = 256
@@ -179,7 +180,7 @@ class TrainingConfig:
     log_model: bool = True
     block_pairs: int = 131_072
     cache_pairs: int = 4_000_000
-    dense_operand_mib: int = 64
+    dense_operand_mib: int = 256
 
 
 @dataclass
@@ -390,6 +391,7 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _int_range(f"{prefix}.num_leaves", model.num_leaves, 2, 131072)
     _int_range(f"{prefix}.char_ngrams", model.char_ngrams, 2, 6)
     _int_range(f"{prefix}.rerank_top", model.rerank_top, 0)
+    _int_range(f"{prefix}.rank_cap", model.rank_cap, 0)
     _int_range(f"{prefix}.neighbours", model.neighbours, 1)
     _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
             "a number in (0, 1]")

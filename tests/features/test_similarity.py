@@ -11,11 +11,45 @@ from sklearn.preprocessing import normalize
 from faqtune.features import similarity as sim
 
 
-def test_relative_gives_the_gap_to_the_best_and_the_stable_rank():
+def test_gap_and_rank_count_the_faqs_above_and_share_ranks_between_equal_values():
     similarity = np.array([[0.2, 0.9, 0.2, 0.5], [0.1, 0.1, 0.1, 0.3]], dtype=np.float32)
-    gap, rank = sim.relative(similarity)
-    np.testing.assert_allclose(gap, [[-0.7, 0, -0.7, -0.4], [-0.2, -0.2, -0.2, 0]], atol=1e-6)
-    assert rank.tolist() == [[2, 0, 3, 1], [1, 2, 3, 0]]  # ties keep catalogue order
+    rows, faqs = np.repeat([0, 1], 4), np.tile(np.arange(4), 2)
+    gap, rank = sim.gap_and_rank(sim.best_values(similarity, 0), rows, similarity[rows, faqs])
+    np.testing.assert_allclose(gap, [-0.7, 0, -0.7, -0.4, -0.2, -0.2, -0.2, 0], atol=1e-6)
+    assert rank.tolist() == [2, 0, 2, 1, 1, 1, 1, 0]
+    _, capped = sim.gap_and_rank(sim.best_values(similarity, 2), rows, similarity[rows, faqs])
+    assert capped.tolist() == [2, 0, 2, 1, 1, 1, 1, 0]  # at most 2 FAQs counted above
+
+
+def _full_sort_ranks(similarity: np.ndarray) -> np.ndarray:
+    """The rank columns as first computed: a full stable sort of every row."""
+    return np.argsort(np.argsort(-similarity, axis=1, kind="stable"), axis=1)
+
+
+@pytest.mark.parametrize("cap", [0, 7, 40])
+def test_capped_ranks_of_chosen_pairs_equal_a_full_sort_up_to_the_cap_and_ties(cap):
+    """The gap and rank of any chosen pairs, from each row's `cap` best values, against the
+    full sort of every row: equal below the cap, the cap beyond it; equal values take the
+    best rank of their group instead of catalogue order."""
+    rng = np.random.default_rng(3)
+    similarity = rng.random((25, 60)).astype(np.float32)
+    similarity[:, 50:] = 0.0  # FAQs sharing nothing with the question: a tie
+    similarity[3, [4, 9]] = similarity[3, 1]
+    rows = np.repeat(np.arange(25), 12)  # per row: its 6 best FAQs and 6 at random
+    faqs = np.concatenate([np.argsort(-similarity, axis=1)[:, :6],
+                           rng.integers(0, 60, size=(25, 6))], axis=1).ravel()
+    gap, rank = sim.gap_and_rank(sim.best_values(similarity, cap), rows,
+                                 similarity[rows, faqs])
+    full = _full_sort_ranks(similarity)
+    expected = np.array([full[r][similarity[r] == similarity[r, f]].min()
+                         for r, f in zip(rows, faqs)])
+    np.testing.assert_array_equal(rank, np.minimum(expected, cap or 60))
+    np.testing.assert_array_equal(gap, similarity[rows, faqs] - similarity.max(axis=1)[rows])
+    untied = np.array([(similarity[r] == similarity[r, f]).sum() == 1 for r, f in zip(rows, faqs)])
+    below_cap = full[rows, faqs] < (cap or 60)
+    assert (rank[untied & below_cap] == full[rows, faqs][untied & below_cap]).all()
+    assert (untied & below_cap).sum() > 100 and (~untied).sum() > 10
+    assert cap == 0 or (~below_cap).any()
 
 
 def test_leave_one_out_centroid_matches_explicit_recomputation():

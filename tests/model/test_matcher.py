@@ -29,6 +29,42 @@ def test_a_shortlist_keeps_the_full_scores_of_its_faqs_and_ranks_the_rest_below(
     assert (np.argmax(model.decision_scores(faqs), axis=1) == np.arange(len(faqs))).mean() > 0.9
 
 
+def test_features_are_built_block_by_block_and_the_same_on_any_threads_or_block_size(
+        small_data):
+    """Memory is bounded by `block_pairs` (no (questions x FAQs) array of the whole training
+    set, hard negatives included), and neither the threads nor the block size change a
+    feature, in training or in scoring."""
+    from faqtune.model.matcher import FaqMatcher
+
+    class Recorded(FaqMatcher):
+        def _similarities(self, word, *args, **kwargs):
+            self.block_rows_.append(word.shape[0])
+            return super()._similarities(word, *args, **kwargs)
+
+        def _training_set(self, *args):
+            dataset = super()._training_set(*args)
+            self.training_features_ = dataset.data.copy()
+            return dataset
+
+    pairs, faqs = small_data.pairs(5), list(small_data.faqs["text"])
+    fits = {}
+    for n_jobs, block_questions in ((2, 3), (1, 1000)):
+        model = Recorded(estimators=5, negatives="hard", n_jobs=n_jobs,
+                         block_pairs=block_questions * len(faqs))
+        model.block_rows_ = []
+        model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=faqs)
+        fits[n_jobs] = model
+    assert max(fits[2].block_rows_) == 3
+    assert len(fits[2].block_rows_) >= pairs["Text_x"].nunique() / 3
+    np.testing.assert_array_equal(fits[2].training_features_, fits[1].training_features_)
+    questions = list(small_data.split("test")["text"])
+    scored = [list(fits[1].set_params(n_jobs=n_jobs, block_pairs=size)._candidate_blocks(
+        questions, fits[1].questions_per_block())) for n_jobs, size in ((1, 10**6), (2, 50))]
+    assert len(scored[1]) > len(scored[0])
+    whole, blocked = (np.vstack([features for _, features, _ in blocks]) for blocks in scored)
+    np.testing.assert_array_equal(blocked, whole)
+
+
 def test_matcher_beats_the_reference_on_synthetic_data(small_data):
     common = TrainingConfig(period=1000)
     matcher = train_model(MatcherConfig(estimators=100), common, small_data)
@@ -65,7 +101,8 @@ def test_the_embedding_centroid_leaves_a_training_question_out_of_its_own_faq():
     model = FaqMatcher(encoder=HashingEncoder(), centroid_prior=2.0)
     embedded = model._fit_encoder(faqs, questions, owner)
     f, q = HashingEncoder().encode(faqs), HashingEncoder().encode(questions)
-    cosine, centroid, *_ = model.embedded_.similarities(embedded, owner)
+    similarities = model.embedded_.similarities(embedded, owner)
+    cosine, centroid = similarities["semantic_cosine"], similarities["semantic_centroid"]
 
     def cos(v, c):
         return v @ c / np.linalg.norm(c)
@@ -75,7 +112,7 @@ def test_the_embedding_centroid_leaves_a_training_question_out_of_its_own_faq():
     assert np.isclose(centroid[0, 0], cos(q[0], 2 * f[0] + q[1]), rtol=1e-5)  # itself left out
     assert np.isclose(centroid[2, 1], cos(q[2], 2 * f[1]), rtol=1e-5)  # alone: the FAQ's text
     assert np.isclose(centroid[0, 1], cos(q[0], 2 * f[1] + q[2]), atol=1e-6)
-    scored, *_ = model.embedded_.similarities(embedded, None)[1:2]  # a new question: all in
+    scored = model.embedded_.similarities(embedded, None)["semantic_centroid"]  # all in
     assert np.isclose(scored[0, 0], cos(q[0], 2 * f[0] + q[0] + q[1]), rtol=1e-5)
 
 

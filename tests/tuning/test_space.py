@@ -76,7 +76,8 @@ def test_the_shipped_reference_space_has_the_published_grid_size(make_cfg):
 # rank: a sweep leaves them to the configuration.
 # The encoder is the user's choice, not the sweep's: an extra to install and a cost to embed
 # (experiment=semantic turns it on; a space may still search `encoder: {choice: [...]}`).
-NOT_SEARCHED = {"estimators", "rerank_top", "n_jobs", "encoder", "encoder_max_tokens"}
+NOT_SEARCHED = {"estimators", "rerank_top", "rank_cap", "n_jobs", "encoder",
+                "encoder_max_tokens"}
 
 
 @pytest.mark.parametrize("model", ["matcher", "reference"])

@@ -6,15 +6,21 @@ import numpy as np
 import scipy.sparse as sp
 
 _EPS = 1e-12
+# Below this share of stored values a sparse FAQ side multiplies faster than a dense one
+# (measured at 4,669 synthetic FAQs: word centroids at 0.3 % ran 1.1x slower dense, char
+# centroids at 24 % 6.4x faster, char FAQ vectors at 9.6 % 2.6x faster).
+MIN_DENSE_DENSITY = 0.01
 
 
 def right_operand(matrix: sp.csr_matrix, dense_bytes: int):
     """`matrix.T`, prepared once for many `questions @ operand` products.
 
-    Dense when it fits in `dense_bytes` (a sparse question block times a dense matrix runs
-    several times faster than sparse x sparse with a dense result); else the transpose as
-    CSR, which scipy would otherwise rebuild from CSC at every product."""
-    if matrix.shape[0] * matrix.shape[1] * 4 <= dense_bytes:
+    Dense when it fits in `dense_bytes` and is dense enough to gain from it (a sparse
+    question block times a dense matrix then runs several times faster than sparse x sparse
+    with a dense result); else the transpose as CSR, which scipy would otherwise rebuild
+    from CSC at every product."""
+    size = matrix.shape[0] * matrix.shape[1]
+    if size * 4 <= dense_bytes and matrix.nnz >= MIN_DENSE_DENSITY * size:
         return np.ascontiguousarray(matrix.T.toarray(), dtype=np.float32)
     return matrix.T.tocsr()
 
@@ -148,11 +154,26 @@ def rarest_shared(questions: sp.csr_matrix, rarity_operand, sharpness: float) ->
     return np.log1p(dots(binary(questions), rarity_operand)) / sharpness
 
 
-def relative(similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gap to the question's best FAQ and the FAQ's rank (0 = best) under this similarity."""
-    gap = similarity - similarity.max(axis=1, keepdims=True)
-    order = np.argsort(-similarity, axis=1, kind="stable")
-    rank = np.empty(similarity.shape, np.float32)  # the inverse permutation: one sort, not two
-    np.put_along_axis(rank, order, np.arange(similarity.shape[1], dtype=np.float32)[None, :],
-                      axis=1)
+def best_values(similarity: np.ndarray, cap: int) -> np.ndarray:
+    """Each row's `cap` highest values, ascending (the whole row when `cap` is 0 or the row
+    is shorter): all that the gap and the capped rank of any pair need, found in time
+    linear in the row instead of a full sort."""
+    n = similarity.shape[1]
+    if cap and cap < n:
+        similarity = np.partition(similarity, n - cap, axis=1)[:, n - cap:]
+    return np.sort(similarity, axis=1)
+
+
+def gap_and_rank(best: np.ndarray, rows: np.ndarray,
+                 values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair i, the gap of `values[i]` to the best value of row `rows[i]` and its
+    rank there: how many of the row's values are higher (0 = best; equal values share a
+    rank, whatever the catalogue order), at most `best.shape[1]` (`best_values`' cap)."""
+    gap = values - best[rows, -1]
+    rank = np.empty(len(values), np.float32)
+    order = np.argsort(rows, kind="stable")
+    bounds = np.searchsorted(rows[order], np.arange(best.shape[0] + 1))
+    for row in np.flatnonzero(np.diff(bounds)):
+        at = order[bounds[row]:bounds[row + 1]]
+        rank[at] = best.shape[1] - np.searchsorted(best[row], values[at], side="right")
     return gap, rank

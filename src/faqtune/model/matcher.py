@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -27,7 +27,10 @@ from faqtune.features import similarity as sim
 from faqtune.features.encoder import TextEncoder, embed, resolve_encoder
 from faqtune.features.vectors import fit_tfidf
 from faqtune.model.base import PairRanker
+from faqtune.parallel import ordered_map, threads_for
 from faqtune.progress import progress_lines
+
+Result = TypeVar("Result")
 
 FEATURES = (
     "word_cosine", "char_cosine", "answer_cosine", "word_overlap",
@@ -73,10 +76,10 @@ class _Space:
         def prepared(matrix):
             return sim.right_operand(matrix, self.dense_bytes)
 
-        operands = {"faqs": prepared(self.faqs), "binary_faqs": prepared(sim.binary(self.faqs)),
-                    "faq_sizes": np.diff(self.faqs.indptr).astype(np.float32),
-                    "centroids": prepared(self.centroid_sums)}
-        if self.rarity is not None:
+        operands = {"faqs": prepared(self.faqs), "centroids": prepared(self.centroid_sums)}
+        if self.rarity is not None:  # the word space: term overlap and the rarest shared term
+            operands["binary_faqs"] = prepared(sim.binary(self.faqs))
+            operands["faq_sizes"] = np.diff(self.faqs.indptr).astype(np.float32)
             operands["rarity"] = prepared(self.rarity)
         if self.answers is not None:
             operands["answers"] = prepared(self.answers)
@@ -103,13 +106,22 @@ class _Embedded:
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "operands"}
 
-    def similarities(self, questions: np.ndarray, own_faq: np.ndarray | None) -> list:
-        """The SEMANTIC columns of a block of question embeddings."""
+    def similarities(self, questions: np.ndarray, own_faq: np.ndarray | None) -> dict:
+        """The SEMANTIC similarities of a block of question embeddings."""
         ops = self.operands
-        cosine = questions @ ops["faqs"]
         products = (questions @ ops["centroids"]).astype(np.float64)
-        centroid = sim.centroid_cosine(questions, products, ops["centroid_sq_norms"], own_faq)
-        return [cosine, centroid, *sim.relative(cosine), *sim.relative(centroid)]
+        return {"semantic_cosine": questions @ ops["faqs"],
+                "semantic_centroid": sim.centroid_cosine(questions, products,
+                                                         ops["centroid_sq_norms"], own_faq)}
+
+
+class _Inputs(NamedTuple):
+    """The question side of a block product: TF-IDF rows, log lengths, embeddings."""
+
+    word: sp.csr_matrix
+    char: sp.csr_matrix
+    lengths: np.ndarray
+    embedded: np.ndarray | None
 
 
 class FaqMatcher(PairRanker):
@@ -150,6 +162,10 @@ class FaqMatcher(PairRanker):
         (a soft maximum of IDF).
     rerank_top : int, default=100
         LightGBM scores this many FAQs per question, shortlisted by similarity; 0 = all.
+    rank_cap : int, default=256
+        Rank columns count the FAQs more similar than the candidate up to this many (a FAQ
+        further down gets this rank); 0 = no cap. Keeps each question's work linear in the
+        catalogue.
     unweighted : bool, default=False
         True: no class-balancing sample weights.
     n_jobs : int, default=0
@@ -160,8 +176,9 @@ class FaqMatcher(PairRanker):
         A folder for the TF-IDF cache (arrays and JSON); None = no cache.
     block_pairs : int, default=131072
         (question, FAQ) pairs featurized and scored at once: bounds memory.
-    dense_operand_mib : int, default=64
-        FAQ-side matrices up to this size are kept dense (faster products); 0 = sparse.
+    dense_operand_mib : int, default=256
+        FAQ-side matrices up to this size (at least 1 % filled) are kept dense (faster
+        products); 0 = sparse.
     encoder : str or TextEncoder, default="none"
         A sentence encoder whose embeddings add the SEMANTIC columns: "none", "minilm", a
         folder holding an ONNX encoder and its tokenizer.json, or an object with `identity`
@@ -187,10 +204,10 @@ class FaqMatcher(PairRanker):
                  negatives: str = "random", monotone: bool = True, prior_weight: float = 0.0,
                  centroid_prior: float = 3.0, neighbours: int = 30,
                  rarity_sharpness: float = 3.0,
-                 rerank_top: int = 100,
+                 rerank_top: int = 100, rank_cap: int = 256,
                  unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None,
-                 block_pairs: int = 131_072, dense_operand_mib: int = 64,
+                 block_pairs: int = 131_072, dense_operand_mib: int = 256,
                  encoder: str | TextEncoder = "none", encoder_max_tokens: int = 256):
         self.estimators = estimators
         self.ngrams = ngrams
@@ -207,6 +224,7 @@ class FaqMatcher(PairRanker):
         self.neighbours = neighbours
         self.rarity_sharpness = rarity_sharpness
         self.rerank_top = rerank_top
+        self.rank_cap = rank_cap
         self.unweighted = unweighted
         self.n_jobs = n_jobs
         self.block_pairs = block_pairs
@@ -246,86 +264,123 @@ class FaqMatcher(PairRanker):
 
     def _similarities(self, word: sp.csr_matrix, char: sp.csr_matrix, lengths: np.ndarray,
                       own_faq: np.ndarray | None,
-                      embedded: np.ndarray | None = None) -> list[np.ndarray]:
-        """The `features` of every (block question, FAQ) pair: one (n_block, n_faqs) array each.
-
-        Gaps and ranks compare a FAQ with all others, so they need whole rows even when
-        only a few pairs per question are wanted."""
+                      embedded: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every similarity of each (block question, FAQ) pair: one (n_block, n_faqs) array
+        per value column of `features`; `_gather` derives the gap and rank columns."""
         w, c = self.word_.operands, self.char_.operands
-        word_cos, char_cos = sim.cosine(word, w["faqs"]), sim.cosine(char, c["faqs"])
         word_products = sim.centroid_products(word, w["centroids"])
-        word_cen = sim.centroid_cosine(word, word_products, self.word_.centroid_sq_norms,
-                                       own_faq)
-        char_cen = sim.centroid_cosine(char, sim.centroid_products(char, c["centroids"]),
-                                       self.char_.centroid_sq_norms, own_faq)
-        neighbours = sim.neighbour_cosine(word, word_products, self.word_.neighbours,
-                                          self.word_.neighbour_sq_norms, own_faq)
-        rarest = sim.rarest_shared(word, w["rarity"], self.rarity_sharpness)
-        columns = [word_cos, char_cos, sim.cosine(word, w["answers"]),
-                   sim.overlap(word, w["binary_faqs"], w["faq_sizes"]), word_cen, char_cen,
-                   rarest]
-        for similarity in (word_cos, char_cos, word_cen, char_cen, rarest):
-            columns.extend(sim.relative(similarity))
-        columns.append(np.broadcast_to(lengths[:, None], word_cos.shape))
-        columns.extend([neighbours, *sim.relative(neighbours)])
+        values = {
+            "word_cosine": sim.cosine(word, w["faqs"]),
+            "char_cosine": sim.cosine(char, c["faqs"]),
+            "answer_cosine": sim.cosine(word, w["answers"]),
+            "word_overlap": sim.overlap(word, w["binary_faqs"], w["faq_sizes"]),
+            "word_centroid": sim.centroid_cosine(word, word_products,
+                                                 self.word_.centroid_sq_norms, own_faq),
+            "char_centroid": sim.centroid_cosine(
+                char, sim.centroid_products(char, c["centroids"]),
+                self.char_.centroid_sq_norms, own_faq),
+            "rarest_shared_idf": sim.rarest_shared(word, w["rarity"], self.rarity_sharpness),
+            "question_length": np.broadcast_to(lengths[:, None],
+                                               (len(lengths), self.word_.faqs.shape[0])),
+            "neighbour_centroid": sim.neighbour_cosine(word, word_products,
+                                                       self.word_.neighbours,
+                                                       self.word_.neighbour_sq_norms, own_faq),
+        }
         if embedded is not None:
-            columns.extend(self.embedded_.similarities(embedded, own_faq))
-        return columns
+            values.update(self.embedded_.similarities(embedded, own_faq))
+        return values
 
-    @staticmethod
-    def _gather(columns: list[np.ndarray], rows: np.ndarray | None = None,
+    def _gather(self, values: dict[str, np.ndarray], rows: np.ndarray | None = None,
                 faqs: np.ndarray | None = None) -> np.ndarray:
-        """(n_pairs, n_features) float32 rows of the pairs (rows[i], faqs[i]); all if None."""
+        """(n_pairs, n_features) float32 rows of the pairs (rows[i], faqs[i]); all if None.
+
+        A `_gap` or `_rank` column compares the pair's value with the whole row of its
+        similarity: the gap to the question's best FAQ, the count of FAQs above it."""
+        n_rows, n_faqs = values["word_cosine"].shape
         if rows is None:
-            return np.stack(columns, axis=-1).reshape(-1, len(columns)).astype(np.float32)
-        out = np.empty((len(rows), len(columns)), np.float32)
-        for j, column in enumerate(columns):
-            out[:, j] = column[rows, faqs]
+            rows, faqs = np.repeat(np.arange(n_rows), n_faqs), np.tile(np.arange(n_faqs), n_rows)
+        out = np.empty((len(rows), len(self.features)), np.float32)
+        relative = {}
+        for j, name in enumerate(self.features):
+            base, _, kind = name.rpartition("_")
+            if kind not in ("gap", "rank") or base not in values:
+                out[:, j] = values[name][rows, faqs]
+                continue
+            if base not in relative:
+                best = sim.best_values(values[base], getattr(self, "rank_cap", 0))
+                relative[base] = dict(zip(("gap", "rank"), sim.gap_and_rank(
+                    best, rows, values[base][rows, faqs])))
+            out[:, j] = relative[base][kind]
         return out
 
     def scored_per_question(self) -> int:
         return min(self.rerank_top or len(self.faqs_), len(self.faqs_))
 
-    def _shortlist(self, columns: list[np.ndarray]) -> np.ndarray | None:
+    def _shortlist(self, values: dict[str, np.ndarray]) -> np.ndarray | None:
         """The `rerank_top` FAQs per question by summed similarity (RETRIEVAL); None for all."""
-        n_faqs = columns[0].shape[1]
+        n_faqs = values["word_cosine"].shape[1]
         if not self.rerank_top or self.rerank_top >= n_faqs:
             return None
-        features = self.features
-        recall = sum(columns[features.index(name)] for name in RETRIEVAL if name in features) + (
-            columns[FEATURES.index("rarest_shared_idf")] / self.word_.vectorizer.idf_.max())
+        recall = sum(values[name] for name in RETRIEVAL if name in values) + (
+            values["rarest_shared_idf"] / self.word_.vectorizer.idf_.max())
         return np.argpartition(-recall, self.rerank_top - 1, axis=1)[:, : self.rerank_top]
 
-    def _blocks(self, questions: Sequence[str], block: int) -> Iterator:
-        """(rows, similarity columns) per block of questions."""
+    def _operands_ready(self) -> None:
+        """Build the FAQ-side operands once, before block threads share them."""
+        for side in (self.word_, self.char_, getattr(self, "embedded_", None)):
+            if side is not None:
+                side.operands  # noqa: B018 (a cached property, built here)
+
+    def _inputs(self, questions: Sequence[str]) -> _Inputs:
         texts = list(questions)
-        lengths = np.log1p([len(t) for t in texts]).astype(np.float32)
-        word = self.word_.vectorizer.transform(texts)
-        char = self.char_.vectorizer.transform(texts)
-        embedded = self._embedded_texts(texts)
-        for start in range(0, len(lengths), block):
-            rows = np.arange(start, min(start + block, len(lengths)))
-            yield rows, self._similarities(word[rows], char[rows], lengths[rows], None,
-                                           None if embedded is None else embedded[rows])
+        return _Inputs(self.word_.vectorizer.transform(texts),
+                       self.char_.vectorizer.transform(texts),
+                       np.log1p([len(t) for t in texts]).astype(np.float32),
+                       self._embedded_texts(texts))
+
+    def _map_blocks(self, inputs: _Inputs, block: int, then: Callable[[np.ndarray, dict], Result],
+                    unit: str = "questions", own_faq: np.ndarray | None = None) -> Iterator[Result]:
+        """`then(rows, similarities)` for each block of `block` questions, on `n_jobs`
+        threads, in order, with progress lines on a long run."""
+        self._operands_ready()
+
+        def one(rows: np.ndarray) -> Result:
+            return then(rows, self._similarities(
+                inputs.word[rows], inputs.char[rows], inputs.lengths[rows],
+                None if own_faq is None else own_faq[rows],
+                None if inputs.embedded is None else inputs.embedded[rows]))
+
+        total = len(inputs.lengths)
+        blocks = [np.arange(start, min(start + block, total)) for start in range(0, total, block)]
+        advance = progress_lines("featurizing", total, unit)
+        for rows, result in zip(blocks, ordered_map(one, blocks, threads_for(self.n_jobs))):
+            advance(rows[-1] + 1)
+            yield result
 
     def _candidate_blocks(self, questions: Sequence[str], block: int) -> Iterator:
-        for rows, columns in self._blocks(questions, block):
-            shortlist = self._shortlist(columns)
+        def candidates(rows: np.ndarray, values: dict) -> tuple:
+            shortlist = self._shortlist(values)
             if shortlist is None:
-                yield rows, self._gather(columns), None
-            else:
-                local = np.repeat(np.arange(len(rows)), shortlist.shape[1])
-                yield rows, self._gather(columns, local, shortlist.ravel()), shortlist
+                return rows, self._gather(values), None
+            local = np.repeat(np.arange(len(rows)), shortlist.shape[1])
+            return rows, self._gather(values, local, shortlist.ravel()), shortlist
+
+        return self._map_blocks(self._inputs(questions), block, candidates)
 
     def _pair_features(self, X: pd.DataFrame) -> np.ndarray:
         """Features of arbitrary pairs, computed once per distinct question."""
         faq_row = {text: i for i, text in enumerate(self.faqs_)}
         faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
         codes, questions = pd.factorize(X["Text_x"])
-        out = np.empty((len(X), len(self.features)), np.float32)
-        for rows, columns in self._blocks(list(questions), self.questions_per_block()):
+
+        def pairs(rows: np.ndarray, values: dict) -> tuple[np.ndarray, np.ndarray]:
             mask = (codes >= rows[0]) & (codes <= rows[-1])
-            out[mask] = self._gather(columns, codes[mask] - rows[0], faqs[mask])
+            return mask, self._gather(values, codes[mask] - rows[0], faqs[mask])
+
+        out = np.empty((len(X), len(self.features)), np.float32)
+        for mask, features in self._map_blocks(self._inputs(questions),
+                                               self.questions_per_block(), pairs):
+            out[mask] = features
         return out
 
     # -- training -----------------------------------------------------------------------
@@ -360,18 +415,16 @@ class FaqMatcher(PairRanker):
 
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
-        features = []
-        lengths = np.log1p([len(t) for t in questions]).astype(np.float32)
-        advance = progress_lines("featurizing", len(questions), "training questions")
-        for start in range(0, len(questions), block):
-            rows = np.arange(start, min(start + block, len(questions)))
-            columns = self._similarities(word_q[rows], char_q[rows], lengths[rows], owner[rows],
-                                         None if embedded is None else embedded[rows])
+        inputs = _Inputs(word_q, char_q, np.log1p([len(t) for t in questions]).astype(np.float32),
+                         embedded)
+
+        def featurize(rows: np.ndarray, values: dict) -> np.ndarray:
             chosen = [candidates[row] for row in rows]
             local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
-            features.append(self._gather(columns, local, np.concatenate(chosen)))
-            advance(rows[-1] + 1)
-        features = np.vstack(features)
+            return self._gather(values, local, np.concatenate(chosen))
+
+        features = np.vstack(list(self._map_blocks(inputs, block, featurize,
+                                                   "training questions", owner)))
         labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
         groups = [len(c) for c in candidates]
         weights = (None if self.unweighted or self.objective == "lambdarank"
@@ -405,15 +458,18 @@ class FaqMatcher(PairRanker):
             return [np.array([owner[i]] + [faq_row[t] for t in grouped[q] if faq_row[t] != owner[i]])
                     for i, q in enumerate(questions)]
         w = self.word_.operands
-        hardness = sim.cosine(word_q, w["faqs"]) + sim.centroid_cosine(
-            word_q, sim.centroid_products(word_q, w["centroids"]), self.word_.centroid_sq_norms,
-            owner)
-        hardness[np.arange(len(owner)), owner] = -np.inf
         chosen = []
-        for i, q in enumerate(questions):
-            k = max(1, min(int(per_question[q]) - 1, len(self.faqs_) - 1))
-            hardest = np.argpartition(-hardness[i], k - 1)[:k]
-            chosen.append(np.concatenate([[owner[i]], hardest]))
+        block = self.questions_per_block()
+        for start in range(0, len(questions), block):  # one block of rows held at a time
+            rows = np.arange(start, min(start + block, len(questions)))
+            hardness = sim.cosine(word_q[rows], w["faqs"]) + sim.centroid_cosine(
+                word_q[rows], sim.centroid_products(word_q[rows], w["centroids"]),
+                self.word_.centroid_sq_norms, owner[rows])
+            hardness[np.arange(len(rows)), owner[rows]] = -np.inf
+            for local, i in enumerate(rows):
+                k = max(1, min(int(per_question[questions[i]]) - 1, len(self.faqs_) - 1))
+                hardest = np.argpartition(-hardness[local], k - 1)[:k]
+                chosen.append(np.concatenate([[owner[i]], hardest]))
         return chosen
 
     def _prior(self, features: np.ndarray) -> np.ndarray:
