@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faqtune.model.metrics import ranking_metrics, top_k, true_rank
+from faqtune.model.metrics import ranking_metrics, shortlist_true_rank, top_k, true_rank
 
 
 def test_gain_at_k_counts_ties_against_the_true_faq():
@@ -16,6 +16,23 @@ def test_gain_at_k_counts_ties_against_the_true_faq():
     assert metrics["tune_gain_at_1"] == pytest.approx(1 / 3)
     assert metrics["tune_gain_at_2"] == pytest.approx(1.0)
     assert metrics["tune_mrr"] == pytest.approx((1 + 0.5 + 0.5) / 3)
+
+
+def test_ranks_from_a_shortlist_equal_ranks_from_the_full_scores():
+    """Off-shortlist FAQs share a score below the shortlist (as `decision_scores` fills
+    them): a true FAQ off the list ranks last, one on it among the list only."""
+    rng = np.random.default_rng(4)
+    n_questions, n_faqs, k = 200, 30, 6
+    shortlist = np.argsort(rng.random((n_questions, n_faqs)), axis=1)[:, :k]
+    scores = rng.integers(0, 5, size=(n_questions, k)).astype(float)  # ties on purpose
+    full = np.repeat(scores.min(axis=1, keepdims=True) - 1.0, n_faqs, axis=1)
+    np.put_along_axis(full, shortlist, scores, axis=1)
+    truth = np.where(rng.random(n_questions) < 0.5, shortlist[:, 0],
+                     rng.integers(0, n_faqs, n_questions))
+    got = shortlist_true_rank(scores, shortlist, truth, n_faqs)
+    assert (got == true_rank(full, truth)).all()
+    assert (got == n_faqs - 1).any() and (got < k).sum() > n_questions / 3
+    assert (shortlist_true_rank(full, None, truth, n_faqs) == true_rank(full, truth)).all()
 
 
 def test_top_k_matches_a_full_sort():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from faqtune.config import MODEL_SCHEMAS, MatcherConfig, TrainingConfig
-from faqtune.model.metrics import ranking_metrics
+from faqtune.model.metrics import ranking_metrics, true_rank
 from faqtune.model.training import train_model
 
 
@@ -15,9 +15,11 @@ def test_tune_scores_with_a_shortlist_match_the_final_scores(small_data):
     result = train_model(MatcherConfig(estimators=20, match=5, rerank_top=3),
                          TrainingConfig(period=10), small_data,
                          report=lambda rounds, metrics: reported.update({rounds: metrics}))
-    final = ranking_metrics(result.model.decision_scores(list(small_data.split("tune")["text"])),
-                            small_data.truth("tune"), "tune")
-    assert reported[20] == pytest.approx(final)
+    questions, truth = list(small_data.split("tune")["text"]), small_data.truth("tune")
+    scores = result.model.decision_scores(questions)
+    assert reported[20] == pytest.approx(ranking_metrics(scores, truth, "tune"))
+    # the blockwise ranks the monitor and evaluation use, without the full score matrix
+    assert (result.model.true_ranks(questions, truth) == true_rank(scores, truth)).all()
 
 
 @pytest.mark.parametrize("name", ["reference", "matcher"])
@@ -43,3 +45,20 @@ def test_early_stopping_keeps_the_best_round(small_data):
     best = max(result.history, key=lambda h: (h[1]["tune_gain_at_3"], -h[0]))
     assert result.best_round == best[0] and result.metrics == best[1]
     assert result.model.booster_.best_iteration == best[0]
+
+
+def test_a_long_fit_logs_featurizing_and_boosting_progress(small_data, caplog, monkeypatch):
+    """On a large catalogue a trial runs for minutes: it is never silent."""
+    import itertools
+
+    from faqtune import progress
+
+    clock = itertools.count(0.0, 20.0)  # every look at the clock: 20 s later
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    with caplog.at_level("INFO", logger="faqtune.progress"):
+        train_model(MatcherConfig(estimators=5, match=5), TrainingConfig(period=100),
+                    small_data)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("featurizing: ") and "training questions" in line
+               for line in lines)
+    assert "training: 5/5 rounds, about 0 s left" in lines

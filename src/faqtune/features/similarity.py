@@ -113,17 +113,21 @@ def neighbourhood_sq_norms(neighbours: sp.csr_matrix, sums: sp.csr_matrix,
 
 
 def neighbour_cosine(questions: sp.csr_matrix, products: np.ndarray, neighbours: sp.csr_matrix,
-                     sq_norms: np.ndarray, own_faq: np.ndarray | None = None) -> np.ndarray:
+                     sq_norms: np.ndarray, own_faq: np.ndarray | None = None,
+                     by_member: sp.csr_matrix | None = None) -> np.ndarray:
     """Cosine of each question to each FAQ's neighbourhood centroid: the training questions of
     the FAQ and of its most similar FAQs (`neighbour_weights`), weighted by their similarity.
 
     A FAQ with few questions of its own borrows how askers word its task and its subject from
     the FAQs that share them (synonyms and symptoms its own text never uses). Leave-one-out
-    for training rows (`own_faq`), exactly, as in `centroid_cosine`."""
+    for training rows (`own_faq`), exactly, as in `centroid_cosine`; `by_member` is
+    `neighbours.T` as CSR, built once by a caller that computes many blocks."""
     raw = (neighbours @ products.T).T  # q . neighbourhood sum, every FAQ
     num, sq = raw, np.broadcast_to(sq_norms, raw.shape)
     if own_faq is not None:
-        weight = neighbours.T.tocsr()[own_faq].toarray()  # weight(f, own FAQ of row i)
+        if by_member is None:
+            by_member = neighbours.T.tocsr()
+        weight = by_member[own_faq].toarray()  # weight(f, own FAQ of row i)
         self_sq = _self_sq(questions)[:, None]
         num = raw - weight * self_sq
         sq = sq - 2 * weight * raw + weight**2 * self_sq

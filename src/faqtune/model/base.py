@@ -19,19 +19,23 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-PeriodCallback = Callable[[int, np.ndarray], "int | None"]
+from faqtune.model.metrics import shortlist_true_rank
+from faqtune.progress import progress_lines
+
+PeriodCallback = Callable[[int, np.ndarray], "int | None"]  # (round, true ranks)
 
 
 @dataclass
 class Monitor:
     """Scores `questions` against all FAQs every `period` rounds and at the end.
 
-    `on_period(round, scores)` gets an (n_questions, n_faqs) score matrix and returns None to
-    go on, or the best round so far to stop early and keep the model at that round (it may
-    also raise, e.g. to prune a trial).
+    `on_period(round, ranks)` gets each question's 0-based rank of its true FAQ (`truth`, a
+    column of the catalogue) and returns None to go on, or the best round so far to stop
+    early and keep the model at that round (it may also raise, e.g. to prune a trial).
     """
 
     questions: Sequence[str]
+    truth: np.ndarray
     period: int
     on_period: PeriodCallback
     cache_pairs: int = 4_000_000  # keep tune features between periods up to this many pairs
@@ -86,7 +90,9 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         self.faqs_ = list(pd.unique(pd.Series(X["Text_y"]))) if faqs is None else list(faqs)
         self.timings_ = {"featurize_seconds": 0.0, "monitor_seconds": 0.0}
-        callbacks = [self._period_callback(monitor)] if monitor else []
+        callbacks = [self._progress_callback()]
+        if monitor:
+            callbacks.append(self._period_callback(monitor))
         self._fit(X, y, self.faqs_, callbacks, None if answers is None else list(answers))
         if monitor:
             with self._timed("monitor_seconds"):
@@ -124,6 +130,18 @@ class PairRanker(ClassifierMixin, BaseEstimator):
                 out[rows[:, None], shortlist] = raw
         return out
 
+    def true_ranks(self, questions: Sequence[str], truth: np.ndarray) -> np.ndarray:
+        """Each question's 0-based rank of its true FAQ (`truth`: catalogue columns), as
+        `metrics.true_rank` of `decision_scores`, one block at a time: no (questions x
+        FAQs) matrix is ever held."""
+        check_is_fitted(self, "faqs_")
+        ranks = np.empty(len(questions), np.int64)
+        for rows, features, shortlist in self._candidate_blocks(questions,
+                                                                self.questions_per_block()):
+            raw = self._raw(features, 0, None).reshape(len(rows), -1)
+            ranks[rows] = shortlist_true_rank(raw, shortlist, truth[rows], len(self.faqs_))
+        return ranks
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "faqs_")
         p = 1.0 / (1.0 + np.exp(-self._raw(self._pair_features(X), 0, None)))
@@ -138,9 +156,19 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         return raw + self._prior(features) if start_iteration == 0 else raw
 
     # -- monitoring ---------------------------------------------------------------------
+    def _progress_callback(self):
+        """A LightGBM callback that logs the boosting rounds with the time left, on a long
+        fit (a 10,000-FAQ catalogue trains for minutes)."""
+        advance = progress_lines("training", self.estimators, "rounds")
+
+        def callback(env: lgb.callback.CallbackEnv) -> None:
+            advance(env.iteration + 1)
+
+        return callback
+
     def _period_callback(self, monitor: Monitor):
         """A LightGBM callback that accumulates tune scores period by period."""
-        state = {"done": 0, "scores": None, "blocks": None}
+        state = {"done": 0, "scores": None, "blocks": None}  # scores: one array per block
         cache = len(monitor.questions) * self.scored_per_question() <= monitor.cache_pairs
 
         def blocks():
@@ -162,19 +190,22 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         def score_period(env: lgb.callback.CallbackEnv, rounds: int) -> None:
             booster = env.model
             first = state["scores"] is None
-            if first:  # off-shortlist pairs stay at -inf: ranked below every shortlisted one
-                state["scores"] = np.full((len(monitor.questions), len(self.faqs_)), -np.inf)
-            for rows, features, shortlist in blocks():
-                at = (rows, slice(None)) if shortlist is None else (rows[:, None], shortlist)
-                if first:
-                    state["scores"][at] = np.reshape(
+            if first:
+                state["scores"] = []
+            ranks = np.empty(len(monitor.questions), np.int64)
+            for i, (rows, features, shortlist) in enumerate(blocks()):
+                if first:  # the shortlist's scores only: blocks come in the same order
+                    state["scores"].append(np.array(np.reshape(
                         np.broadcast_to(self._prior(features), features.shape[0]),
-                        (len(rows), -1))
-                state["scores"][at] += booster.predict(
+                        (len(rows), -1)), dtype=np.float64))
+                scores = state["scores"][i]
+                scores += booster.predict(
                     features, raw_score=True, start_iteration=state["done"],
                     num_iteration=rounds - state["done"]).reshape(len(rows), -1)
+                ranks[rows] = shortlist_true_rank(scores, shortlist, monitor.truth[rows],
+                                                  len(self.faqs_))
             state["done"] = rounds
-            best_round = monitor.on_period(rounds, state["scores"])
+            best_round = monitor.on_period(rounds, ranks)
             if best_round is not None:
                 raise lgb.callback.EarlyStopException(best_round - 1, env.evaluation_result_list)
 
@@ -184,4 +215,4 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         """Always report the final model, also when estimators < period (reference bug #79)."""
         rounds = self.booster_.current_iteration()
         if rounds % monitor.period or rounds == 0:
-            monitor.on_period(rounds, self.decision_scores(monitor.questions))
+            monitor.on_period(rounds, self.true_ranks(monitor.questions, monitor.truth))

@@ -83,6 +83,8 @@ class _Space:
             operands["rarity"] = prepared(self.rarity)
         if self.answers is not None:
             operands["answers"] = prepared(self.answers)
+        if self.neighbours is not None:
+            operands["neighbours_by_member"] = self.neighbours.T.tocsr()
         return operands
 
     def __getstate__(self) -> dict:
@@ -282,9 +284,9 @@ class FaqMatcher(PairRanker):
             "rarest_shared_idf": sim.rarest_shared(word, w["rarity"], self.rarity_sharpness),
             "question_length": np.broadcast_to(lengths[:, None],
                                                (len(lengths), self.word_.faqs.shape[0])),
-            "neighbour_centroid": sim.neighbour_cosine(word, word_products,
-                                                       self.word_.neighbours,
-                                                       self.word_.neighbour_sq_norms, own_faq),
+            "neighbour_centroid": sim.neighbour_cosine(
+                word, word_products, self.word_.neighbours, self.word_.neighbour_sq_norms,
+                own_faq, w.get("neighbours_by_member")),
         }
         if embedded is not None:
             values.update(self.embedded_.similarities(embedded, own_faq))

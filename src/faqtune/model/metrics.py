@@ -13,6 +13,23 @@ def true_rank(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (scores >= true_scores).sum(axis=1) - 1
 
 
+def shortlist_true_rank(scores: np.ndarray, shortlist: np.ndarray | None, truth: np.ndarray,
+                        n_faqs: int) -> np.ndarray:
+    """`true_rank` from the scores of a shortlist only: `scores[i, j]` is FAQ `shortlist[i, j]`
+    (FAQ j when `shortlist` is None); FAQs off the shortlist share a score below it, so a
+    true FAQ off it ranks last. Memory stays that of the shortlist, not of the catalogue."""
+    if shortlist is None:
+        column = truth
+    else:
+        hit = shortlist == truth[:, None]
+        column = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    ranks = np.full(len(truth), n_faqs - 1)
+    on = np.flatnonzero(column >= 0)
+    true_scores = scores[on, column[on]][:, None]
+    ranks[on] = (scores[on] >= true_scores).sum(axis=1) - 1
+    return ranks
+
+
 def metric_names(prefix: str) -> tuple[str, ...]:
     """Every name `ranking_metrics` returns for `prefix`."""
     return (*(f"{prefix}_gain_at_{k}" for k in K_VALUES), f"{prefix}_mrr")
@@ -20,7 +37,11 @@ def metric_names(prefix: str) -> tuple[str, ...]:
 
 def ranking_metrics(scores: np.ndarray, truth: np.ndarray, prefix: str) -> dict[str, float]:
     """`{prefix}_gain_at_k` for k = 1..5 and `{prefix}_mrr`, as MLflow metric names."""
-    ranks = true_rank(scores, truth)
+    return rank_metrics(true_rank(scores, truth), prefix)
+
+
+def rank_metrics(ranks: np.ndarray, prefix: str) -> dict[str, float]:
+    """`ranking_metrics` from each question's 0-based true rank."""
     metrics = {f"{prefix}_gain_at_{k}": float(np.mean(ranks < k)) for k in K_VALUES}
     metrics[f"{prefix}_mrr"] = float(np.mean(1.0 / (ranks + 1)))
     return metrics

@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from faqtune.config import ModelConfig, TrainingConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.model.base import Monitor, PairRanker
 from faqtune.model.factory import build_model
-from faqtune.model.metrics import ranking_metrics
+from faqtune.model.metrics import rank_metrics
 
 Reporter = Callable[[int, dict[str, float]], None]
 
@@ -52,14 +54,14 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
     result = TrainResult(model=model)
     stopper = _EarlyStopping(training.early_stopping_periods)
 
-    def on_period(rounds: int, scores) -> int | None:
-        metrics = ranking_metrics(scores, truth, "tune")
+    def on_period(rounds: int, ranks: np.ndarray) -> int | None:
+        metrics = rank_metrics(ranks, "tune")
         result.history.append((rounds, metrics))
         if report:
             report(rounds, metrics)
         return stopper.update(rounds, metrics[training.early_stopping_metric])
 
-    monitor = Monitor(list(data.split("tune")["text"]), training.period, on_period,
+    monitor = Monitor(list(data.split("tune")["text"]), truth, training.period, on_period,
                       training.cache_pairs)
     started = time.perf_counter()
     model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(data.faqs["text"]),

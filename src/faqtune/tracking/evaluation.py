@@ -12,7 +12,7 @@ from faqtune.config import FaqtuneConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.data.prepare import prepare
 from faqtune.errors import FaqtuneError, disk_full
-from faqtune.model.metrics import ranking_metrics
+from faqtune.model.metrics import rank_metrics
 from faqtune.tracking.record import DATA_HASH_PARAM, datasets_logged, split_dataset
 from faqtune.tracking.runs import retrying, task_run
 
@@ -51,7 +51,7 @@ def test_metrics(matcher, data: PreparedData) -> dict[str, float]:
         raise FaqtuneError(f"The model does not know FAQ(s) {missing[:5]} of the test split; "
                            "evaluate it on the data it was trained on.")
     truth = np.array([position[f] for f in wanted])
-    return ranking_metrics(matcher.estimator.decision_scores(list(test["text"])), truth, "test")
+    return rank_metrics(matcher.estimator.true_ranks(list(test["text"]), truth), "test")
 
 
 def evaluate_model(conf: FaqtuneConfig, model_uri: str) -> dict:
