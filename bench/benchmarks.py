@@ -276,8 +276,8 @@ def serving(quick: bool, cache: Path) -> list[dict]:
 
 # -- 5. scale ------------------------------------------------------------------------------
 def scale(quick: bool, cache: Path) -> list[dict]:
-    # originals -> FAQs: 200 -> 156, 3000 -> 2318, 6500 -> ~5k, 13000 -> ~10k
-    sizes = [40, 80] if quick else [200, 1000, 3000, 6500, 13000]
+    # originals -> FAQs: 200 -> 156, 3000 -> 2318, 6500 -> 5064, 13000 -> 10103, 26000 -> ~20k
+    sizes = [40, 80] if quick else [200, 1000, 3000, 6500, 13000, 26000]
     rows = []
     for n in sizes:
         cfg = DataConfig(synthetic=SyntheticConfig(originals=n, dupes_median=5), min_dupes=3,
