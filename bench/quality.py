@@ -166,7 +166,11 @@ def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     shutil.rmtree(folder, ignore_errors=True)
     return {**{k: summary[k] for k in METRICS}, "seconds": time.perf_counter() - started,
-            "best_params": summary.get("best_params", {})}
+            **{k: summary.get(k) for k in VERDICT_KEYS}}
+
+
+VERDICT_KEYS = ("complete", "pruned", "best_trial", "final_trial", "gain_over_start",
+                "gain_error", "within_noise", "best_params")
 
 
 # -- sweep efficiency on a realistic set ---------------------------------------------------
@@ -240,7 +244,8 @@ def summary_table(cells: list[dict], labels: list[str]) -> list[str]:
     the matcher against cosine and the reference, the sweep against the matcher it started
     from."""
     pairs = [(a, b) for a, b in (("matcher", "cosine"), ("matcher", "reference"),
-                                 ("sweep", "matcher")) if a in labels and b in ["cosine", *labels]]
+                                 ("sweep", "matcher"), ("sweep", "sweep before"))
+             if a in labels and b in ["cosine", *labels]]
     lines = ["| data | FAQs | test questions | seeds | cosine | " + " | ".join(labels) + " | "
              + " | ".join(f"{a} - {b}" for a, b in pairs) + " |",
              "|---|---|---|---|---|" + "---|" * (len(labels) + len(pairs))]
@@ -280,6 +285,8 @@ def report(result: dict) -> str:
              *summary_table(result["cells"], labels), "",
              "Every metric (gain@1, gain@3, MRR; mean ± sd over seeds):", "",
              *detail_table(result["cells"], labels), ""]
+    if "sweep" in labels:
+        lines += verdict_lines(result["cells"], [x for x in labels if x.startswith("sweep")])
     if result.get("efficiency"):
         lines += efficiency_lines(result["efficiency"])
     if result.get("variants"):
@@ -289,6 +296,46 @@ def report(result: dict) -> str:
                   *variant_table(result["variants"]), ""]
     lines.append(end)
     return "\n".join(lines)
+
+
+def verdict_lines(cells: list[dict], labels: list[str]) -> list[str]:
+    """Per sweep and seed: trials pruned, the verdict (the best trial's tune MRR gain over
+    trial 0 ± its standard error), the trial finalized, and the test MRR difference it
+    predicts. Where the best trial was finalized, does its 95 % interval cover the test
+    difference between the final model and the matcher?"""
+    lines = ["### The sweeps' verdicts", "",
+             "Per seed: trials pruned of those run, the best trial's tune MRR gain over trial 0 "
+             "(the configured model) ± its standard error, the trial finalized "
+             "(`sweep.select`), and the final model's test MRR minus the matcher's on the same "
+             "split (0 when the configured model was kept).", "",
+             "| data | sweep | seed | pruned | gain over start | verdict | finalized | "
+             "test MRR: final - matcher | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for label in labels:
+        rows = [c for c in cells if c.get(label, {}).get("complete") is not None]
+        covered, judged, pruned, run = 0, 0, 0, 0
+        for c in rows:
+            sweep = c[label]
+            test = sweep["test_mrr"] - c["matcher"]["test_mrr"]
+            gain, error = sweep["gain_over_start"], sweep["gain_error"]
+            pruned += sweep["pruned"]
+            run += sweep["pruned"] + sweep["complete"]
+            verdict = "-" if gain is None else ("within noise" if sweep["within_noise"]
+                                                else "beyond noise")
+            if gain is not None and sweep["final_trial"] == sweep["best_trial"] != 0:
+                judged += 1
+                covered += abs(test - gain) <= 1.96 * error
+            lines.append(
+                f"| {c['data']} | {label} | {c['seed']} | {sweep['pruned']}/"
+                f"{sweep['pruned'] + sweep['complete']} | "
+                + ("-" if gain is None else f"{gain:+.4f} ± {error:.4f}")
+                + f" | {verdict} | trial {sweep['final_trial']} | {test:+.4f} | "
+                f"{sweep['seconds']:.0f} |")
+        if rows:
+            notes.append(f"{label}: {pruned} of {run} trials pruned ({pruned / run:.0%}); "
+                         f"the best trial was finalized in {judged} of {len(rows)} sweeps, and "
+                         f"its 95 % interval covered the test difference in {covered} of them.")
+    return [*lines, "", *notes, ""]
 
 
 def variant_table(variants: list[dict]) -> list[str]:
@@ -343,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the default sweep per seed on the realistic sets")
     parser.add_argument("--sweep-args", nargs="*", default=[],
                         help="extra overrides for the sweep (e.g. sweep.n_trials=4)")
+    parser.add_argument("--sweep-before", nargs="*", metavar="OVERRIDE",
+                        help="also run the sweep with these overrides on the same splits, "
+                             "as the column 'sweep before' (e.g. the settings it replaces)")
     parser.add_argument("--efficiency", type=int, metavar="N_TRIALS", default=0,
                         help="also race faqtune's sweep against random search + median "
                              "stopping on the first data set, N trials each, per split seed")
@@ -409,9 +459,17 @@ def main(argv: list[str] | None = None) -> int:
                 cell["sweep"] = sweep_cell(cell["data"], cell["path"], cell["seed"], cache, extra)
                 print(f"sweep {cell['data']} seed {cell['seed']}: "
                       f"{cell['sweep']['test_gain_at_1']:.3f}", flush=True)
+                if args.sweep_before is not None:
+                    cell["sweep before"] = sweep_cell(cell["data"], cell["path"], cell["seed"],
+                                                      cache, [*extra, *args.sweep_before])
+                    print(f"sweep before {cell['data']} seed {cell['seed']}: "
+                          f"{cell['sweep before']['test_gain_at_1']:.3f}", flush=True)
+        if args.sweep_before is not None:
+            labels.append("sweep before")
         cells = [c for c in cells if "sweep" in c] + [c for c in cells if "sweep" not in c]
         for cell in cells:  # data sets without a sweep show the default model in its column
-            cell.setdefault("sweep", {k: float("nan") for k in METRICS})
+            for label in labels[labels.index("sweep"):]:
+                cell.setdefault(label, {k: float("nan") for k in METRICS})
 
     result_efficiency = None
     if args.efficiency:

@@ -42,8 +42,38 @@ def test_quick_quality_protocol_writes_its_section(tmp_path):
     assert "kept text" in report
     assert report.count("<!-- quality:start -->") == 1
     for text in ("Quality on realistic data", "synthetic (tiny)", "| monotone | **true** |",
-                 "Sweep efficiency on a realistic set", "B reached A's best in", "| sweep |"):
+                 "Sweep efficiency on a realistic set", "B reached A's best in", "| sweep |",
+                 "### The sweeps' verdicts", "sweep: "):
         assert text in report
+
+
+def test_the_verdict_table_counts_pruned_trials_and_intervals_that_cover_the_test(quality):
+    def sweep(pruned, gain, error, final, test_mrr):
+        return {"complete": 16 - pruned, "pruned": pruned, "best_trial": 7, "final_trial": final,
+                "gain_over_start": gain, "gain_error": error, "within_noise": final == 0,
+                "test_mrr": test_mrr, "seconds": 40.0}
+    cells = [{"data": "d", "seed": 1, "matcher": {"test_mrr": 0.90},
+              "sweep": sweep(8, 0.03, 0.01, 7, 0.92), "sweep before": sweep(0, 0.0, 0.0, 7, 0.9)},
+             {"data": "d", "seed": 2, "matcher": {"test_mrr": 0.90},
+              "sweep": sweep(4, 0.01, 0.02, 0, 0.90), "sweep before": sweep(0, 0.0, 0.0, 7, 0.9)},
+             {"data": "d", "seed": 3, "matcher": {"test_mrr": 0.90},
+              "sweep": sweep(4, 0.05, 0.01, 7, 0.98), "sweep before": sweep(0, 0.0, 0.0, 7, 0.9)}]
+    text = "\n".join(quality.verdict_lines(cells, ["sweep", "sweep before"]))
+    assert "| d | sweep | 1 | 8/16 | +0.0300 ± 0.0100 | beyond noise | trial 7 | +0.0200 |" in text
+    assert "| d | sweep | 2 | 4/16 | +0.0100 ± 0.0200 | within noise | trial 0 | +0.0000 |" in text
+    assert ("sweep: 16 of 48 trials pruned (33%); the best trial was finalized in 2 of 3 "
+            "sweeps, and its 95 % interval covered the test difference in 1 of them.") in text
+    assert "sweep before: 0 of 48 trials pruned (0%)" in text
+
+
+@pytest.fixture(scope="module")
+def quality():
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import quality as module
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    return module
 
 
 # -- bench/retrieval.py: the scores tried on top of the matcher --------------------------------

@@ -17,8 +17,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from faqtune.config import to_object
 from faqtune.errors import ConfigError
-from faqtune.sweep import checked_space, sweep
+from faqtune.sweep import check_pruning, checked_space, reports_per_trial, sweep
 from tests.helpers import SMALL_SPACE, TINY_SWEEP, journal_study, last_json, sweep_conf
 
 PROVENANCE = ("mlflow.source.name", "mlflow.source.type", "mlflow.user", "faqtune.git_commit")
@@ -60,8 +61,8 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     assert {"plots/optimization_history.png", "plots/optimization_history.html",
             "plots/parallel_coordinate.html"} <= plots
     assert summary["model_name"] == "faqtune-faq-matcher" and summary["promoted"]
-    # the parent reads at a glance: the winner's params and metrics under their own names
-    for name, value in summary["best_params"].items():
+    # the parent reads at a glance: the registered params, the winner's metrics
+    for name, value in summary["final_params"].items():
         assert parent.data.params[f"model.{name}"] == str(value)
     best_run = MlflowClient(store).get_run(parent.data.tags["best_run_id"])
     assert parent.data.metrics["tune_mrr"] == best_run.data.metrics["tune_mrr"]
@@ -90,7 +91,7 @@ def test_a_sweep_records_the_trained_config_provenance_and_one_parent_per_study(
         if key != "n_jobs":  # a speed setting: config.yaml only
             assert params[f"model.{key}"] == str(value), key
     assert trained["model"]["estimators"] == 30
-    for name, value in summary["best_params"].items():
+    for name, value in summary["final_params"].items():
         assert trained["model"][name] == value
     version = client.get_model_version_by_alias("faqtune-faq-matcher", "champion")
     assert version.run_id == final.info.run_id
@@ -139,6 +140,46 @@ def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert all(runs[str(t.number)].data.tags["optuna.state"] == "PRUNED" for t in pruned)
     assert optuna.trial.TrialState.RUNNING not in states
+
+
+@pytest.mark.slow
+def test_a_default_settings_sweep_prunes_and_states_its_verdict(make_cfg, store, caplog):
+    """The default model, data, pruner and report period (one worker, so the sampler's
+    choices repeat): some trials stop early, keep their curves, and the parent says whether
+    the best beat the configured model beyond noise."""
+    conf = to_object(make_cfg(f"tracking.uri={store}", "sweep.n_trials=8", "sweep.n_workers=1",
+                              "sweep.finalize=false"))
+    with caplog.at_level("WARNING"):
+        summary = sweep(conf)
+    assert "cannot stop any trial early" not in caplog.text
+    assert summary["pruned"] >= 1 and summary["complete"] + summary["pruned"] == 8, summary
+    client = MlflowClient(store)
+    trials = _runs(store, **{"mlflow.parentRunId": summary["run_id"], "faqtune.role": "trial"})
+    pruned = [r for r in trials if r.data.tags["optuna.state"] == "PRUNED"]
+    assert pruned and {r.info.status for r in pruned} == {"KILLED"}
+    reports = conf.model.estimators // conf.training.period
+    for run in pruned:  # cut short after the pruner's delay, its curve kept
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, conf.sweep.metric)]
+        assert conf.sweep.delay_evaluation <= len(steps) < reports
+    assert isinstance(summary["gain_over_start"], float) and summary["gain_error"] >= 0
+    assert summary["final_trial"] in (0, summary["best_trial"])
+    parent = client.get_run(summary["run_id"]).data
+    assert parent.metrics["gain_over_start"] == pytest.approx(summary["gain_over_start"])
+    assert parent.tags["faqtune.verdict"] == ("within noise" if summary["within_noise"]
+                                              else "beyond noise")
+    assert "**Verdict:**" in parent.tags["mlflow.note.content"]
+
+
+def test_a_pruner_that_cannot_stop_a_trial_early_is_named(make_cfg, caplog):
+    conf = to_object(make_cfg("training.period=100"))
+    assert reports_per_trial(conf.model.estimators, conf.training.period) == 3
+    with caplog.at_level("WARNING"):
+        check_pruning(conf)
+    assert "sweep.pruner=median cannot stop any trial early: a trial reports 3 times" in caplog.text
+    caplog.clear()
+    check_pruning(to_object(make_cfg()))
+    check_pruning(to_object(make_cfg("experiment=reference_recipe")))
+    assert not caplog.text, "the defaults and the reference recipe can prune"
 
 
 def test_a_bad_space_fails_before_any_trial(make_cfg, store, tmp_path):

@@ -25,6 +25,9 @@ OBJECTIVES = ("binary", "lambdarank")
 NEGATIVES = ("random", "hard")
 SAMPLERS = ("random", "tpe", "grid", "qmc")
 PRUNERS = ("median", "bandit", "truncation", "hyperband", "none")
+# beyond_noise: the best trial only if it beats trial 0 (the configured model) by more than
+# one standard error on the tune questions, else the configured model; best: the best trial
+SELECT_RULES = ("beyond_noise", "best")
 BACKENDS = ("optuna", "azureml")
 
 
@@ -171,7 +174,7 @@ def typed_hyperparameters(model: str, values: dict[str, Any], origin: str) -> di
 
 @dataclass
 class TrainingConfig:
-    period: int = 100
+    period: int = 25  # 12 reports in a default trial: the pruner decides after 5 (125 rounds)
     early_stopping_periods: int = 0
     early_stopping_metric: str = "tune_mrr"  # conf/config.yaml ties it to sweep.metric
     top_k: int = 5
@@ -225,6 +228,7 @@ class SweepConfig:
     finalize: bool = True
     restart: bool = False  # true: delete the study of this name and start afresh
     start_from_defaults: bool = True  # trial 0 trains the configured model (Optuna backend)
+    select: str = "beyond_noise"  # what finalize registers; see SELECT_RULES
     space: SpaceConfig = field(default_factory=SpaceConfig)
 
 
@@ -464,6 +468,7 @@ def validate(cfg: FaqtuneConfig) -> None:
     _int_range("sweep.final_estimators", sweep.final_estimators, 0, MAX_ESTIMATORS)
     _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)
+    _one_of("sweep.select", sweep.select, SELECT_RULES)
     _one_of("sweep.space.model", sweep.space.model, MODEL_NAMES)
     _one_of("backend.name", cfg.backend.name, BACKENDS)
     _expect(0 < sweep.bandit_slack_factor, "sweep.bandit_slack_factor",

@@ -40,8 +40,26 @@ def checked_space(conf: FaqtuneConfig) -> SearchSpace:
     return space
 
 
+def reports_per_trial(estimators: int, period: int) -> int:
+    """Tune reports in a trial of `estimators` rounds: every `period` rounds and the last."""
+    return -(-estimators // period)
+
+
+def check_pruning(conf: FaqtuneConfig) -> None:
+    """Warn when the pruner cannot stop a trial before its end: it waits for
+    `sweep.delay_evaluation` reports, and a trial may make no more than that."""
+    sweep, reports = conf.sweep, reports_per_trial(conf.model.estimators, conf.training.period)
+    if sweep.pruner in ("median", "bandit", "truncation") and reports <= sweep.delay_evaluation:
+        log.warning("sweep.pruner=%s cannot stop any trial early: a trial reports %d times "
+                    "(model.estimators=%d, a report every training.period=%d rounds) and the "
+                    "pruner waits for sweep.delay_evaluation=%d reports; lower training.period "
+                    "or sweep.delay_evaluation", sweep.pruner, reports, conf.model.estimators,
+                    conf.training.period, sweep.delay_evaluation)
+
+
 def sweep(conf: FaqtuneConfig) -> dict:
     space = checked_space(conf)
+    check_pruning(conf)
     if conf.backend.name == "azureml":
         return sweep_on_azureml(conf, space)
     start_worker_server()
@@ -52,10 +70,12 @@ def sweep(conf: FaqtuneConfig) -> dict:
     from faqtune.tuning.finalize import finalize
     from faqtune.tuning.optuna_backend import parent_lock, run_sweep
     from faqtune.tuning.report import record_outcome
+    from faqtune.tuning.verdict import settle
 
     configure(conf.tracking, conf.azure)
     data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
     outcome = run_sweep(conf, space, data, data_path)
+    settle(conf, outcome)
     summary = outcome.summary(conf.sweep.metric)
     owns_parent = outcome.parent_run_id != os.environ.get("MLFLOW_RUN_ID")
     if not outcome.complete and outcome.failed and not outcome.interrupted:
@@ -66,6 +86,7 @@ def sweep(conf: FaqtuneConfig) -> dict:
     final = {}
     if outcome.complete and conf.sweep.finalize and not outcome.interrupted:
         summary["best_params"] = outcome.best_params
+        summary["final_params"] = outcome.final_params  # what is registered: sweep.select
         try:
             final = finalize(conf, outcome, parent_lock(conf))
         except KeyboardInterrupt:  # the final run is KILLED; a rerun finalizes afresh

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faqtune.model.metrics import ranking_metrics, shortlist_true_rank, top_k, true_rank
+from faqtune.model.metrics import (metric_names, paired_gain, per_question, rank_metrics,
+                                   ranking_metrics, shortlist_true_rank, top_k, true_rank)
 
 
 def test_gain_at_k_counts_ties_against_the_true_faq():
@@ -39,3 +40,21 @@ def test_top_k_matches_a_full_sort():
     scores = np.random.default_rng(0).random((50, 40))
     assert (top_k(scores, 5) == np.argsort(-scores, axis=1)[:, :5]).all()
     assert top_k(scores[:, :3], 5).shape == (50, 3)
+
+
+def test_each_metric_is_the_mean_of_its_per_question_parts():
+    ranks = np.array([0, 1, 2, 7, 0, 4])
+    metrics = rank_metrics(ranks, "tune")
+    for name in metric_names("tune"):
+        assert np.mean(per_question(ranks, name)) == pytest.approx(metrics[name]), name
+    assert per_question(ranks, "tune_gain_at_2").tolist() == [1, 1, 0, 0, 1, 0]
+
+
+def test_a_paired_gain_is_the_mean_difference_with_its_standard_error():
+    start, other = np.array([0, 1, 2, 0]), np.array([0, 0, 0, 0])
+    gain, error = paired_gain(start, other, "tune_mrr")
+    diff = np.array([0.0, 0.5, 2 / 3, 0.0])
+    assert gain == pytest.approx(diff.mean())
+    assert error == pytest.approx(diff.std(ddof=1) / 2)
+    assert paired_gain(start, start, "tune_mrr") == (0.0, 0.0), "a tie has no spread"
+    assert paired_gain(start[:1], other[:1], "tune_mrr")[1] == np.inf, "one question: no error"

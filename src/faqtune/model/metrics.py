@@ -42,9 +42,25 @@ def ranking_metrics(scores: np.ndarray, truth: np.ndarray, prefix: str) -> dict[
 
 def rank_metrics(ranks: np.ndarray, prefix: str) -> dict[str, float]:
     """`ranking_metrics` from each question's 0-based true rank."""
-    metrics = {f"{prefix}_gain_at_{k}": float(np.mean(ranks < k)) for k in K_VALUES}
-    metrics[f"{prefix}_mrr"] = float(np.mean(1.0 / (ranks + 1)))
-    return metrics
+    return {name: float(np.mean(per_question(ranks, name))) for name in metric_names(prefix)}
+
+
+def per_question(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """Each question's part of `metric` (`tune_mrr`: 1 / rank; `tune_gain_at_3`: 1 if the
+    true FAQ is among the first 3, else 0) from 0-based ranks: the metric is their mean, and
+    two models compare question by question."""
+    ranks = np.asarray(ranks)
+    if metric.endswith("_mrr"):
+        return 1.0 / (ranks + 1)
+    return (ranks < int(metric.rsplit("_", 1)[1])).astype(float)
+
+
+def paired_gain(start: np.ndarray, other: np.ndarray, metric: str) -> tuple[float, float]:
+    """`other`'s gain in `metric` over `start` on the same questions: the mean paired
+    difference and its standard error (inf with fewer than two questions)."""
+    diff = per_question(other, metric) - per_question(start, metric)
+    error = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.inf
+    return float(np.mean(diff)), error
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

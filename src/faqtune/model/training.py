@@ -24,6 +24,7 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     best_round: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    tune_ranks: np.ndarray | None = None  # each tune question's true-FAQ rank at best_round
 
 
 class _EarlyStopping:
@@ -53,10 +54,12 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
     truth = data.truth("tune")
     result = TrainResult(model=model)
     stopper = _EarlyStopping(training.early_stopping_periods)
+    ranks_at: dict[int, np.ndarray] = {}
 
     def on_period(rounds: int, ranks: np.ndarray) -> int | None:
         metrics = rank_metrics(ranks, "tune")
         result.history.append((rounds, metrics))
+        ranks_at[rounds] = ranks
         if report:
             report(rounds, metrics)
         return stopper.update(rounds, metrics[training.early_stopping_metric])
@@ -71,6 +74,7 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
     best = stopped_at if stopped_at > 0 else result.history[-1][0]
     result.best_round = best
     result.metrics = dict(next(m for r, m in result.history if r == best))
+    result.tune_ranks = ranks_at[best]
     result.timings = {
         "featurize_seconds": model.timings_["featurize_seconds"],
         "tune_scoring_seconds": model.timings_["monitor_seconds"],

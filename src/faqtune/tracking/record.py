@@ -26,6 +26,7 @@ from faqtune.tracking.runs import flatten, git_commit, redact, retrying
 
 log = logging.getLogger(__name__)
 MODEL_URI_TAG = "faqtune.model_uri"
+TUNE_RANKS = "tune_ranks.json"  # each tune question's 0-based true-FAQ rank, in split order
 DATA_HASH_PARAM = "data.hash"
 # data.* sub-sections that only one source reads
 SOURCE_SECTIONS = {"synthetic": "synthetic", "table": "table"}
@@ -115,6 +116,9 @@ def log_result(result: TrainResult, data: PreparedData, data_path: Path,
     when early stopping kept an earlier round.
     """
     retrying(lambda: mlflow.log_metrics({**result.timings, "best_round": result.best_round}))
+    if result.tune_ranks is not None:  # a sweep's verdict compares two runs question by question
+        retrying(lambda: mlflow.log_dict({"round": result.best_round,
+                                          "ranks": result.tune_ranks.tolist()}, TUNE_RANKS))
     for figure, name in ((plots.gain_curve(result.history), "tune_gain_curve"),
                          (plots.feature_importance(result.model.feature_importances()),
                           "feature_importance")):

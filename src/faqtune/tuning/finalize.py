@@ -37,25 +37,26 @@ def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | N
 
 
 def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
-    """Retrain the best trial's configuration, test it and register it; a sweep finalized
+    """Retrain the chosen trial's configuration (the best, or the configured model's when
+    the best is within noise: `sweep.select`), test it and register it; a sweep finalized
     before (by this or a concurrent run of the same sweep) is not finalized again."""
+    trial = outcome.final_trial
     with holding(lock):
-        done = _already_finalized(conf, outcome.parent_run_id, outcome.best_trial)
+        done = _already_finalized(conf, outcome.parent_run_id, trial)
         if done:
-            log.info("trial %d was finalized before: version %s", outcome.best_trial,
-                     done["version"])
+            log.info("trial %d was finalized before: version %s", trial, done["version"])
             return done
-        final = final_config(conf, outcome.best_params)
+        final = final_config(conf, outcome.final_params)
         log.info("finalizing: retraining trial %d with %d estimators, then testing and "
-                 "registering it", outcome.best_trial, final.model.estimators)
+                 "registering it", trial, final.model.estimators)
+        kind = "configured model" if outcome.keep_start else "best"
         trained = train_and_log(
             final, parent_run_id=outcome.parent_run_id,
-            tags={ROLE_TAG: "final", SWEEP_TAG: conf.sweep.name,
-                  TRIAL_TAG: str(outcome.best_trial)},
-            run_name=f"{conf.sweep.name} best (trial {outcome.best_trial})")
+            tags={ROLE_TAG: "final", SWEEP_TAG: conf.sweep.name, TRIAL_TAG: str(trial)},
+            run_name=f"{conf.sweep.name} {kind} (trial {trial})")
         tested = evaluate_model(final, trained["model_uri"])
         registered = register(trained["run_id"], conf.registry,
-                              {"sweep": conf.sweep.name, "trial": str(outcome.best_trial)})
+                              {"sweep": conf.sweep.name, "trial": str(trial)})
         retrying(lambda: MlflowClient().set_tag(trained["run_id"], VERSION_TAG,
                                                 str(registered["version"])))
     return {"final_run_id": trained["run_id"], "model_uri": trained["model_uri"],

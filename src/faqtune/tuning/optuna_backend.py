@@ -662,7 +662,7 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
         with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([conf.sweep.metric])  # optuna-dashboard's objective name
-        if conf.sweep.start_from_defaults and conf.sweep.sampler != "grid":
+        if trains_configured_model(conf.sweep):
             params = space.fixed(dataclasses.asdict(conf.model))
             study.enqueue_trial(params)
             log.info("trial 0 trains the configured model (%s of the %d sampled settings "
@@ -678,6 +678,23 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
             f"Give this sweep a new name (sweep.name=...), or start {conf.sweep.name!r} afresh "
             "with sweep.restart=true (its trials leave the study; their MLflow runs stay).")
     return study
+
+
+def trains_configured_model(sweep: SweepConfig) -> bool:
+    """Whether trial 0 trains the configured model (queued when the study is made)."""
+    return sweep.start_from_defaults and sweep.sampler != "grid"
+
+
+def configured_model_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The complete trial that trained the configured model: trial 0, or the run that
+    replaced it after an outage or a stale heartbeat (`retry_of`, followed)."""
+    lineage = {0}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number in lineage or trial.user_attrs.get("retry_of") in lineage:
+            lineage.add(trial.number)
+            if trial.state == TrialState.COMPLETE:
+                return trial
+    return None
 
 
 def _create_or_load(conf: FaqtuneConfig, space: SearchSpace) -> tuple[optuna.Study, bool]:
@@ -761,6 +778,11 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
         best = study.best_trial
         outcome.best_trial, outcome.best_value, outcome.best_params = \
             best.number, best.value, dict(best.params)
+        outcome.best_run_id = best.user_attrs.get(RUN_ID_ATTR)
+        start = configured_model_trial(study) if trains_configured_model(conf.sweep) else None
+        if start is not None:
+            outcome.start_trial, outcome.start_params = start.number, dict(start.params)
+            outcome.start_run_id = start.user_attrs.get(RUN_ID_ATTR)
     else:
         outcome.first_error = next((t.user_attrs[ERROR_ATTR] for t in study.trials
                                     if ERROR_ATTR in t.user_attrs), None)

@@ -7,6 +7,43 @@ from typing import Any
 
 
 @dataclass
+class Verdict:
+    """The best trial against the configured model's trial (trial 0) on the same tune
+    questions: the mean paired difference in the sweep's metric and its standard error.
+    A gain of at most one standard error is within noise (the one-standard-error rule)."""
+
+    start_trial: int
+    best_trial: int
+    gain: float
+    error: float
+    questions: int
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.gain > self.error
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 95 % interval of the gain (normal approximation)."""
+        return self.gain - 1.96 * self.error, self.gain + 1.96 * self.error
+
+    def summary(self) -> dict:
+        return {"gain_over_start": self.gain, "gain_error": self.error,
+                "gain_interval": list(self.interval), "within_noise": not self.beyond_noise}
+
+    def sentence(self, metric: str) -> str:
+        if self.best_trial == self.start_trial:
+            return f"trial {self.start_trial}, the configured model, is the best trial"
+        low, high = self.interval
+        where = ("more than one standard error: beyond" if self.beyond_noise
+                 else "at most one standard error: within")
+        return (f"trial {self.best_trial} beats trial {self.start_trial} (the configured "
+                f"model) by {self.gain:+.4f} {metric} ± {self.error:.4f} (standard error, "
+                f"paired over {self.questions} tune questions; 95 % interval {low:+.4f} to "
+                f"{high:+.4f}), {where} the noise of the tune split")
+
+
+@dataclass
 class SweepOutcome:
     parent_run_id: str
     complete: int = 0
@@ -17,11 +54,29 @@ class SweepOutcome:
     best_trial: int | None = None
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
+    best_run_id: str | None = None
+    start_trial: int | None = None  # trial 0 when it trained the configured model and completed
+    start_params: dict[str, Any] = field(default_factory=dict)
+    start_run_id: str | None = None
+    verdict: Verdict | None = None
+    keep_start: bool = False  # sweep.select=beyond_noise and the best is within noise
     first_error: str | None = None  # when no trial completed
     data_hash: str | None = None  # the prepared data every trial trained on
 
+    @property
+    def final_trial(self) -> int | None:
+        """The trial finalize retrains and registers."""
+        return self.start_trial if self.keep_start else self.best_trial
+
+    @property
+    def final_params(self) -> dict[str, Any]:
+        return self.start_params if self.keep_start else self.best_params
+
     def summary(self, metric: str) -> dict:
+        verdict = self.verdict.summary() if self.verdict else {
+            "gain_over_start": None, "gain_error": None, "gain_interval": None,
+            "within_noise": None}
         return {"run_id": self.parent_run_id, "complete": self.complete, "pruned": self.pruned,
                 "failed": self.failed, "running": self.running,
                 f"best_{metric}": self.best_value, "best_trial": self.best_trial,
-                "interrupted": self.interrupted}
+                **verdict, "final_trial": self.final_trial, "interrupted": self.interrupted}

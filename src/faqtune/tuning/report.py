@@ -148,8 +148,8 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
     and the run that resumes the sweep logs the params of the best it ends with."""
     client = MlflowClient()
     parent = outcome.parent_run_id
-    if outcome.best_params and outcome.data_hash and not outcome.interrupted:
-        wanted = run_params(final_config(conf, outcome.best_params), outcome.data_hash)
+    if outcome.final_params and outcome.data_hash and not outcome.interrupted:
+        wanted = run_params(final_config(conf, outcome.final_params), outcome.data_hash)
         recorded = retrying(lambda: client.get_run(parent)).data
         logged = recorded.params
         clashes = sorted(k for k in wanted if k in logged and logged[k] != wanted[k])
@@ -157,12 +157,22 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
             log.warning("the sweep's parent run keeps the params of trial %s (%s differ); "
                         "its tags, metrics and description name the current best, trial %s",
                         recorded.tags.get(PARAMS_TRIAL_TAG), ", ".join(clashes),
-                        outcome.best_trial)
+                        outcome.final_trial)
         new = [Param(k, v) for k, v in wanted.items() if k not in logged]
         for start in range(0, len(new), 100):
             retrying(lambda: client.log_batch(parent, params=new[start:start + 100]))
         if not clashes:
-            retrying(lambda: client.set_tag(parent, PARAMS_TRIAL_TAG, str(outcome.best_trial)))
+            retrying(lambda: client.set_tag(parent, PARAMS_TRIAL_TAG, str(outcome.final_trial)))
+    if outcome.verdict:
+        low, high = outcome.verdict.interval
+        verdict = {"gain_over_start": outcome.verdict.gain, "gain_error": outcome.verdict.error,
+                   "gain_interval_low": low, "gain_interval_high": high}
+        now = get_current_time_millis()
+        retrying(lambda: client.log_batch(parent, metrics=[
+            Metric(k, v, now, 0) for k, v in verdict.items()], tags=[
+            RunTag("faqtune.verdict", "beyond noise" if outcome.verdict.beyond_noise
+                   else "within noise"),
+            RunTag("faqtune.final_trial", str(outcome.final_trial))]))
     tests = {k: v for k, v in final.items() if k.startswith("test_") and isinstance(v, float)}
     if tests:
         now = get_current_time_millis()
@@ -190,6 +200,11 @@ def describe(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
                            for k, v in outcome.best_params.items())
         lines.append(f"\n**Best:** trial {outcome.best_trial}, {sweep.metric} "
                      f"{outcome.best_value:.4f}; {params}.")
+    if outcome.verdict:
+        chosen = (f"so the configured model (trial {outcome.final_trial}) is the one finalized"
+                  if outcome.keep_start else f"trial {outcome.final_trial} is the one finalized")
+        lines.append(f"\n**Verdict:** {outcome.verdict.sentence(sweep.metric)}; {chosen} "
+                     f"(`sweep.select={sweep.select}`).")
     if "version" in final:
         champion = "the champion" if final.get("promoted") else "not the champion"
         reason = final.get("champion_reason", "")
