@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-recovery semantic ui clean
+.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-sweep quality-recovery semantic ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -98,11 +98,20 @@ quality: $(VENV)/.installed-dev
 		--vary estimators=300,1000 --vary ngrams=1,2,3 --vary char_ngrams=3,4,5 \
 		--vary negatives=random,hard --vary objective=binary,lambdarank
 
+# The default sweep per seed (pruning, the verdict, the trial finalized) against the sweep
+# before them (a report every 100 rounds, so nothing pruned; always the best trial), on the
+# same splits, about 20 min.
+quality-sweep: $(VENV)/.installed-dev
+	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
+		--sweep --sweep-before training.period=100 sweep.select=best --section sweep-default \
+		--title "The default sweep: pruning and the verdict, against the sweep before them"
+
 # What the default sweep recovers where the defaults do not fit the data: the sweep started
-# from the first release's generator-tuned matcher (prior_weight=30), about 15 min.
+# from the first release's generator-tuned matcher (prior_weight=30), about 20 min.
 quality-recovery: $(VENV)/.installed-dev
 	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
-		--set model.prior_weight=30 --sweep --section sweep-recovery \
+		--set model.prior_weight=30 --sweep --sweep-before training.period=100 sweep.select=best \
+		--section sweep-recovery \
 		--title "The default sweep from a matcher that does not fit (prior_weight=30)"
 
 # The sentence encoder (experiment=semantic) against the default matcher, its cost and its

@@ -88,6 +88,20 @@ def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+def assert_database_refused(proc: subprocess.CompletedProcess, setting: str, service: str,
+                            password: str) -> None:
+    """A task given a PostgreSQL URL nobody answers at (`setting`, as the error shows it,
+    password masked): exit 3 naming the `service` where the driver is installed, exit 2
+    naming the driver where it is not (a core install); never a traceback or the password."""
+    if importlib.util.find_spec("psycopg") is None:
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert f"{setting} needs the database driver 'psycopg'" in proc.stderr
+    else:
+        assert proc.returncode == 3, proc.stderr[-2000:]
+        assert f"The {service} {setting.split('=', 1)[1]}" in proc.stderr
+    assert "Traceback" not in proc.stderr and password not in proc.stdout + proc.stderr
+
+
 def free_port() -> int:
     """A port nothing listens on once this returns (the socket is closed)."""
     with socket.socket() as sock:

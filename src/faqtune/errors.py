@@ -1,5 +1,6 @@
 """User-facing errors: one clear paragraph, no traceback."""
 
+import contextlib
 import errno
 
 
@@ -17,6 +18,33 @@ class DataError(FaqtuneError):
 
 class ServiceUnavailable(FaqtuneError):
     """A service faqtune needs (tracking server, Optuna storage) cannot be reached."""
+
+
+@contextlib.contextmanager
+def database_errors(key: str, url: str, service: str, driver_hint: str):
+    """SQLAlchemy's errors about the database that setting `key` names, as one line each:
+    a missing driver, a URL SQLAlchemy refuses or a database that does not exist are the
+    user's to fix (exit 2); a database that does not answer is an outage (exit 3). One
+    mapping for the tracking store and the Optuna storage alike."""
+    import sqlalchemy.exc
+
+    from faqtune.redact import redact
+
+    try:
+        yield
+    except ModuleNotFoundError as exc:  # the driver, e.g. psycopg for postgresql://
+        raise ConfigError(f"{key}={redact(url)} needs the database driver {exc.name!r}: "
+                          f"{driver_hint}") from None
+    except sqlalchemy.exc.ArgumentError as exc:
+        raise ConfigError(f"{key}={redact(url)} is not a database URL SQLAlchemy accepts "
+                          f"({exc}).") from None
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+        reason = redact(str(exc.orig or exc).strip().splitlines()[0])
+        if "does not exist" in reason or "Unknown database" in reason:
+            raise ConfigError(f"{key}={redact(url)}: {reason}. Create the database first, or "
+                              "fix the URL.") from None
+        raise ServiceUnavailable(f"The {service} {redact(url)} cannot be reached ({reason}). "
+                                 f"Start the database, or fix {key}.") from None
 
 
 def disk_full(exc: BaseException | None) -> OSError | None:

@@ -24,7 +24,7 @@ from faqtune.data import synthetic
 from faqtune.data.prepare import build
 from faqtune.model.training import train_model
 from faqtune.serving.pyfunc import FaqMatcherModel
-from tests.helpers import HAS_SEMANTIC, TINY_RUN, VENV_PATH, free_port, needs_semantic
+from tests.helpers import TINY_RUN, VENV_PATH, free_port, needs_semantic
 
 
 @pytest.fixture(scope="module")

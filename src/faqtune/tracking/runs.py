@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
-from faqtune.errors import ConfigError, ServiceUnavailable
+from faqtune.errors import ConfigError, ServiceUnavailable, database_errors
 from faqtune.tracking.locks import FileLock, NoLock, holding
 from faqtune.redact import redact
 
@@ -122,29 +122,15 @@ def check_database(uri: str, timeout_s: int = 5) -> None:
     """Fail in seconds, not after MLflow's 105 s of connection retries, when the tracking
     store's database is down (exit 3) or cannot be the store (exit 2)."""
     import sqlalchemy
-    import sqlalchemy.exc
 
     timeout = {"connect_timeout": timeout_s} if uri.startswith(("postgresql", "mysql")) else {}
-    try:
+    with database_errors("tracking.uri", uri, "tracking store",
+                         "install it, or name a driver the URL can use (e.g. "
+                         "postgresql+psycopg2://)."):
         engine = sqlalchemy.create_engine(uri, connect_args=timeout)
         with engine.connect():
             pass
         engine.dispose()
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"tracking.uri={redact(uri)} needs the database driver {exc.name!r}; "
-                          "install it, or name a driver the URL can use "
-                          "(e.g. postgresql+psycopg2://).") from None
-    except sqlalchemy.exc.ArgumentError as exc:
-        raise ConfigError(f"tracking.uri={redact(uri)} is not a database URL SQLAlchemy "
-                          f"accepts ({exc}).") from None
-    except sqlalchemy.exc.DBAPIError as exc:
-        reason = redact(str(exc.orig or exc).strip().splitlines()[0])
-        if "does not exist" in reason or "Unknown database" in reason:
-            raise ConfigError(f"tracking.uri={redact(uri)}: {reason}. Create the database "
-                              "first, or fix the URL.") from None
-        raise ServiceUnavailable(f"The tracking store {redact(uri)} cannot be reached "
-                                 f"({reason}). Start the database, or fix tracking.uri.") \
-            from None
 
 
 def check_sqlite_file(uri: str, key: str = "tracking.uri") -> None:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
-from faqtune.errors import ConfigError, ServiceUnavailable, is_outage
+from faqtune.errors import ConfigError, ServiceUnavailable, database_errors, is_outage
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
@@ -63,22 +63,11 @@ def storage_location(sweep: SweepConfig, cache: Path) -> str:
     return sweep.storage or str(cache / "optuna" / f"{sweep.name}.journal")
 
 
-@contextlib.contextmanager
 def storage_errors(location: str):
-    """A database that cannot be reached is a service outage (exit 3), said in one line."""
-    import sqlalchemy.exc
-
-    try:
-        yield
-    except ModuleNotFoundError as exc:  # the database driver, e.g. psycopg for postgresql://
-        raise ConfigError(f"sweep.storage={redact(location)} needs the database driver "
-                          f"{exc.name!r}: pip install -e '.[postgres]' for PostgreSQL, or the "
-                          "driver your database's URL names.") from None
-    except sqlalchemy.exc.OperationalError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise ServiceUnavailable(f"The Optuna storage {redact(location)} cannot be reached "
-                                 f"({redact(reason)}). Start the database or fix "
-                                 "sweep.storage.") from None
+    """The Optuna storage's database errors, in one line each (`errors.database_errors`)."""
+    return database_errors("sweep.storage", location, "Optuna storage",
+                           "pip install -e '.[postgres]' for PostgreSQL, or the driver your "
+                           "database's URL names.")
 
 
 def repair_journal(location: str) -> int:
