@@ -68,6 +68,29 @@ def _running_trials(cache: Path) -> list:
     return [t for t in study.trials if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs]
 
 
+def _posix_locks_of(pid: int, path: Path) -> bool:
+    """Whether `pid` holds a POSIX lock on `path` (SQLite's locks), from /proc/locks."""
+    inode = path.stat().st_ino
+    return any(fields[1] == "POSIX" and fields[4] == str(pid)
+               and fields[5].endswith(f":{inode}")
+               for fields in (line.split() for line in
+                              Path("/proc/locks").read_text().splitlines()))
+
+
+def _freeze_outside_file_locks(pid: int, store: Path, journal_lock: Path) -> None:
+    """SIGSTOP `pid` at a moment it holds neither the SQLite tracking store's lock nor
+    Optuna's journal lock: a process frozen inside either would stall every writer of that
+    file, which is no fault of the sweep's own locks (test_frozen_worker.py freezes those)."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        os.kill(pid, signal.SIGSTOP)
+        if not _posix_locks_of(pid, store) and not journal_lock.exists():
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} never let go of the store's or the journal's lock")
+
+
 def test_kill_9_of_one_worker_mid_trial(tmp_path, observe):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
@@ -205,8 +228,10 @@ def test_B18_a_worker_paused_past_the_stale_limit_goes_on_after_resuming(tmp_pat
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     workers = _wait_for(lambda: len(_workers(proc.pid)) >= 2 and _workers(proc.pid), proc)
-    _wait_for(lambda: _running_trials(cache), proc)
-    os.kill(workers[0], signal.SIGSTOP)
+    _wait_for(lambda: len([t for t in _running_trials(cache) if t.intermediate_values]) == 2,
+              proc)  # both workers training
+    _freeze_outside_file_locks(workers[0], tmp_path / "mlflow.db",
+                               cache / "optuna" / "faqtune-sweep.journal.lock")
     _wait_for(lambda: any(t.user_attrs.get("stale") for t in journal_study(cache).trials),
               proc, timeout=300)  # the other worker notices after its own trial ends
     os.kill(workers[0], signal.SIGCONT)
