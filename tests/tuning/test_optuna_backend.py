@@ -5,6 +5,7 @@ case id (`test_A1_...`) is a case of the reliability probe (docs/reliability.md)
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,7 @@ import pytest
 
 from faqtune.config import SweepConfig, to_object
 from faqtune.data.prepare import prepare
-from faqtune.errors import ConfigError, FaqtuneError
+from faqtune.errors import ConfigError, FaqtuneError, is_outage
 from faqtune.sweep import sweep
 from faqtune.tuning.identity import sweep_identity
 from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_storage,
@@ -140,3 +141,26 @@ def test_B17_workers_are_capped_at_the_trials_left():
     assert worker_count(SweepConfig(n_workers=6, n_trials=10), done=8) == 2
     assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=10) == 1  # resume check
     assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=0) == 2
+
+
+@pytest.mark.slow
+def test_postgresql_ends_the_transaction_a_frozen_worker_left_open(postgres):
+    """A worker frozen inside a storage call (SIGSTOP, a debugger) keeps its transaction and
+    its locks open; the other workers' storage calls would wait on them for ever. The server
+    ends such a transaction after sweep.stale_after_seconds, and the others go on."""
+    pytest.importorskip("psycopg2", reason="the PostgreSQL drivers come with the postgres extra")
+    import sqlalchemy
+
+    url = postgres("frozen_transaction")
+    frozen = open_storage(url, stale_after=1.0).engine.connect()
+    frozen.begin()
+    frozen.execute(sqlalchemy.text("LOCK TABLE studies IN ACCESS EXCLUSIVE MODE"))
+    other = sqlalchemy.create_engine(url, connect_args={"options": "-c lock_timeout=20000"})
+    started = time.monotonic()
+    with other.connect() as connection:  # without the setting: waits 20 s, then fails
+        assert connection.execute(sqlalchemy.text("SELECT count(*) FROM studies")).scalar() == 0
+    assert time.monotonic() - started < 10
+    with pytest.raises(sqlalchemy.exc.DBAPIError) as ended:  # the server ended its session
+        frozen.execute(sqlalchemy.text("SELECT 1"))
+    assert is_outage(ended.value), "once resumed, the worker retries as after an outage"
+    other.dispose()

@@ -109,7 +109,18 @@ def _cut_torn_record(path: Path, location: str) -> int:
     return size - keep
 
 
-def open_storage(location: str, attempts: int = 5):
+def engine_options(location: str, stale_after: float | None) -> dict:
+    """SQLAlchemy engine settings for an RDB storage. On PostgreSQL the server ends a
+    transaction left open longer than `stale_after` (a worker frozen inside a storage call,
+    by SIGSTOP or a debugger), so the row locks it holds cannot stall the other workers."""
+    options: dict = {"pool_pre_ping": True}
+    if stale_after and location.startswith("postgresql"):
+        timeout = f"idle_in_transaction_session_timeout={max(1, round(stale_after * 1000))}"
+        options["connect_args"] = {"options": f"-c {timeout}"}
+    return options
+
+
+def open_storage(location: str, stale_after: float | None = None, attempts: int = 5):
     if "://" in location:
         import sqlalchemy.exc
 
@@ -118,7 +129,8 @@ def open_storage(location: str, attempts: int = 5):
         with storage_errors(location):
             for attempt in range(attempts):
                 try:
-                    return RDBStorage(location, engine_kwargs={"pool_pre_ping": True})
+                    return RDBStorage(location,
+                                      engine_kwargs=engine_options(location, stale_after))
                 except sqlalchemy.exc.SQLAlchemyError as exc:
                     # two processes making a new storage's tables at once (no lock is
                     # shared between two caches): the loser finds them made, and retries
@@ -185,7 +197,8 @@ def load_study(conf: FaqtuneConfig, space: SearchSpace, worker: int = 0,
                load_if_exists: bool = True) -> optuna.Study:
     return optuna.create_study(
         study_name=conf.sweep.name, direction="maximize", load_if_exists=load_if_exists,
-        storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache))),
+        storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache)),
+                             conf.sweep.stale_after_seconds),
         sampler=make_sampler(conf.sweep, space, worker),
         pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators))
 
@@ -635,7 +648,8 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
     location = storage_location(conf.sweep, Path(conf.paths.cache))
     if conf.sweep.restart:
         try:
-            optuna.delete_study(study_name=conf.sweep.name, storage=open_storage(location))
+            optuna.delete_study(study_name=conf.sweep.name,
+                                storage=open_storage(location, conf.sweep.stale_after_seconds))
             log.warning("sweep.restart=true: study %r deleted; starting afresh", conf.sweep.name)
         except KeyError:
             pass  # nothing to delete
