@@ -34,7 +34,7 @@ from tqdm import tqdm
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError, ServiceUnavailable, database_errors, is_outage
-from faqtune.interrupts import stop_on_sigterm
+from faqtune.interrupts import interrupted, stop_on_sigterm
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
     PARENT_TAG, ROLE_TAG, SWEEP_TAG, check_sqlite_file, check_store, find_runs,
@@ -457,7 +457,9 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
                 return
             if step == "wait" or away.since is not None:
                 time.sleep(away.backoff() or min(2.0, conf.sweep.heartbeat_seconds))
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second signal must not cut the
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # release short with a traceback
     finally:
