@@ -30,12 +30,13 @@ def test_quick_benchmark_writes_a_report(tmp_path):
 
 @pytest.mark.slow
 def test_quick_quality_protocol_writes_its_section(tmp_path):
-    """The quality protocol end to end on tiny data: seeds, a varied setting, the default
-    sweep and the sweep-efficiency comparison all reach the report."""
+    """The quality protocol end to end on tiny data: a varied setting, the default sweep and
+    the sweep-efficiency comparison all reach the report. One seed is enough for the wiring;
+    the tables' statistics over seeds: the test below."""
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\nkept text\n")
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "quality.py"), "--quick",
-                           "--seeds", "1", "2", "--vary", "monotone=true,false", "--sweep",
+                           "--seeds", "1", "--vary", "monotone=true,false", "--sweep",
                            "--efficiency", "2", "--out", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -46,6 +47,29 @@ def test_quick_quality_protocol_writes_its_section(tmp_path):
                  "Sweep efficiency on a realistic set", "B reached A's best in", "| sweep |",
                  "### The sweeps' verdicts", "sweep: "):
         assert text in report
+
+
+def test_the_quality_tables_give_mean_and_sd_over_seeds_and_paired_differences(quality):
+    def scores(gain_at_1, seconds=None):
+        return {"test_gain_at_1": gain_at_1, "test_gain_at_3": 0.9, "test_mrr": 0.8,
+                **({} if seconds is None else {"seconds": seconds})}
+    cells = [{"data": "d", "seed": seed, "faqs": 10, "test_questions": 30,
+              "cosine": scores(cosine), "matcher": scores(matcher, seconds),
+              "sweep": scores(0.9, 10 * seconds)}
+             for seed, cosine, matcher, seconds in ((1, 0.5, 0.8, 1.0), (2, 0.7, 0.9, 3.0))]
+    summary = quality.summary_table(cells, ["matcher", "sweep"])
+    assert summary[0].endswith("| matcher - cosine | sweep - matcher |")
+    assert summary[2] == ("| d | 10 | 30 | 2 | 0.600 ± 0.141 | 0.850 ± 0.071 | 0.900 ± 0.000 "
+                          "| +0.250 ± 0.071 | +0.050 ± 0.071 |")
+    detail = quality.detail_table(cells, ["matcher", "sweep"])
+    assert detail[2:] == ["| d | cosine | 0.600 ± 0.141 | 0.900 ± 0.000 | 0.800 ± 0.000 | - |",
+                          "| d | matcher | 0.850 ± 0.071 | 0.900 ± 0.000 | 0.800 ± 0.000 | 2.0 |",
+                          "| d | sweep | 0.900 ± 0.000 | 0.900 ± 0.000 | 0.800 ± 0.000 | 20.0 |"]
+    variants = [{"data": "d", "setting": "monotone", "value": value, "default": value == "true",
+                 "test_gain_at_1": score}
+                for value, score in (("true", 0.8), ("true", 0.9), ("false", 0.7))]
+    assert quality.variant_table(variants)[2:] == ["| monotone | **true** | 0.850 ± 0.071 |",
+                                                   "| monotone | false | 0.700 ± 0.000 |"]
 
 
 def test_the_verdict_table_counts_pruned_trials_and_intervals_that_cover_the_test(quality):

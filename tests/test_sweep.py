@@ -64,13 +64,16 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     # the parent reads at a glance: the registered params, the winner's metrics
     for name, value in summary["final_params"].items():
         assert parent.data.params[f"model.{name}"] == str(value)
-    best_run = MlflowClient(store).get_run(parent.data.tags["best_run_id"])
+    best_run = MlflowClient(store).get_run(parent.data.tags["faqtune.best_run_id"])
     assert parent.data.metrics["tune_mrr"] == best_run.data.metrics["tune_mrr"]
     assert parent.data.metrics["test_gain_at_3"] == pytest.approx(summary["test_gain_at_3"])
     assert {i.tags[0].value for i in parent.inputs.dataset_inputs} == {"train", "tune", "test"}
     note = parent.data.tags["mlflow.note.content"]
     assert f"trial {summary['best_trial']}" in note and "version 1, the champion" in note
     assert all(t.data.tags["mlflow.note.content"].startswith("ngrams=") for t in trials)
+    # one naming rule for tags: MLflow's, faqtune's own, the sweep's settings, Optuna's facts
+    prefixes = ("mlflow.", "faqtune.", "sweep.", "optuna.")
+    assert [k for r in [parent, *children] for k in r.data.tags if not k.startswith(prefixes)] == []
     # the logged model is named after the model and shows its quality
     model = mlflow.get_logged_model(summary["model_uri"].split("/")[-1])
     assert model.name == "faqtune-matcher" and model.params["model.name"] == "matcher"
@@ -136,7 +139,7 @@ def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make
     for trial in failed:
         run = runs[str(trial.number)]
         assert run.info.status == "FAILED"
-        assert "trial model.num_leaves=1" in run.data.tags["error"]
+        assert "trial model.num_leaves=1" in run.data.tags["faqtune.error"]
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert all(runs[str(t.number)].data.tags["optuna.state"] == "PRUNED" for t in pruned)
     assert optuna.trial.TrialState.RUNNING not in states

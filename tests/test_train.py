@@ -16,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from faqtune import train
+from faqtune.data.dataset import PreparedData
 from faqtune.model.metrics import ranking_metrics
 from faqtune.tracking.runs import where_to_look
 from tests.helpers import (CS_DATA, REPO, TINY_DATA, TINY_RUN, VENV_PATH, last_json,
@@ -54,6 +55,10 @@ def test_train_logs_params_stepwise_metrics_artifacts_and_a_working_model(
     mlflow.set_tracking_uri(store)
     logged = mlflow.get_logged_model(summary["model_uri"].split("/")[-1])
     assert logged.name == f"faqtune-{model}"
+    description = logged.tags["mlflow.note.content"]  # the UI's description of the model
+    faqs = len(PreparedData.load(summary["data_path"]).faqs)
+    assert f"({model} model) over {faqs} FAQs" in description, description
+    assert f"`{params['data.hash']}`" in description and "a column `question`" in description
     requirements = Path(mlflow.artifacts.download_artifacts(
         f"{logged.artifact_location}/requirements.txt")).read_text().split()
     assert all("==" in r for r in requirements), "pinned to the trained versions"

@@ -117,6 +117,15 @@ def signature(top_k_default: int) -> ModelSignature:
     )
 
 
+def model_description(model_name: str, n_faqs: int, top_k_default: int, data_hash: str) -> str:
+    """The logged model's description (MLflow's `mlflow.note.content` tag): what it answers
+    and how to call it, for a reader who finds it in the UI."""
+    return (f"**FAQ matcher** ({model_name} model) over {n_faqs} FAQs, trained on data set "
+            f"`{data_hash}`.\n\nInput: a column `question` (one question per row). Output: "
+            f"per question, the {top_k_default} best-matching FAQs (`top_k` parameter) as rows "
+            f"of {', '.join(f'`{c}`' for c in OUTPUT_COLUMNS)}; rank 1 is the best match.")
+
+
 def _requirements(estimator: PairRanker) -> list[str]:
     """What serving imports, pinned to the versions the model was trained with: a pickled
     scikit-learn or LightGBM model is only safe to load under the same versions, and an

@@ -20,7 +20,7 @@ from faqtune.config import FaqtuneConfig, encoder_identity
 from faqtune.data.dataset import SPLITS, PreparedData
 from faqtune.data.download import is_url
 from faqtune.model.training import TrainResult
-from faqtune.serving.pyfunc import matcher_model, model_size_mb
+from faqtune.serving.pyfunc import matcher_model, model_description, model_size_mb
 from faqtune.tracking import plots
 from faqtune.tracking.runs import flatten, git_commit, redact, retrying
 
@@ -156,5 +156,8 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> tuple[str
             info = mlflow.pyfunc.log_model(name=f"faqtune-{conf.model.name}",
                                            params=run_params(conf, data.data_hash), **kwargs)
             uri, model_id = info.model_uri, info.model_id
+            retrying(lambda: mlflow.set_logged_model_tags(model_id, {
+                "mlflow.note.content": model_description(
+                    conf.model.name, len(data.faqs), conf.training.top_k, data.data_hash)}))
     mlflow.set_tag(MODEL_URI_TAG, uri)
     return uri, model_id

@@ -67,11 +67,11 @@ def log_study(study: optuna.Study, parent_run_id: str, metric: str) -> None:
     if not complete:
         return
     best = study.best_trial
-    tags = {"best_trial": str(best.number)}  # its params: the parent's params, after finalize
+    tags = {"faqtune.best_trial": str(best.number)}  # its params: the parent's params, after finalize
     best_run = best.user_attrs.get(RUN_ID_ATTR)
     metrics = {f"best_{metric}": best.value}
     if best_run:
-        tags["best_run_id"] = best_run
+        tags["faqtune.best_run_id"] = best_run
         found = retrying(lambda: client.get_run(best_run)).data.metrics
         metrics.update({k: v for k, v in found.items() if k in metric_names("tune")})
     retrying(lambda: client.log_batch(parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()]))

@@ -136,7 +136,7 @@ def _end(run_id: str | None, state: str, status: str, quiet: bool = False,
     client = MlflowClient()
     try:
         if error:
-            retrying(lambda: client.set_tag(run_id, "error", error))
+            retrying(lambda: client.set_tag(run_id, "faqtune.error", error))
         retrying(lambda: client.set_tag(run_id, STATE_TAG, state))
         retrying(lambda: client.set_terminated(run_id, status))
     except Exception as exc:
