@@ -76,6 +76,8 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     assert [k for r in [parent, *children] for k in r.data.tags if not k.startswith(prefixes)] == []
     # the logged model is named after the model and shows its quality
     model = mlflow.get_logged_model(summary["model_uri"].split("/")[-1])
+    assert [m.model_id for m in parent.outputs.model_outputs] == [model.model_id], \
+        "the parent's page lists the model the sweep produced"
     assert model.name == "faqtune-matcher" and model.params["model.name"] == "matcher"
     assert {m.key for m in model.metrics} >= {"tune_mrr", "test_gain_at_3"}
 

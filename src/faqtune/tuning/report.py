@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import (DatasetInput, InputTag, LoggedModelOutput, Metric, Param,  # noqa: E402
+                             RunTag)
 from mlflow.utils.time import get_current_time_millis  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
@@ -183,6 +184,10 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
                                tags=[InputTag("mlflow.data.context", split)])
                   for split in SPLITS]
         retrying(lambda: client.log_inputs(parent, datasets=inputs))
+    model_uri = final.get("model_uri") or ""
+    if model_uri.startswith("models:/m-"):  # the parent's page lists the model it produced
+        retrying(lambda: client.log_outputs(parent, [
+            LoggedModelOutput(model_uri.removeprefix("models:/"), 0)]))
     retrying(lambda: client.set_tag(parent, "mlflow.note.content",
                                     describe(conf, outcome, final, command)))
 
