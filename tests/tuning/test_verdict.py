@@ -37,6 +37,17 @@ def test_a_tie_is_within_noise():
     assert verdict.gain == 0 and not verdict.beyond_noise
     assert verdict.summary() == {"gain_over_start": 0.0, "gain_error": 0.0,
                                  "gain_interval": [0.0, 0.0], "within_noise": True}
+    assert verdict.label == "within noise"
+
+
+def test_a_clear_gain_is_beyond_noise_with_its_interval_as_the_parents_metrics():
+    better = np.maximum(START - 2, 0)  # every question ranked two places higher, or first
+    verdict = judge(START, better, "tune_mrr", 0, 5)
+    assert verdict.beyond_noise and verdict.label == "beyond noise"
+    metrics = verdict.metrics()
+    assert metrics["gain_over_start"] == verdict.gain > 3 * verdict.error > 0
+    assert metrics["gain_interval_low"] == pytest.approx(verdict.gain - 1.96 * verdict.error)
+    assert metrics["gain_interval_high"] == pytest.approx(verdict.gain + 1.96 * verdict.error)
 
 
 @pytest.mark.parametrize("select, better, final", [

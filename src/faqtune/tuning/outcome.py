@@ -27,6 +27,17 @@ class Verdict:
         """The 95 % interval of the gain (normal approximation)."""
         return self.gain - 1.96 * self.error, self.gain + 1.96 * self.error
 
+    @property
+    def label(self) -> str:
+        """The verdict in two words: the parent's `faqtune.verdict` tag."""
+        return "beyond noise" if self.beyond_noise else "within noise"
+
+    def metrics(self) -> dict[str, float]:
+        """The parent's metrics: the gain, its standard error and its 95 % interval."""
+        low, high = self.interval
+        return {"gain_over_start": self.gain, "gain_error": self.error,
+                "gain_interval_low": low, "gain_interval_high": high}
+
     def summary(self) -> dict:
         return {"gain_over_start": self.gain, "gain_error": self.error,
                 "gain_interval": list(self.interval), "within_noise": not self.beyond_noise}

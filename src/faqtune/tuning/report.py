@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -126,7 +127,30 @@ def legible(figure, name: str, n_params: int) -> None:
             for label in axes.get_xticklabels():
                 label.set_rotation(20)
                 label.set_horizontalalignment("right")
+    if name == "parallel_coordinate":
+        _parallel_coordinate_colours(figure)
     figure.tight_layout()
+
+
+def _parallel_coordinate_colours(figure) -> None:
+    """Lines told apart and labels read over them. Viridis, where Optuna's light end of Blues
+    fades into the background; a colour scale over the values within Tukey's fences, so one
+    outlying trial does not paint every other line the same colour (the colour bar's ends
+    hold the values beyond); each axis's tick labels on a pale box, since lines cross them."""
+    lines, *parameter_axes = figure.axes[:1] + [a for a in figure.axes[1:]
+                                                 if a.get_label() != "<colorbar>"]
+    for collection in lines.collections:
+        values = np.asarray(collection.get_array(), dtype=float)
+        collection.set_cmap("viridis")
+        if values.size >= 4:
+            q1, q3 = np.percentile(values, [25, 75])
+            low = max(values.min(), q1 - 1.5 * (q3 - q1))
+            high = min(values.max(), q3 + 1.5 * (q3 - q1))
+            if high > low:
+                collection.set_clim(low, high)
+    for axes in parameter_axes:
+        for label in axes.get_yticklabels(which="both"):
+            label.set_bbox({"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
 
 
 def trial_table(study: optuna.Study):
@@ -165,14 +189,10 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
         if not clashes:
             retrying(lambda: client.set_tag(parent, PARAMS_TRIAL_TAG, str(outcome.final_trial)))
     if outcome.verdict:
-        low, high = outcome.verdict.interval
-        verdict = {"gain_over_start": outcome.verdict.gain, "gain_error": outcome.verdict.error,
-                   "gain_interval_low": low, "gain_interval_high": high}
         now = get_current_time_millis()
         retrying(lambda: client.log_batch(parent, metrics=[
-            Metric(k, v, now, 0) for k, v in verdict.items()], tags=[
-            RunTag("faqtune.verdict", "beyond noise" if outcome.verdict.beyond_noise
-                   else "within noise"),
+            Metric(k, v, now, 0) for k, v in outcome.verdict.metrics().items()], tags=[
+            RunTag("faqtune.verdict", outcome.verdict.label),
             RunTag("faqtune.final_trial", str(outcome.final_trial))]))
     tests = {k: v for k, v in final.items() if k.startswith("test_") and isinstance(v, float)}
     if tests:
