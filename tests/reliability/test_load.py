@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import optuna
 import pytest
 
-from tests.helpers import (assert_one_run_per_done_trial, journal_study, run_sweep,
-                           state_counts, sweep_command, trial_runs)
+from tests.helpers import (REPO, TINY_SWEEP, VENV_PATH, assert_one_run_per_done_trial,
+                           journal_study, last_json, run_sweep, state_counts, trial_runs)
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
@@ -47,23 +48,30 @@ def test_default_sqlite_store_with_two_workers_runs_twenty_trials(tmp_path, obse
              "busy_retries_logged": proc.stderr.count("tracking store busy")})
 
 
-def test_postgres_storage_and_server_shared_by_four_separate_sweep_processes(
+def test_the_deploy_recipe_runs_three_workers_and_a_finalizer_on_postgres_and_a_server(
         tmp_path, mlflow_server, postgres, observe):
-    """The multi-machine set-up: processes share only the Optuna and MLflow URLs."""
+    """The multi-machine set-up as deploy/ runs it: `sh deploy/sweep.sh` in four processes,
+    each in its own folder (a machine, a pod), sharing only the PostgreSQL study (password
+    from PGPASSWORD, not the URL) and an MLflow server on PostgreSQL; the finalizer works
+    too, then registers."""
     storage = postgres("optuna")
     # psycopg3 trips an MLflow registry bug on PostgreSQL (mlflow#24515): the server uses psycopg2
     server = mlflow_server(postgres("mlflow").replace("postgresql://", "postgresql+psycopg2://"))
-    common = ["sweep.n_trials=8", "sweep.n_workers=1", f"sweep.storage={storage}",
-              f"tracking.uri={server.url}"]
-    machines = [subprocess.Popen(
-        sweep_command(*common, "sweep.finalize=false", f"paths.cache={tmp_path / f'm{i}'}"),
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for i in range(4)]
-    errors = [m.communicate(timeout=900)[1] for m in machines]
-    failed = [e for m, e in zip(machines, errors) if m.returncode != 0]
+    environment = {**os.environ, "PATH": VENV_PATH, "OPTUNA_STORAGE": storage,
+                   "MLFLOW_TRACKING_URI": server.url, "PGPASSWORD": "unused-by-trust-auth",
+                   "FAQTUNE_OVERRIDES": " ".join([*TINY_SWEEP, "sweep.n_trials=8"])}
+    roles = ["worker", "worker", "worker", "finalize"]
+    machines = []
+    for i, role in enumerate(roles):
+        (tmp_path / f"m{i}").mkdir()
+        machines.append(subprocess.Popen(
+            ["sh", str(REPO / "deploy" / "sweep.sh")], cwd=tmp_path / f"m{i}",
+            env={**environment, "FAQTUNE_ROLE": role}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outputs = [m.communicate(timeout=900) for m in machines]
+    failed = [err for m, (_, err) in zip(machines, outputs) if m.returncode != 0]
     assert not failed, "\n".join(line for e in failed for line in e.splitlines()
                                    if "rror" in line)[-3000:]
-    final = run_sweep(*common, f"paths.cache={tmp_path / 'm0'}", cwd=tmp_path)
     study = optuna.load_study(study_name="faqtune-sweep", storage=storage)
     counts = state_counts(study)
     assert counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) == 8, counts
@@ -71,10 +79,13 @@ def test_postgres_storage_and_server_shared_by_four_separate_sweep_processes(
     assert_one_run_per_done_trial(study, server.url)
     parents = {r.data.tags["mlflow.parentRunId"] for r in trial_runs(server.url)}
     assert len(parents) == 1, "the four machines share one parent run"
-    assert '"version": 1' in final.stdout.splitlines()[-1]
-    observe("PostgreSQL storage + MLflow server on PostgreSQL, 4 separate sweep processes",
-            "4 `python -m faqtune.sweep` processes with their own caches share only the two "
-            "URLs (an advisory lock in PostgreSQL makes claiming a trial atomic); a fifth run "
-            "finalizes",
+    summaries = [last_json(out) for out, _ in outputs]
+    assert summaries[-1]["version"] == 1 and not any("version" in s for s in summaries[:-1])
+    worked = {int(r.data.tags["optuna.trial"]) for r in trial_runs(server.url)}
+    assert len(worked) == 8
+    observe("The deploy/ recipe: 3 workers + 1 finalizer on PostgreSQL and an MLflow server",
+            "4 `sh deploy/sweep.sh` processes (FAQTUNE_ROLE worker x3, finalize x1), each in "
+            "its own folder, share only OPTUNA_STORAGE and MLFLOW_TRACKING_URI (an advisory "
+            "lock in PostgreSQL makes claiming a trial atomic); the finalizer registers",
             {"optuna": counts, "mlflow_trial_runs": len(trial_runs(server.url)),
-             "parent_runs": len(parents)})
+             "parent_runs": len(parents), "registered_version": summaries[-1]["version"]})
