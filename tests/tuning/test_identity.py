@@ -20,9 +20,11 @@ def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, st
     conf = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=2", "sweep.finalize=false",
                       params=SMALL_SPACE)
     sweep(conf)
-    with caplog.at_level("WARNING"):
-        assert sweep(conf)["complete"] == 2
+    with caplog.at_level("WARNING"):  # two workers asked for, no trial left: none starts
+        assert sweep(dataclasses.replace(conf, sweep=dataclasses.replace(
+            conf.sweep, n_workers=2)))["complete"] == 2
     assert "already has 2 finished trials (sweep.n_trials=2)" in caplog.text
+    assert "trial(s) are left" not in caplog.text
     before = len(journal_study(Path(conf.paths.cache)).trials)
     other_data = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=4", "data.seed=7",
                             params=SMALL_SPACE)

@@ -4,6 +4,8 @@ case id (`test_A1_...`) is a case of the reliability probe (docs/reliability.md)
 
 from __future__ import annotations
 
+import io
+import re
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from faqtune.errors import ConfigError, FaqtuneError, is_outage
 from faqtune.sweep import sweep
 from faqtune.tuning.identity import sweep_identity
 from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_storage,
-                                           open_study, worker_count)
+                                           open_study, progress_bar, worker_count)
 from faqtune.tuning.space import parse_space
 from tests.helpers import (SMALL_SPACE, TINY_DATA, TINY_RUN, assert_database_refused, free_port,
                            journal_study, run_task, sweep_conf)
@@ -139,8 +141,22 @@ def test_a_sqlite_optuna_storage_that_is_a_folder_is_refused_naming_sweep_storag
 def test_B17_workers_are_capped_at_the_trials_left():
     assert worker_count(SweepConfig(n_workers=6, n_trials=1), done=0) == 1
     assert worker_count(SweepConfig(n_workers=6, n_trials=10), done=8) == 2
-    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=10) == 1  # resume check
+    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=9) == 1
     assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=0) == 2
+
+
+def test_a_resumed_sweeps_progress_counts_only_its_own_trials_in_the_rate():
+    """Newcomer review: after a resume the bar said `1/6 [00:01<00:05, 1.01s/trial]`,
+    counting a recovered trial as done in its first second."""
+    out = io.StringIO()
+    bar = progress_bar(SweepConfig(n_trials=10), done=5, file=out, disable=False, mininterval=0)
+    time.sleep(0.5)
+    bar.update(1)
+    bar.close()
+    shown = out.getvalue().split("\r")[-1]
+    value, unit = re.search(r"([\d.]+)(s/trial|trial/s)", shown).groups()
+    per_second = float(value) if unit == "trial/s" else 1 / float(value)
+    assert "6/10" in shown and 0.5 <= per_second <= 2.5, shown  # one trial in 0.5 s, not six
 
 
 @pytest.mark.slow

@@ -373,7 +373,7 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial, every: float):
 # -- workers and the sweep -----------------------------------------------------------------
 def worker_count(sweep: SweepConfig, done: int) -> int:
     """`sweep.n_workers`, capped at the trials left to run (each worker loads the data)."""
-    left = max(1, sweep.n_trials - done)
+    left = sweep.n_trials - done
     cores = os.cpu_count() or 1
     if sweep.n_workers > left:
         log.warning("sweep.n_workers=%d but %d trial(s) are left: starting %d worker(s)",
@@ -526,9 +526,9 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     for process in workers:
         process.start()
     study = load_study(conf, space)
-    bar = tqdm(total=conf.sweep.n_trials, desc=f"sweep {conf.sweep.name}", unit="trial",
-               disable=None)
-    interrupted, shown, ended, counts = False, None, None, Counts()
+    counts = _count_through_outages(study, started, Counts())
+    bar = progress_bar(conf.sweep, counts.done)
+    interrupted, shown, ended = False, None, None
     try:
         while any(p.is_alive() for p in workers):
             counts = _count_through_outages(study, started, counts)
@@ -633,6 +633,13 @@ def _frozen(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state in ("T", "t")
+
+
+def progress_bar(sweep: SweepConfig, done: int, **options) -> tqdm:
+    """The sweep's bar, started at the trials already done: a resumed sweep's rate and time
+    left count only this run's trials (not recovered ones "done" in the first second)."""
+    return tqdm(total=sweep.n_trials, initial=done, desc=f"sweep {sweep.name}", unit="trial",
+                **{"disable": None, **options})
 
 
 def _show(bar: tqdm, counts: Counts) -> None:
@@ -765,8 +772,12 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
             log.warning("sweep %r already has %d finished trials (sweep.n_trials=%d): no new "
                         "trial runs; raise sweep.n_trials to add some", conf.sweep.name, done,
                         conf.sweep.n_trials)
-    conf = replace(conf, sweep=replace(conf.sweep, n_workers=worker_count(conf.sweep, done)))
-    counts = run_workers(conf, space, str(data_path), parent)
+    if done >= conf.sweep.n_trials:  # nothing to run: no worker starts
+        counts = count(study, failures_since=time.time())
+    else:
+        conf = replace(conf, sweep=replace(conf.sweep,
+                                           n_workers=worker_count(conf.sweep, done)))
+        counts = run_workers(conf, space, str(data_path), parent)
     if counts.outage and counts.done < conf.sweep.n_trials:  # others may have finished it
         raise ServiceUnavailable(
             f"Sweep {conf.sweep.name!r} stopped after {counts.done} of {conf.sweep.n_trials} "
