@@ -212,11 +212,11 @@ def sweep_efficiency(quick: bool, cache: Path, earlier: dict | None = None) -> d
     tiny = ["model.estimators=20", "training.period=5", "sweep.delay_evaluation=1"] if quick else []
     reference = earlier["reference_curve"] if earlier else _sweep(
         [*data, "experiment=reference_recipe", "sweep.name=bench-reference",
-         f"sweep.n_trials={n_reference}", "sweep.n_workers=2", *tiny,
+         f"sweep.n_trials={n_reference}", "backend.n_workers=2", *tiny,
          *(["sweep.space.params.estimators={choice:[20]}"] if quick else [])],
         Path(tempfile.mkdtemp(prefix="sweep-ref-", dir=cache)))
     matcher = _sweep([*data, "sweep.name=bench-matcher", "sweep.sampler=tpe",
-                      "sweep.pruner=median", "sweep.n_workers=2",
+                      "sweep.pruner=median", "backend.n_workers=2",
                       f"sweep.n_trials={4 if quick else 24}", *tiny],
                      Path(tempfile.mkdtemp(prefix="sweep-mat-", dir=cache)))
     target = reference[-1][1]

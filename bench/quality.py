@@ -186,7 +186,7 @@ def efficiency_race(data_path: str, seed: int, cache: Path, n_trials: int, quick
     from benchmarks import _sweep
 
     tiny = ["model.estimators=50", "training.period=10"] if quick else []
-    common = [f"data.prepared={data_path}", f"sweep.n_trials={n_trials}", "sweep.n_workers=2",
+    common = [f"data.prepared={data_path}", f"sweep.n_trials={n_trials}", "backend.n_workers=2",
               *tiny]
     curves = {}
     for label, overrides in RACE.items():

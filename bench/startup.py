@@ -52,7 +52,7 @@ def first_trials(src: Path, cwd: Path) -> list[tuple[float, float]]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     command = [sys.executable, "-m", "faqtune.sweep", *TINY, f"paths.cache={cache}",
                f"tracking.uri=sqlite:///{cache / 'mlflow.db'}", "sweep.n_trials=2",
-               "sweep.n_workers=2", "sweep.finalize=false", "sweep.name=startup"]
+               "backend.n_workers=2", "sweep.finalize=false", "sweep.name=startup"]
     sweep = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     created: dict[int, float] = {}

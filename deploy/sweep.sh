@@ -31,6 +31,6 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
 fi
 # one worker process per machine (a pod, a container): scale with machines, not processes
 # shellcheck disable=SC2086  # the overrides are meant to split into arguments
-exec python -m faqtune.sweep "sweep.storage=${OPTUNA_STORAGE}" \
-  "tracking.uri=${MLFLOW_TRACKING_URI}" sweep.n_workers=1 "sweep.finalize=${finalize}" \
+exec python -m faqtune.sweep "backend.storage=${OPTUNA_STORAGE}" \
+  "tracking.uri=${MLFLOW_TRACKING_URI}" backend.n_workers=1 "sweep.finalize=${finalize}" \
   ${FAQTUNE_OVERRIDES:-}

@@ -56,8 +56,8 @@ SMALL_SPACE = {"ngrams": {"choice": [1, 3]}, "learning_rate": {"choice": [0.05, 
 TINY_DATA = ["data.synthetic.originals=24", "data.synthetic.dupes_median=14",
              "data.min_dupes=8", "data.match=10"]
 TINY_RUN = [*TINY_DATA, "model.estimators=20", "training.period=5"]
-TINY_SWEEP = [*TINY_RUN, "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=8",
-              "sweep.startup_trials=1", "sweep.delay_evaluation=1"]
+TINY_SWEEP = [*TINY_RUN, "backend.heartbeat_seconds=1", "backend.stale_after_seconds=8",
+              "backend.startup_trials=1", "sweep.delay_evaluation=1"]
 
 # Fail fast when the tracking server is gone instead of MLflow's minutes of retries.
 QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",

@@ -145,3 +145,10 @@ def test_B20_an_unwritable_cache_is_one_paragraph(tmp_path):
     assert proc.returncode == 2
     assert "is not a folder faqtune can write to" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_optuna_setting_under_its_old_name_exits_2_naming_the_new_one(tmp_path):
+    proc = run_task("sweep", "sweep.n_workers=4", f"paths.cache={tmp_path}", cwd=tmp_path,
+                    check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Setting sweep.n_workers has moved: write backend.n_workers=..." in proc.stderr

@@ -64,11 +64,11 @@ INVALID_SETTINGS = [
     _refused("sweep.pruner=sometimes", ConfigError, _invalid("sweep.pruner")),
     _refused("sweep.seed=-1", ConfigError, _invalid("sweep.seed="), "B11"),
     _refused("sweep.seed=4294967296", ConfigError, _invalid("sweep.seed="), "B11"),
-    _refused("sweep.n_workers=0", ConfigError, _invalid("sweep.n_workers=0")),
-    _refused("sweep.n_workers=10000", ConfigError, _invalid("sweep.n_workers="), "B17"),
+    _refused("backend.n_workers=0", ConfigError, _invalid("backend.n_workers=0")),
+    _refused("backend.n_workers=10000", ConfigError, _invalid("backend.n_workers="), "B17"),
     _refused("sweep.timeout_s=-5", ConfigError, _invalid("sweep.timeout_s="), "D5"),
-    _refused("sweep.heartbeat_seconds=100", ConfigError,
-             _invalid("sweep.heartbeat_seconds=100.0")),
+    _refused("backend.heartbeat_seconds=100", ConfigError,
+             _invalid("backend.heartbeat_seconds=100.0")),
     # metric names: the message lists the right ones
     _refused("sweep.metric=bogus", ConfigError, r"sweep.metric='bogus'.*tune_gain_at_1", "C2"),
     _refused("sweep.metric=test_mrr", ConfigError, r"sweep.metric='test_mrr'", "C2"),
@@ -292,3 +292,16 @@ def test_no_file_in_conf_restates_a_default_of_its_schema(path):
     values.pop("hydra", None)
     defaults = OmegaConf.to_container(OmegaConf.structured(schema), resolve=False)
     assert _restated(values, defaults) == [], f"conf/{path} restates its schema's defaults"
+
+
+@pytest.mark.parametrize("old, new", sorted(config.MOVED_SETTINGS.items()))
+def test_every_optuna_setting_given_under_its_old_name_is_refused_with_its_new_one(make_cfg,
+                                                                                  old, new):
+    from faqtune.cli import config_error_message
+
+    with pytest.raises(HydraException) as raised:
+        make_cfg(f"{old}=1")
+    assert config_error_message(raised.value) == (
+        f"Setting {old} has moved: write {new}=... (a setting of the Optuna backend, "
+        "backend=optuna).")
+    to_object(make_cfg(f"{new}={OmegaConf.select(make_cfg(), new)}"))  # the new name composes

@@ -56,7 +56,7 @@ def test_a_fault_of_the_trial_or_the_request_is_not_an_outage(fault):
 
 def _mapped(url: str, call) -> BaseException:
     with pytest.raises((ConfigError, ServiceUnavailable)) as caught:
-        with database_errors("sweep.storage", url, "Optuna storage", "install it."):
+        with database_errors("backend.storage", url, "Optuna storage", "install it."):
             call()
     return caught.value
 
@@ -69,7 +69,7 @@ def test_database_errors_are_the_users_to_fix_or_an_outage_each_in_one_line(tmp_
 
     driver = _mapped("postgresql://u:pw@h/x", missing_driver)
     assert isinstance(driver, ConfigError)
-    assert str(driver) == ("sweep.storage=postgresql://u:***@h/x needs the database driver "
+    assert str(driver) == ("backend.storage=postgresql://u:***@h/x needs the database driver "
                            "'psycopg': install it.")
     url = _mapped("no-such-scheme://x", lambda: sqlalchemy.create_engine("no-such-scheme://x"))
     assert isinstance(url, ConfigError) and "not a database URL SQLAlchemy accepts" in str(url)
@@ -77,4 +77,4 @@ def test_database_errors_are_the_users_to_fix_or_an_outage_each_in_one_line(tmp_
     down = _mapped(unopenable, lambda: sqlalchemy.create_engine(unopenable).connect())
     assert isinstance(down, ServiceUnavailable) and is_outage(down)
     assert str(down).startswith(f"The Optuna storage {unopenable} cannot be reached (")
-    assert "\n" not in str(down) and str(down).endswith("or fix sweep.storage.")
+    assert "\n" not in str(down) and str(down).endswith("or fix backend.storage.")

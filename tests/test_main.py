@@ -17,7 +17,7 @@ def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # no pruning: with 2 workers the second trial may start after the first has reported,
     # and whether it is pruned then depends on timing, not on the pipeline under test
-    overrides = " ".join([*TINY_SWEEP, "sweep.n_workers=2", "sweep.n_trials=2",
+    overrides = " ".join([*TINY_SWEEP, "backend.n_workers=2", "sweep.n_trials=2",
                           "sweep.pruner=none", f"paths.cache={tmp_path / 'cache'}"])
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PATH": VENV_PATH}
     proc = subprocess.run(
@@ -44,7 +44,7 @@ def test_the_demo_stays_out_of_the_way_of_a_model_trained_on_other_data(tmp_path
     import mlflow
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    common = [*TINY_SWEEP, "sweep.n_trials=2", "sweep.n_workers=1", "sweep.pruner=none",
+    common = [*TINY_SWEEP, "sweep.n_trials=2", "backend.n_workers=1", "sweep.pruner=none",
               f"tracking.uri={store}", f"paths.cache={tmp_path / 'cache'}"]
     demo = run_task("main", "experiment=demo", *common, cwd=tmp_path)
     assert len(demo.stdout.strip().splitlines()) == 1, "logs go to stderr, the summary to stdout"

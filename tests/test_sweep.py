@@ -33,7 +33,7 @@ def _runs(store, **tags):
 
 
 def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_cfg, store):
-    conf = sweep_conf(make_cfg, store, "sweep.n_workers=2", "sweep.n_trials=6",
+    conf = sweep_conf(make_cfg, store, "backend.n_workers=2", "sweep.n_trials=6",
                       "sweep.pruner=none", params={"ngrams": {"choice": [1, 2]},
                                                    "learning_rate": {"loguniform": [-3.9, -1.6]}})
     summary = sweep(conf)
@@ -72,7 +72,7 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
     assert f"trial {summary['best_trial']}" in note and "version 1, the champion" in note
     assert all(t.data.tags["mlflow.note.content"].startswith("ngrams=") for t in trials)
     # one naming rule for tags: MLflow's, faqtune's own, the sweep's settings, Optuna's facts
-    prefixes = ("mlflow.", "faqtune.", "sweep.", "optuna.")
+    prefixes = ("mlflow.", "faqtune.", "sweep.", "backend.", "optuna.")
     assert [k for r in [parent, *children] for k in r.data.tags if not k.startswith(prefixes)] == []
     # the logged model is named after the model and shows its quality
     model = mlflow.get_logged_model(summary["model_uri"].split("/")[-1])
@@ -84,7 +84,7 @@ def test_six_trials_with_two_workers_give_a_parent_and_six_linked_children(make_
 
 def test_a_sweep_records_the_trained_config_provenance_and_one_parent_per_study(
         make_cfg, store, tmp_path):
-    conf = sweep_conf(make_cfg, store, "sweep.n_workers=1", "sweep.pruner=none",
+    conf = sweep_conf(make_cfg, store, "backend.n_workers=1", "sweep.pruner=none",
                       "sweep.n_trials=3", "sweep.final_estimators=30", params=SMALL_SPACE)
     summary = sweep(conf)
     client = MlflowClient(store)
@@ -125,7 +125,7 @@ def test_a_sweep_records_the_trained_config_provenance_and_one_parent_per_study(
 def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make_cfg, store):
     # num_leaves=1 is invalid: those trials raise. A tiny learning rate with no similarity
     # prior learns nothing, so the median rule prunes it once a good trial has finished.
-    conf = sweep_conf(make_cfg, store, "sweep.n_trials=4", "sweep.n_workers=1",
+    conf = sweep_conf(make_cfg, store, "sweep.n_trials=4", "backend.n_workers=1",
                       "sweep.sampler=grid", "sweep.max_failures=0", "model.prior_weight=0",
                       params={"num_leaves": {"choice": [1, 15, 31]},
                               "learning_rate": {"choice": [0.3, 0.000001]}})
@@ -152,7 +152,7 @@ def test_a_default_settings_sweep_prunes_and_states_its_verdict(make_cfg, store,
     """The default model, data, pruner and report period (one worker, so the sampler's
     choices repeat): some trials stop early, keep their curves, and the parent says whether
     the best beat the configured model beyond noise."""
-    conf = to_object(make_cfg(f"tracking.uri={store}", "sweep.n_trials=8", "sweep.n_workers=1",
+    conf = to_object(make_cfg(f"tracking.uri={store}", "sweep.n_trials=8", "backend.n_workers=1",
                               "sweep.finalize=false"))
     with caplog.at_level("WARNING"):
         summary = sweep(conf)
@@ -205,7 +205,7 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
     """Ctrl-C reaches the terminal's whole process group; SIGTERM (`kill`, `timeout`, CI,
     Kubernetes) only the driver, which must stop its workers itself."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*TINY_SWEEP, "sweep.n_workers=2", "model.estimators=400", "training.period=50",
+    args = [*TINY_SWEEP, "backend.n_workers=2", "model.estimators=400", "training.period=50",
             "sweep.n_trials=6", "sweep.pruner=none", f"tracking.uri={store}",
             f"paths.cache={tmp_path / 'cache'}"]
     cache = tmp_path / "cache"
@@ -253,6 +253,6 @@ def test_an_override_the_space_samples_is_named_with_the_range_in_its_own_units(
                       params={"learning_rate": {"loguniform": [-3.9, -1.6]}})
     with caplog.at_level("WARNING", logger="faqtune.sweep"):
         checked_space(conf)
-    assert ("model.learning_rate=0.1: trial 0 trains it (sweep.start_from_defaults), the other "
+    assert ("model.learning_rate=0.1: trial 0 trains it (backend.start_from_defaults), the other "
             "trials sample learning_rate from 0.02024..0.2019 on a log scale") in caplog.text
     assert "-3.9" not in caplog.text

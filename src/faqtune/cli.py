@@ -31,7 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from faqtune.config import register_configs, unknown_key_message
+from faqtune.config import MOVED_SETTINGS, register_configs, unknown_key_message
 from faqtune.errors import ConfigError, FaqtuneError, ServiceUnavailable, disk_full
 from faqtune.interrupts import stop_on_sigterm
 from faqtune.redact import redact
@@ -196,7 +196,8 @@ def config_error_message(exc: Exception) -> str | None:
     if isinstance(cause, OmegaConfBaseException) and cause.full_key:
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and \
                 dataclasses.is_dataclass(cause.object_type):
-            return unknown_key_message(cause.object_type, cause.full_key) + \
+            message = unknown_key_message(cause.object_type, cause.full_key)
+            return message if cause.full_key in MOVED_SETTINGS else message + \
                 " Add new keys to the schema in faqtune/config.py, not with +key=value."
         reason = str(cause.msg).splitlines()[0]
         wanted = re.search(r"converted to (\w+)|not a valid (\w+)", reason)

@@ -225,25 +225,17 @@ class SpaceConfig:
 class SweepConfig:
     name: str = "faqtune-sweep"  # names the Optuna study, its journal and lock, and the parent run
     n_trials: int = 16
-    n_workers: int = 2  # worker processes on this machine (never more than trials left)
     timeout_s: Optional[float] = None  # stop starting trials after this many seconds
     sampler: str = "tpe"  # tpe, random, grid or qmc
     pruner: str = "median"  # median, bandit, truncation, hyperband or none
     delay_evaluation: int = 5  # reports before a trial may be pruned
     bandit_slack_factor: float = 0.1
     truncation_percentage: int = 20
-    startup_trials: int = 3  # TPE's random trials before it models the space
     max_failures: int = 3  # failed trials that stop the sweep
-    heartbeat_seconds: float = 5.0
-    stale_after_seconds: float = 30.0  # a running trial without a heartbeat this long is failed and queued again
-    outage_seconds: float = 120.0  # ride out a tracking store or Optuna storage away this long, then exit 3
     seed: int = 0
-    storage: Optional[str] = None  # an Optuna storage URL; default: a journal file under the cache
     metric: str = "tune_mrr"  # what the sweep maximises (gain@3 saturates near 1.0 on tune splits: no signal)
     final_estimators: int = 0  # the final model is retrained with this many rounds (0 = its trial's own)
     finalize: bool = True  # retrain, test and register the chosen trial
-    restart: bool = False  # true: delete the study of this name and start afresh
-    start_from_defaults: bool = True  # trial 0 trains the configured model (Optuna backend)
     # beyond_noise: finalize the best trial only if it beats trial 0 (the configured model) by
     # more than one standard error, else the configured model; best: always the best
     select: str = "beyond_noise"
@@ -269,9 +261,23 @@ class BackendConfig:
 
 @dataclass
 class OptunaBackendConfig(BackendConfig):
-    """Optuna workers on this machine, sharing one storage (sweep.storage) and MLflow store."""
+    """Optuna workers on this machine (and on others sharing its storage), one MLflow store."""
 
     name: str = "optuna"
+    n_workers: int = 2  # worker processes on this machine (never more than trials left)
+    storage: Optional[str] = None  # an Optuna storage URL; default: a journal file under the cache
+    startup_trials: int = 3  # TPE's random trials before it models the space
+    start_from_defaults: bool = True  # trial 0 trains the configured model
+    restart: bool = False  # true: delete the study of this name and start afresh
+    heartbeat_seconds: float = 5.0
+    stale_after_seconds: float = 30.0  # a running trial without a heartbeat this long is failed and queued again
+    outage_seconds: float = 120.0  # ride out a tracking store or Optuna storage away this long, then exit 3
+
+
+# The Optuna backend's settings lived under sweep.* before they moved to backend.*: an old key
+# is refused with its new name rather than "unknown setting".
+MOVED_SETTINGS = {f"sweep.{f.name}": f"backend.{f.name}"
+                  for f in dataclasses.fields(OptunaBackendConfig) if f.name != "name"}
 
 
 @dataclass
@@ -479,15 +485,10 @@ def validate(cfg: FaqtuneConfig) -> None:
             and ".." not in sweep.name, "sweep.name", sweep.name,
             "letters, digits, '.', '_' or '-' (it names files under the cache folder)")
     _int_range("sweep.n_trials", sweep.n_trials, 1)
-    _int_range("sweep.n_workers", sweep.n_workers, 1, MAX_WORKERS)
     _int_range("sweep.seed", sweep.seed, 0, 2**32 - 1)
     _positive("sweep.timeout_s", sweep.timeout_s, optional=True)
     _int_range("sweep.max_failures", sweep.max_failures, 0)
     _int_range("sweep.delay_evaluation", sweep.delay_evaluation, 0)
-    _int_range("sweep.startup_trials", sweep.startup_trials, 0)
-    _expect(0 < sweep.heartbeat_seconds < sweep.stale_after_seconds, "sweep.heartbeat_seconds",
-            sweep.heartbeat_seconds, "a positive number below sweep.stale_after_seconds")
-    _positive("sweep.outage_seconds", sweep.outage_seconds)
     _int_range("sweep.final_estimators", sweep.final_estimators, 0, MAX_ESTIMATORS)
     _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)
@@ -497,6 +498,14 @@ def validate(cfg: FaqtuneConfig) -> None:
     _expect(0 < sweep.bandit_slack_factor, "sweep.bandit_slack_factor",
             sweep.bandit_slack_factor, "a positive number")
     _int_range("sweep.truncation_percentage", sweep.truncation_percentage, 1, 99)
+    if isinstance(cfg.backend, OptunaBackendConfig):
+        backend = cfg.backend
+        _int_range("backend.n_workers", backend.n_workers, 1, MAX_WORKERS)
+        _int_range("backend.startup_trials", backend.startup_trials, 0)
+        _expect(0 < backend.heartbeat_seconds < backend.stale_after_seconds,
+                "backend.heartbeat_seconds", backend.heartbeat_seconds,
+                "a positive number below backend.stale_after_seconds")
+        _positive("backend.outage_seconds", backend.outage_seconds)
     if isinstance(cfg.backend, AzureMLBackendConfig):
         cluster = cfg.backend.cluster
         _one_of("backend.cluster.vm_priority", cluster.vm_priority, ("dedicated", "lowpriority"))
@@ -530,7 +539,11 @@ def unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
 
 
 def unknown_key_message(schema: type, key: str) -> str:
-    """One sentence for a key the dataclass `schema` lacks, with the closest known key."""
+    """One sentence for a key the dataclass `schema` lacks, with its new name if it moved,
+    else the closest known key."""
+    if key in MOVED_SETTINGS:
+        return (f"Setting {key} has moved: write {MOVED_SETTINGS[key]}=... (a setting of the "
+                "Optuna backend, backend=optuna).")
     parent_key, _, name = key.rpartition(".")
     known = [f.name for f in dataclasses.fields(schema)]
     close = difflib.get_close_matches(name, known, n=1)

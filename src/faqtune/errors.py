@@ -66,7 +66,7 @@ CONNECTION_LOST = ("Connection refused", "Connection broken", "Connection aborte
                    "RemoteDisconnected", "server closed the connection", "connection failed",
                    "the database system is shutting down", "the database system is starting up",
                    "terminating connection due to administrator command", "Connection reset",
-                   # the server ended a transaction left open past sweep.stale_after_seconds:
+                   # the server ended a transaction left open past backend.stale_after_seconds:
                    # its worker was frozen, and resumes as after an outage
                    "terminating connection due to idle-in-transaction timeout")
 OUTAGE_TYPES = ("ConnectionError", "OperationalError", "InterfaceError", "MaxRetryError",

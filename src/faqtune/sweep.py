@@ -31,8 +31,8 @@ def checked_space(conf: FaqtuneConfig) -> SearchSpace:
     for dimension in space.dimensions:
         name = dimension.name
         if name in vars(defaults) and getattr(conf.model, name) != getattr(defaults, name):
-            first = ("trial 0 trains it (sweep.start_from_defaults), the other trials sample"
-                     if conf.sweep.start_from_defaults and conf.backend.name == "optuna"
+            first = ("trial 0 trains it (backend.start_from_defaults), the other trials sample"
+                     if conf.backend.name == "optuna" and conf.backend.start_from_defaults
                      else "every trial samples")
             log.warning("model.%s=%s: %s %s from %s (sweep.space.params.%s); change the "
                         "space to search around it", name, getattr(conf.model, name), first,

@@ -94,7 +94,7 @@ def _freeze_outside_file_locks(pid: int, store: Path, journal_lock: Path) -> Non
 def test_kill_9_of_one_worker_mid_trial(tmp_path, observe):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
-    args = ["model.estimators=300", "training.period=50", "sweep.n_trials=6", "sweep.n_workers=2",
+    args = ["model.estimators=300", "training.period=50", "sweep.n_trials=6", "backend.n_workers=2",
             "sweep.pruner=none", "sweep.finalize=false", f"tracking.uri={store}",
             f"paths.cache={cache}"]
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -125,7 +125,7 @@ def test_kill_9_of_one_worker_mid_trial(tmp_path, observe):
 def test_kill_9_of_the_whole_sweep_then_rerun(tmp_path, observe):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
-    args = ["model.estimators=100", "training.period=20", "sweep.n_trials=6", "sweep.n_workers=2",
+    args = ["model.estimators=100", "training.period=20", "sweep.n_trials=6", "backend.n_workers=2",
             "sweep.pruner=none", f"tracking.uri={store}", f"paths.cache={cache}"]
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -186,8 +186,8 @@ def test_interrupted_prepare_leaves_nothing_reusable(tmp_path, observe):
 def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_server, observe):
     server = mlflow_server()
     cache = tmp_path / "cache"
-    args = ["model.estimators=200", "training.period=20", "sweep.n_trials=4", "sweep.n_workers=1",
-            "sweep.pruner=none", "sweep.max_failures=2", "sweep.outage_seconds=10",
+    args = ["model.estimators=200", "training.period=20", "sweep.n_trials=4", "backend.n_workers=1",
+            "sweep.pruner=none", "sweep.max_failures=2", "backend.outage_seconds=10",
             f"tracking.uri={server.url}", f"paths.cache={cache}"]
     log = tmp_path / "sweep.log"  # a file, not a pipe: nobody reads while we wait
     with log.open("w") as out:
@@ -199,7 +199,7 @@ def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_serve
         proc.wait(timeout=600)
     stderr = log.read_text()
     assert proc.returncode == 3
-    assert "unreachable for longer than sweep.outage_seconds=10" in stderr
+    assert "unreachable for longer than backend.outage_seconds=10" in stderr
     assert "Traceback" not in stderr
     during = state_counts(journal_study(cache))
     assert "RUNNING" not in during
@@ -222,9 +222,9 @@ def test_B18_a_worker_paused_past_the_stale_limit_goes_on_after_resuming(tmp_pat
     crashing, and the sweep completes every trial once."""
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
-    args = ["model.estimators=300", "training.period=50", "sweep.n_trials=5", "sweep.n_workers=2",
-            "sweep.pruner=none", "sweep.finalize=false", "sweep.heartbeat_seconds=1",
-            "sweep.stale_after_seconds=4", f"tracking.uri={store}", f"paths.cache={cache}"]
+    args = ["model.estimators=300", "training.period=50", "sweep.n_trials=5", "backend.n_workers=2",
+            "sweep.pruner=none", "sweep.finalize=false", "backend.heartbeat_seconds=1",
+            "backend.stale_after_seconds=4", f"tracking.uri={store}", f"paths.cache={cache}"]
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     workers = _wait_for(lambda: len(_workers(proc.pid)) >= 2 and _workers(proc.pid), proc)

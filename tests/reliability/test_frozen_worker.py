@@ -94,9 +94,9 @@ def _outcome(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
 def sweep_setup(request, tmp_path):
     """A sweep's overrides and how to find its claim lock's holder, for each lock kind."""
     cache = tmp_path / "cache"
-    common = ["model.estimators=20", "training.period=10", "sweep.n_workers=2",
-              "sweep.pruner=none", "sweep.finalize=false", "sweep.heartbeat_seconds=0.5",
-              f"sweep.stale_after_seconds={STALE_AFTER}", f"paths.cache={cache}",
+    common = ["model.estimators=20", "training.period=10", "backend.n_workers=2",
+              "sweep.pruner=none", "sweep.finalize=false", "backend.heartbeat_seconds=0.5",
+              f"backend.stale_after_seconds={STALE_AFTER}", f"paths.cache={cache}",
               f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     if request.param == "file":
         lock = cache / "optuna" / "faqtune-sweep.lock"
@@ -108,7 +108,7 @@ def sweep_setup(request, tmp_path):
     storage = request.getfixturevalue("postgres")(f"frozen{time.monotonic_ns()}")
     import optuna
 
-    return [*common, f"sweep.storage={storage}"], \
+    return [*common, f"backend.storage={storage}"], \
         lambda workers: _advisory_holder(storage, workers), \
         lambda: optuna.load_study(study_name="faqtune-sweep", storage=storage)
 
@@ -135,7 +135,7 @@ def test_a_worker_frozen_at_the_claim_lock_does_not_stall_the_sweep(tmp_path, sw
     assert "going on without it" in stderr and "(frozen?)" in stderr
     observe("A worker frozen while it holds the claim lock",
             f"SIGSTOP of worker {frozen} at a moment it holds the claim lock "
-            f"({'advisory lock' if 'sweep.storage' in common[-1] else 'file lock'}); "
+            f"({'advisory lock' if 'backend.storage' in common[-1] else 'file lock'}); "
             "never SIGCONT",
             {"exit_code": proc.returncode, "optuna": counts,
              "seconds_from_freeze_to_exit": round(ended_after)})

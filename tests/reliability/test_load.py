@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.serial]
 def test_mlflow_server_with_four_workers_runs_twenty_trials(tmp_path, shared_mlflow_server,
                                                             observe):
     server, experiment = shared_mlflow_server, "four-workers"
-    proc = run_sweep("sweep.n_trials=20", "sweep.n_workers=4", f"tracking.uri={server.url}",
+    proc = run_sweep("sweep.n_trials=20", "backend.n_workers=4", f"tracking.uri={server.url}",
                      f"tracking.experiment={experiment}", f"paths.cache={tmp_path / 'cache'}",
                      "sweep.finalize=false", cwd=tmp_path)
     study = journal_study(tmp_path / "cache")
@@ -34,7 +34,7 @@ def test_mlflow_server_with_four_workers_runs_twenty_trials(tmp_path, shared_mlf
 
 def test_default_sqlite_store_with_two_workers_runs_twenty_trials(tmp_path, observe):
     # no tracking.uri: MLflow's default sqlite:///mlflow.db in the working directory
-    proc = run_sweep("sweep.n_trials=20", "sweep.n_workers=2", "sweep.finalize=false",
+    proc = run_sweep("sweep.n_trials=20", "backend.n_workers=2", "sweep.finalize=false",
                      f"paths.cache={tmp_path / 'cache'}", cwd=tmp_path)
     study = journal_study(tmp_path / "cache")
     counts = state_counts(study)

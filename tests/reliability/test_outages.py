@@ -30,7 +30,7 @@ def test_a_tracking_server_restarted_mid_sweep_is_ridden_out(tmp_path, mlflow_se
     server = mlflow_server()
     cache = tmp_path / "cache"
     args = ["model.estimators=200", "training.period=20", "sweep.n_trials=6",
-            "sweep.n_workers=2", "sweep.pruner=none", "sweep.finalize=false",
+            "backend.n_workers=2", "sweep.pruner=none", "sweep.finalize=false",
             "sweep.max_failures=1", f"tracking.uri={server.url}", f"paths.cache={cache}"]
     proc = subprocess.Popen(sweep_command(*args), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -66,9 +66,9 @@ def test_a_postgres_optuna_storage_restarted_mid_sweep_is_ridden_out(tmp_path, p
     and go on; every trial completes; no traceback, no "faqtune bug"."""
     storage = postgres(f"restart{time.monotonic_ns()}")
     args = ["model.estimators=200", "training.period=20", "sweep.n_trials=8",
-            "sweep.n_workers=2", "sweep.pruner=none", "sweep.finalize=false",
-            "sweep.heartbeat_seconds=1", "sweep.stale_after_seconds=8",
-            f"sweep.storage={storage}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            "backend.n_workers=2", "sweep.pruner=none", "sweep.finalize=false",
+            "backend.heartbeat_seconds=1", "backend.stale_after_seconds=8",
+            f"backend.storage={storage}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
             f"paths.cache={tmp_path / 'cache'}"]
 
     def complete() -> int:

@@ -31,7 +31,7 @@ def test_no_secret_reaches_params_tags_artifacts_or_logs(tmp_path, observe):
     env = {**{k: v for k, v in SECRETS.items() if k.isupper()}, **COORDINATES}
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
-    storage = f"sweep.storage=postgresql://faqtune:{SECRETS['database password in a storage URL']}"
+    storage = f"backend.storage=postgresql://faqtune:{SECRETS['database password in a storage URL']}"
     storage += "@127.0.0.1:1/optuna"  # never connected to by train: it only lands in the config
     train = run_task("train", *TINY_RUN, "training.period=10", storage,
                      f"tracking.uri={store}", f"paths.cache={cache}", cwd=tmp_path, env=env)
@@ -85,15 +85,15 @@ def test_a_canary_password_in_every_url_setting_reaches_no_channel(tmp_path,
     common = [*TINY_RUN, "training.period=10", f"tracking.uri={tracking}",
               "tracking.experiment=canary", f"paths.cache={cache}"]
     outputs = [
-        run_task("train", *common, f"sweep.storage=postgresql://carol:{CANARY}@127.0.0.1:1/x",
+        run_task("train", *common, f"backend.storage=postgresql://carol:{CANARY}@127.0.0.1:1/x",
                  cwd=tmp_path),
         run_task("train", "-m", "model.ngrams=1,2", *common, "training.log_model=false",
-                 f"sweep.storage=redis://:{CANARY}@127.0.0.1:1/0", cwd=tmp_path),
-        run_task("sweep", *common, "sweep.n_trials=2", "sweep.n_workers=1",
+                 f"backend.storage=redis://:{CANARY}@127.0.0.1:1/0", cwd=tmp_path),
+        run_task("sweep", *common, "sweep.n_trials=2", "backend.n_workers=1",
                  "sweep.finalize=false", cwd=tmp_path),
     ]
     failing = run_task("sweep", *common, "sweep.name=down",
-                       f"sweep.storage=postgresql://u:{CANARY}@127.0.0.1:1/optuna?password={CANARY}",
+                       f"backend.storage=postgresql://u:{CANARY}@127.0.0.1:1/optuna?password={CANARY}",
                        cwd=tmp_path, check=False)
     assert failing.returncode != 0 and "Traceback" not in failing.stderr
     texts = [t for p in [*outputs, failing] for t in (p.stdout, p.stderr)]

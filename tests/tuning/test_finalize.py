@@ -13,7 +13,7 @@ from tests.helpers import SMALL_SPACE, sweep_conf
 
 
 def test_finalize_runs_once_per_best_trial(make_cfg, store):
-    conf = sweep_conf(make_cfg, store, "sweep.n_workers=1", "sweep.pruner=none",
+    conf = sweep_conf(make_cfg, store, "backend.n_workers=1", "sweep.pruner=none",
                       "sweep.n_trials=1", params=SMALL_SPACE)
     summary = sweep(conf)
     outcome = SweepOutcome(summary["run_id"], complete=1, best_trial=summary["best_trial"],

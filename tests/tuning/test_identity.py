@@ -13,7 +13,7 @@ from faqtune.errors import ConfigError
 from faqtune.sweep import sweep
 from tests.helpers import HAS_SEMANTIC, SMALL_SPACE, journal_study, sweep_conf
 
-SERIAL = ["sweep.n_workers=1", "sweep.pruner=none"]
+SERIAL = ["backend.n_workers=1", "sweep.pruner=none"]
 
 
 def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, store, caplog):
@@ -21,14 +21,14 @@ def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, st
                       params=SMALL_SPACE)
     sweep(conf)
     with caplog.at_level("WARNING"):  # two workers asked for, no trial left: none starts
-        assert sweep(dataclasses.replace(conf, sweep=dataclasses.replace(
-            conf.sweep, n_workers=2)))["complete"] == 2
+        assert sweep(dataclasses.replace(conf, backend=dataclasses.replace(
+            conf.backend, n_workers=2)))["complete"] == 2
     assert "already has 2 finished trials (sweep.n_trials=2)" in caplog.text
     assert "trial(s) are left" not in caplog.text
     before = len(journal_study(Path(conf.paths.cache)).trials)
     other_data = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=4", "data.seed=7",
                             params=SMALL_SPACE)
-    with pytest.raises(ConfigError, match=r"prepared data .* -> .*sweep.name=.*sweep.restart"):
+    with pytest.raises(ConfigError, match=r"prepared data .* -> .*sweep.name=.*backend.restart"):
         sweep(other_data)
     other_space = sweep_conf(make_cfg, store, *SERIAL, "sweep.n_trials=4",
                              params={**SMALL_SPACE, "ngrams": {"choice": [1, 2]}})
@@ -42,8 +42,9 @@ def test_a_sweep_rerun_on_other_data_or_space_stops_before_any_work(make_cfg, st
     assert not MlflowClient(store).search_model_versions("name = 'faqtune-faq-matcher'"), \
         "nothing registered"
     # the explicit way on: start the study afresh
-    fresh = sweep(dataclasses.replace(other_data, sweep=dataclasses.replace(
-        other_data.sweep, restart=True, n_trials=1, finalize=False)))
+    fresh = sweep(dataclasses.replace(
+        other_data, sweep=dataclasses.replace(other_data.sweep, n_trials=1, finalize=False),
+        backend=dataclasses.replace(other_data.backend, restart=True)))
     assert fresh["complete"] == 1
 
 

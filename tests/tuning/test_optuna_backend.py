@@ -27,7 +27,7 @@ from tests.helpers import (SMALL_SPACE, TINY_DATA, TINY_RUN, assert_database_ref
 
 
 def test_trial_zero_of_a_new_sweep_trains_the_configured_model(make_cfg):
-    """`sweep.start_from_defaults`: the sweep never overlooks the model it starts from."""
+    """`backend.start_from_defaults`: the sweep never overlooks the model it starts from."""
     conf = to_object(make_cfg("model.ngrams=3", "model.learning_rate=0.05"))
     space = parse_space("matcher", conf.sweep.space.params)
     study = open_study(conf, space, sweep_identity(conf, space, "hash"))
@@ -38,7 +38,7 @@ def test_trial_zero_of_a_new_sweep_trains_the_configured_model(make_cfg):
 
 
 def test_trials_that_fail_before_they_start_end_the_sweep_at_max_failures(make_cfg, store):
-    conf = sweep_conf(make_cfg, store, "sweep.n_workers=1", "sweep.pruner=none",
+    conf = sweep_conf(make_cfg, store, "backend.n_workers=1", "sweep.pruner=none",
                       "sweep.n_trials=50", "sweep.max_failures=3", params=SMALL_SPACE)
     space = parse_space("matcher", conf.sweep.space.params)
     mlflow.set_tracking_uri(store)
@@ -61,7 +61,7 @@ def test_two_drivers_with_their_own_caches_on_one_rdb_storage_never_share_a_stud
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     for attempt in range(4):
         outcomes, barrier = {}, threading.Barrier(2, timeout=60)
-        confs = [to_object(make_cfg(f"sweep.seed={seed}", f"sweep.storage={storage}",
+        confs = [to_object(make_cfg(f"sweep.seed={seed}", f"backend.storage={storage}",
                                     f"sweep.name=race{attempt}",
                                     f"paths.cache={tmp_path / f'cache{seed}'}"))
                  for seed in (0, 1)]  # composed here: Hydra's compose is not thread-safe
@@ -100,7 +100,7 @@ def test_failures_count_unless_a_worker_was_lost_or_interrupted():
 # -- the probe's cases -------------------------------------------------------------------
 @pytest.mark.slow
 def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path):
-    common = [*TINY_RUN, "training.period=10", "sweep.n_workers=1", "sweep.finalize=false",
+    common = [*TINY_RUN, "training.period=10", "backend.n_workers=1", "sweep.finalize=false",
               "sweep.pruner=none", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
               f"paths.cache={tmp_path / 'c'}"]
     run_task("sweep", *common, "sweep.n_trials=2", cwd=tmp_path)
@@ -121,9 +121,9 @@ def test_B11_the_largest_sweep_seed_seeds_every_worker():
 
 def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_path):
     proc = run_task("sweep", *TINY_DATA, f"tracking.uri=sqlite:///{tmp_path / 'm.db'}",
-                    f"sweep.storage=postgresql://u:pw-B14x@127.0.0.1:{free_port()}/optuna",
+                    f"backend.storage=postgresql://u:pw-B14x@127.0.0.1:{free_port()}/optuna",
                     f"paths.cache={tmp_path / 'c'}", cwd=tmp_path, check=False)
-    assert_database_refused(proc, "sweep.storage=postgresql://u:***@127.0.0.1",
+    assert_database_refused(proc, "backend.storage=postgresql://u:***@127.0.0.1",
                             "Optuna storage", "pw-B14x")
     if proc.returncode == 2:
         assert "pip install -e '.[postgres]'" in proc.stderr, "what to install"
@@ -134,15 +134,15 @@ def test_a_sqlite_optuna_storage_that_is_a_folder_is_refused_naming_sweep_storag
     error): the same check as tracking.uri's."""
     folder = tmp_path / "storage"
     folder.mkdir()
-    with pytest.raises(ConfigError, match=r"sweep.storage=sqlite:///.*storage is a folder"):
+    with pytest.raises(ConfigError, match=r"backend.storage=sqlite:///.*storage is a folder"):
         open_storage(f"sqlite:///{folder}")
 
 
 def test_B17_workers_are_capped_at_the_trials_left():
-    assert worker_count(SweepConfig(n_workers=6, n_trials=1), done=0) == 1
-    assert worker_count(SweepConfig(n_workers=6, n_trials=10), done=8) == 2
-    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=9) == 1
-    assert worker_count(SweepConfig(n_workers=2, n_trials=10), done=0) == 2
+    assert worker_count(6, n_trials=1, done=0) == 1
+    assert worker_count(6, n_trials=10, done=8) == 2
+    assert worker_count(2, n_trials=10, done=9) == 1
+    assert worker_count(2, n_trials=10, done=0) == 2
 
 
 def test_a_resumed_sweeps_progress_counts_only_its_own_trials_in_the_rate():
@@ -163,7 +163,7 @@ def test_a_resumed_sweeps_progress_counts_only_its_own_trials_in_the_rate():
 def test_postgresql_ends_the_transaction_a_frozen_worker_left_open(postgres):
     """A worker frozen inside a storage call (SIGSTOP, a debugger) keeps its transaction and
     its locks open; the other workers' storage calls would wait on them for ever. The server
-    ends such a transaction after sweep.stale_after_seconds, and the others go on."""
+    ends such a transaction after backend.stale_after_seconds, and the others go on."""
     pytest.importorskip("psycopg2", reason="the PostgreSQL drivers come with the postgres extra")
     import sqlalchemy
 

@@ -58,14 +58,15 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 # -- storage, sampler, pruner -------------------------------------------------------------
-def storage_location(sweep: SweepConfig, cache: Path) -> str:
-    """An RDB URL as given, else a journal file (default: under the cache folder)."""
-    return sweep.storage or str(cache / "optuna" / f"{sweep.name}.journal")
+def storage_location(conf: FaqtuneConfig) -> str:
+    """`backend.storage`, an RDB URL, as given; else a journal file under the cache folder."""
+    return conf.backend.storage or str(Path(conf.paths.cache) / "optuna"
+                                       / f"{conf.sweep.name}.journal")
 
 
 def storage_errors(location: str):
     """The Optuna storage's database errors, in one line each (`errors.database_errors`)."""
-    return database_errors("sweep.storage", location, "Optuna storage",
+    return database_errors("backend.storage", location, "Optuna storage",
                            "pip install -e '.[postgres]' for PostgreSQL, or the driver your "
                            "database's URL names.")
 
@@ -125,7 +126,7 @@ def open_storage(location: str, stale_after: float | None = None, attempts: int 
         import sqlalchemy.exc
 
         if location.startswith("sqlite:///"):
-            check_sqlite_file(location, "sweep.storage")
+            check_sqlite_file(location, "backend.storage")
         with storage_errors(location):
             for attempt in range(attempts):
                 try:
@@ -143,7 +144,8 @@ def open_storage(location: str, stale_after: float | None = None, attempts: int 
     return JournalStorage(JournalFileBackend(location))
 
 
-def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int) -> optuna.samplers.BaseSampler:
+def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int,
+                 startup_trials: int = 3) -> optuna.samplers.BaseSampler:
     """Seeded per worker, so parallel workers do not draw the same points."""
     seed = (sweep.seed * 1000 + worker) % 2**32
     if sweep.sampler == "random":
@@ -152,7 +154,7 @@ def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int) -> optuna.
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
     if sweep.sampler == "qmc":
         return optuna.samplers.QMCSampler(seed=sweep.seed, scramble=True)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=sweep.startup_trials)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials)
 
 
 class BanditPruner(optuna.pruners.BasePruner):
@@ -174,19 +176,20 @@ class BanditPruner(optuna.pruners.BasePruner):
         return trial.intermediate_values[step] < max(others) / (1 + self.slack_factor)
 
 
-def make_pruner(sweep: SweepConfig, period: int, max_rounds: int) -> optuna.pruners.BasePruner:
+def make_pruner(sweep: SweepConfig, period: int, max_rounds: int,
+                startup_trials: int = 3) -> optuna.pruners.BasePruner:
     """HyperDrive's policies, evaluated at every report after `delay_evaluation` reports:
     `median` (MedianStoppingPolicy), `bandit` (BanditPolicy), `truncation`
     (TruncationSelectionPolicy: stop the lowest `truncation_percentage` percent)."""
     warmup = sweep.delay_evaluation * period
     if sweep.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=sweep.startup_trials,
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials,
                                            n_warmup_steps=warmup)
     if sweep.pruner == "bandit":
         return BanditPruner(sweep.bandit_slack_factor, warmup)
     if sweep.pruner == "truncation":
         return optuna.pruners.PercentilePruner(sweep.truncation_percentage,
-                                               n_startup_trials=sweep.startup_trials,
+                                               n_startup_trials=startup_trials,
                                                n_warmup_steps=warmup)
     if sweep.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=period, max_resource=max_rounds)
@@ -197,10 +200,10 @@ def load_study(conf: FaqtuneConfig, space: SearchSpace, worker: int = 0,
                load_if_exists: bool = True) -> optuna.Study:
     return optuna.create_study(
         study_name=conf.sweep.name, direction="maximize", load_if_exists=load_if_exists,
-        storage=open_storage(storage_location(conf.sweep, Path(conf.paths.cache)),
-                             conf.sweep.stale_after_seconds),
-        sampler=make_sampler(conf.sweep, space, worker),
-        pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators))
+        storage=open_storage(storage_location(conf), conf.backend.stale_after_seconds),
+        sampler=make_sampler(conf.sweep, space, worker, conf.backend.startup_trials),
+        pruner=make_pruner(conf.sweep, conf.training.period, conf.model.estimators,
+                           conf.backend.startup_trials))
 
 
 # -- claiming trials -----------------------------------------------------------------------
@@ -212,7 +215,7 @@ class Counts:
     failed: int = 0
     best: float | None = None
     interrupted: bool = False
-    outage: bool = False  # a worker stopped: a service stayed away past sweep.outage_seconds
+    outage: bool = False  # a worker stopped: a service stayed away past backend.outage_seconds
 
     @property
     def done(self) -> int:
@@ -256,9 +259,9 @@ def count(study: optuna.Study, failures_since: float = 0.0) -> Counts:
 
 def claim_lock(conf: FaqtuneConfig):
     """Claiming a trial is atomic across all workers, and a frozen holder is passed by after
-    `sweep.stale_after_seconds` (see `tracking.locks`); nothing but storage calls run under
+    `backend.stale_after_seconds` (see `tracking.locks`); nothing but storage calls run under
     it."""
-    return _sweep_lock(conf, "", conf.sweep.stale_after_seconds)
+    return _sweep_lock(conf, "", conf.backend.stale_after_seconds)
 
 
 def parent_lock(conf: FaqtuneConfig):
@@ -269,7 +272,7 @@ def parent_lock(conf: FaqtuneConfig):
 
 
 def _sweep_lock(conf: FaqtuneConfig, suffix: str, stale_after: float | None):
-    location = storage_location(conf.sweep, Path(conf.paths.cache))
+    location = storage_location(conf)
     if location.startswith("postgresql"):
         return AdvisoryLock(location, f"faqtune:{conf.sweep.name}{suffix}",
                             on_error=partial(storage_errors, location), stale_after=stale_after)
@@ -371,17 +374,17 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial, every: float):
 
 
 # -- workers and the sweep -----------------------------------------------------------------
-def worker_count(sweep: SweepConfig, done: int) -> int:
-    """`sweep.n_workers`, capped at the trials left to run (each worker loads the data)."""
-    left = sweep.n_trials - done
+def worker_count(n_workers: int, n_trials: int, done: int) -> int:
+    """`backend.n_workers`, capped at the trials left to run (each worker loads the data)."""
+    left = n_trials - done
     cores = os.cpu_count() or 1
-    if sweep.n_workers > left:
-        log.warning("sweep.n_workers=%d but %d trial(s) are left: starting %d worker(s)",
-                    sweep.n_workers, left, left)
-    elif sweep.n_workers > cores:
-        log.warning("sweep.n_workers=%d on %d cores: trials will share cores and each will "
-                    "run slower", sweep.n_workers, cores)
-    return min(sweep.n_workers, left)
+    if n_workers > left:
+        log.warning("backend.n_workers=%d but %d trial(s) are left: starting %d worker(s)",
+                    n_workers, left, left)
+    elif n_workers > cores:
+        log.warning("backend.n_workers=%d on %d cores: trials will share cores and each will "
+                    "run slower", n_workers, cores)
+    return min(n_workers, left)
 
 
 def threads_per_worker(n_workers: int) -> int:
@@ -405,17 +408,17 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     study = load_study(conf, space, worker)
     data = PreparedData.load(data_path)
     lock = claim_lock(conf)
-    n_jobs = threads_per_worker(conf.sweep.n_workers)
+    n_jobs = threads_per_worker(conf.backend.n_workers)
     grid_size = space.grid_size() if conf.sweep.sampler == "grid" else None
 
-    away = Outage(conf.sweep.outage_seconds)
+    away = Outage(conf.backend.outage_seconds)
 
     def objective(trial: optuna.Trial) -> float:
         lock.release()  # the trial exists now: other workers may claim the next one
         if beyond_budget(study, trial.number, conf.sweep.n_trials):
             trial.set_user_attr(SURPLUS_ATTR, True)
             raise BeyondBudget(f"trial {trial.number} was claimed past sweep.n_trials")
-        with heartbeat(study, trial, conf.sweep.heartbeat_seconds):
+        with heartbeat(study, trial, conf.backend.heartbeat_seconds):
             try:
                 params = space.suggest(trial)
             except Exception as exc:  # e.g. a stored trial's distribution clashes
@@ -438,7 +441,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
             try:
                 if away.since is not None:  # claim no trial until the tracking store answers
                     check_store(tracking_uri)
-                fail_stale_trials(study, conf.sweep.stale_after_seconds)
+                fail_stale_trials(study, conf.backend.stale_after_seconds)
                 lock.acquire()
                 step = next_step(study, conf.sweep, grid_size, deadline, started)
                 if step == "run":
@@ -456,7 +459,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
             if step == "stop":
                 return
             if step == "wait" or away.since is not None:
-                time.sleep(away.backoff() or min(2.0, conf.sweep.heartbeat_seconds))
+                time.sleep(away.backoff() or min(2.0, conf.backend.heartbeat_seconds))
     except BaseException as exc:
         if not interrupted(exc):
             raise
@@ -481,7 +484,7 @@ def _claim_and_run(study: optuna.Study, objective, worker: int) -> None:
 
 class Outage:
     """A worker's view of the services it needs being away: since when, how long to wait
-    before the next try, and when to give up (`sweep.outage_seconds`)."""
+    before the next try, and when to give up (`backend.outage_seconds`)."""
 
     def __init__(self, limit: float):
         self.limit = limit
@@ -507,7 +510,7 @@ class Outage:
 
     def describe(self) -> str:
         return (f"the tracking store or the Optuna storage has been unreachable for over "
-                f"{self.limit:.0f} s (sweep.outage_seconds): {self.last}")
+                f"{self.limit:.0f} s (backend.outage_seconds): {self.last}")
 
 
 class BeyondBudget(Exception):
@@ -522,7 +525,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     context = worker_context()
     workers = [context.Process(target=worker_main, daemon=False, args=(
         conf, space, data_path, mlflow.get_tracking_uri(), parent_run_id, i, started, deadline,
-        os.getcwd(), dict(os.environ))) for i in range(conf.sweep.n_workers)]
+        os.getcwd(), dict(os.environ))) for i in range(conf.backend.n_workers)]
     for process in workers:
         process.start()
     study = load_study(conf, space)
@@ -542,7 +545,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
             over = counts.done >= conf.sweep.n_trials or (deadline and time.time() > deadline)
             if over and not counts.running:
                 ended = ended or time.monotonic()
-                if time.monotonic() - ended > conf.sweep.stale_after_seconds + 10:
+                if time.monotonic() - ended > conf.backend.stale_after_seconds + 10:
                     _stop_lingering(workers)
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -654,12 +657,12 @@ def _show(bar: tqdm, counts: Counts) -> None:
 def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]) -> optuna.Study:
     """Load or create the study; refuse one run with other settings. Call holding the
     parent lock."""
-    location = storage_location(conf.sweep, Path(conf.paths.cache))
-    if conf.sweep.restart:
+    location = storage_location(conf)
+    if conf.backend.restart:
         try:
             optuna.delete_study(study_name=conf.sweep.name,
-                                storage=open_storage(location, conf.sweep.stale_after_seconds))
-            log.warning("sweep.restart=true: study %r deleted; starting afresh", conf.sweep.name)
+                                storage=open_storage(location, conf.backend.stale_after_seconds))
+            log.warning("backend.restart=true: study %r deleted; starting afresh", conf.sweep.name)
         except KeyError:
             pass  # nothing to delete
     study, created = _create_or_load(conf, space)
@@ -674,7 +677,7 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
         with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([conf.sweep.metric])  # optuna-dashboard's objective name
-        if trains_configured_model(conf.sweep):
+        if trains_configured_model(conf):
             params = space.fixed(dataclasses.asdict(conf.model))
             study.enqueue_trial(params)
             log.info("trial 0 trains the configured model (%s of the %d sampled settings "
@@ -688,13 +691,13 @@ def open_study(conf: FaqtuneConfig, space: SearchSpace, identity: dict[str, str]
             f"Sweep {conf.sweep.name!r} ({redact(location)}) was run with other settings, so "
             f"its {trials} trials cannot be compared with this run: {'; '.join(found)}. "
             f"Give this sweep a new name (sweep.name=...), or start {conf.sweep.name!r} afresh "
-            "with sweep.restart=true (its trials leave the study; their MLflow runs stay).")
+            "with backend.restart=true (its trials leave the study; their MLflow runs stay).")
     return study
 
 
-def trains_configured_model(sweep: SweepConfig) -> bool:
+def trains_configured_model(conf: FaqtuneConfig) -> bool:
     """Whether trial 0 trains the configured model (queued when the study is made)."""
-    return sweep.start_from_defaults and sweep.sampler != "grid"
+    return conf.backend.start_from_defaults and conf.sweep.sampler != "grid"
 
 
 def configured_model_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -762,11 +765,11 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
     # Storage schema, study and parent run are made once, however many machines start at once;
     # every write to the shared parent run holds the lock too (concurrent tag upserts collide).
     with holding(parent_lock(conf)):
-        repair_journal(storage_location(conf.sweep, Path(conf.paths.cache)))
+        repair_journal(storage_location(conf))
         study = open_study(conf, space, identity)
         parent = sweep_parent(conf, study)
         describe_parent(conf, space, parent, identity,
-                        storage_location(conf.sweep, Path(conf.paths.cache)))
+                        storage_location(conf))
         done = count(study).done
         if done >= conf.sweep.n_trials:
             log.warning("sweep %r already has %d finished trials (sweep.n_trials=%d): no new "
@@ -775,14 +778,14 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
     if done >= conf.sweep.n_trials:  # nothing to run: no worker starts
         counts = count(study, failures_since=time.time())
     else:
-        conf = replace(conf, sweep=replace(conf.sweep,
-                                           n_workers=worker_count(conf.sweep, done)))
+        conf = replace(conf, backend=replace(conf.backend, n_workers=worker_count(
+            conf.backend.n_workers, conf.sweep.n_trials, done)))
         counts = run_workers(conf, space, str(data_path), parent)
     if counts.outage and counts.done < conf.sweep.n_trials:  # others may have finished it
         raise ServiceUnavailable(
             f"Sweep {conf.sweep.name!r} stopped after {counts.done} of {conf.sweep.n_trials} "
             "trials: the tracking store or the Optuna storage was unreachable for longer than "
-            f"sweep.outage_seconds={conf.sweep.outage_seconds:g} (the workers' last lines say "
+            f"backend.outage_seconds={conf.backend.outage_seconds:g} (the workers' last lines say "
             "which). Run the same command again once it is back: the sweep resumes.")
     study = load_study(conf, space)
     with holding(parent_lock(conf)):
@@ -795,7 +798,7 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
         outcome.best_trial, outcome.best_value, outcome.best_params = \
             best.number, best.value, dict(best.params)
         outcome.best_run_id = best.user_attrs.get(RUN_ID_ATTR)
-        start = configured_model_trial(study) if trains_configured_model(conf.sweep) else None
+        start = configured_model_trial(study) if trains_configured_model(conf) else None
         if start is not None:
             outcome.start_trial, outcome.start_params = start.number, dict(start.params)
             outcome.start_run_id = start.user_attrs.get(RUN_ID_ATTR)

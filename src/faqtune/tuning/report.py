@@ -51,7 +51,7 @@ def describe_parent(conf: FaqtuneConfig, space: SearchSpace, parent: str,
     client = MlflowClient()
     tags = {SWEEP_TAG: conf.sweep.name, "faqtune.role": "parent",
             "sweep.sampler": conf.sweep.sampler, "sweep.pruner": conf.sweep.pruner,
-            "sweep.metric": conf.sweep.metric, "sweep.storage": redact(storage),
+            "sweep.metric": conf.sweep.metric, "backend.storage": redact(storage),
             "faqtune.model": conf.model.name, "faqtune.data_hash": identity["data"],
             "faqtune.sweep_fingerprint": fingerprint(identity)}
     retrying(lambda: client.log_batch(parent, tags=[RunTag(k, v) for k, v in tags.items()]))

@@ -41,7 +41,7 @@ def settle(conf: FaqtuneConfig, outcome: SweepOutcome) -> None:
         return
     if outcome.start_trial is None:
         log.info("no verdict on the sweep's gain: no complete trial trained the configured "
-                 "model (sweep.start_from_defaults, Optuna backend); finalize takes the best "
+                 "model (backend.start_from_defaults, Optuna backend); finalize takes the best "
                  "trial")
         return
     try:
