@@ -4,6 +4,7 @@ runs a sweep records, failing and pruned trials, a bad space, and Ctrl-C or SIGT
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -17,9 +18,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from faqtune.config import to_object
+from faqtune.config import BACKEND_SCHEMAS, to_object
 from faqtune.errors import ConfigError
-from faqtune.sweep import check_pruning, checked_space, reports_per_trial, sweep
+from faqtune.sweep import BACKENDS, check_pruning, checked_space, reports_per_trial, sweep
 from tests.helpers import SMALL_SPACE, TINY_SWEEP, journal_study, last_json, sweep_conf
 
 PROVENANCE = ("mlflow.source.name", "mlflow.source.type", "mlflow.user", "faqtune.git_commit")
@@ -256,3 +257,10 @@ def test_an_override_the_space_samples_is_named_with_the_range_in_its_own_units(
     assert ("model.learning_rate=0.1: trial 0 trains it (backend.start_from_defaults), the other "
             "trials sample learning_rate from 0.02024..0.2019 on a log scale") in caplog.text
     assert "-3.9" not in caplog.text
+
+
+def test_every_backend_with_a_schema_has_a_module_that_runs_it():
+    """The backend contract (tuning/backend.py): one module and one schema per backend."""
+    assert set(BACKENDS) == set(BACKEND_SCHEMAS)
+    for name, module in BACKENDS.items():
+        assert callable(importlib.import_module(module).run), name

@@ -28,7 +28,6 @@ PRUNERS = ("median", "bandit", "truncation", "hyperband", "none")
 # beyond_noise: the best trial only if it beats trial 0 (the configured model) by more than
 # one standard error on the tune questions, else the configured model; best: the best trial
 SELECT_RULES = ("beyond_noise", "best")
-BACKENDS = ("optuna", "azureml")
 
 
 # Each setting is declared here once, with its default and what it does; a file in `conf/`
@@ -494,7 +493,7 @@ def validate(cfg: FaqtuneConfig) -> None:
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)
     _one_of("sweep.select", sweep.select, SELECT_RULES)
     _one_of("sweep.space.model", sweep.space.model, MODEL_NAMES)
-    _one_of("backend.name", cfg.backend.name, BACKENDS)
+    _one_of("backend.name", cfg.backend.name, tuple(BACKEND_SCHEMAS))
     _expect(0 < sweep.bandit_slack_factor, "sweep.bandit_slack_factor",
             sweep.bandit_slack_factor, "a positive number")
     _int_range("sweep.truncation_percentage", sweep.truncation_percentage, 1, 99)

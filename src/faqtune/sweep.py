@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
@@ -12,7 +12,9 @@ from faqtune.cli import command_line, task
 from faqtune.config import MODEL_SCHEMAS, FaqtuneConfig, to_object
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.tuning.space import SearchSpace, parse_space
-from faqtune.tuning.worker_server import start_worker_server
+
+if TYPE_CHECKING:
+    from faqtune.tuning.backend import BackendRun
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +59,36 @@ def check_pruning(conf: FaqtuneConfig) -> None:
                     conf.training.period, sweep.delay_evaluation)
 
 
+# Each backend's module (`tuning/backend.py` says what it provides), imported when used: each
+# pulls in its own SDK.
+BACKENDS = {"optuna": "faqtune.tuning.optuna_sweep", "azureml": "faqtune.tuning.azure_common"}
+
+
 def sweep(conf: FaqtuneConfig) -> dict:
     space = checked_space(conf)
     check_pruning(conf)
-    if conf.backend.name == "azureml":
-        return sweep_on_azureml(conf, space)
-    start_worker_server()
+    backend = importlib.import_module(BACKENDS[conf.backend.name])
+    return conclude(conf, backend.run(conf, space))
+
+
+def conclude(conf: FaqtuneConfig, run: BackendRun) -> dict:
+    """The driver's part, the same for every backend: the verdict, finalize, the parent
+    run's record and end, and the summary."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from faqtune.data.prepare import prepare
-    from faqtune.tracking.runs import configure, retrying
+    from faqtune.tracking.runs import retrying
     from faqtune.tuning.finalize import finalize
-    from faqtune.tuning.optuna_backend import parent_lock, run_sweep
     from faqtune.tuning.report import record_outcome
     from faqtune.tuning.verdict import settle
 
-    configure(conf.tracking, conf.azure)
-    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
-    outcome = run_sweep(conf, space, data, data_path)
+    summary, outcome = dict(run.summary), run.outcome
+    if outcome is None:
+        return summary
     settle(conf, outcome)
-    summary = outcome.summary(conf.sweep.metric)
-    owns_parent = outcome.parent_run_id != os.environ.get("MLFLOW_RUN_ID")
+    summary.update(outcome.summary(conf.sweep.metric))
     if not outcome.complete and outcome.failed and not outcome.interrupted:
-        if owns_parent:
+        if run.owns_parent:
             retrying(lambda: MlflowClient().set_terminated(outcome.parent_run_id, "FAILED"))
         raise FaqtuneError(f"Every trial of sweep {conf.sweep.name!r} failed ({outcome.failed}"
                            f" failed, none complete); the first error: {outcome.first_error}")
@@ -87,40 +96,26 @@ def sweep(conf: FaqtuneConfig) -> dict:
     if outcome.complete and conf.sweep.finalize and not outcome.interrupted:
         summary["best_params"] = outcome.best_params
         summary["final_params"] = outcome.final_params  # what is registered: sweep.select
-        try:
-            final = finalize(conf, outcome, parent_lock(conf))
-        except KeyboardInterrupt:  # the final run is KILLED; a rerun finalizes afresh
-            log.warning("interrupted while finalizing: nothing was registered")
-            outcome.interrupted = summary["interrupted"] = True
-        summary.update(final)
-    record_outcome(conf, outcome, final, data, data_path, command_line("sweep"))
-    if owns_parent:
+        if not run.finalized:
+            try:
+                final = finalize(conf, outcome, run.finalize_lock)
+            except KeyboardInterrupt:  # the final run is KILLED; a rerun finalizes afresh
+                log.warning("interrupted while finalizing: nothing was registered")
+                outcome.interrupted = summary["interrupted"] = True
+            summary.update(final)
+    try:
+        record_outcome(conf, outcome, final, run.data, run.data_path, command_line("sweep"))
+    except MlflowException as exc:
+        if run.owns_parent:
+            raise
+        # a job's run (Azure ML) may refuse a record from outside the job: the sweep, the
+        # final model and its version stand, and the summary says all of it
+        log.warning("the sweep's run %s did not take the sweep's record: %s",
+                    outcome.parent_run_id, str(exc).splitlines()[0][:300])
+    if run.owns_parent:
         retrying(lambda: MlflowClient().set_terminated(
             outcome.parent_run_id, "KILLED" if outcome.interrupted else "FINISHED"))
     return summary
-
-
-def sweep_on_azureml(conf: FaqtuneConfig, space: SearchSpace) -> dict:
-    """A sweep job on an Azure ML cluster; `backend.dry_run=true` only writes the job."""
-    from faqtune.data.prepare import prepare
-    from faqtune.tracking.azureml import require_v1, require_v2
-    from faqtune.tuning.azure_common import check_combination
-
-    check_combination(conf, space, conf.backend.sdk)  # before any data is prepared or sent
-    if conf.backend.sdk == "v1":
-        require_v1()
-        log.warning("backend.sdk=v1 is deprecated: HyperDrive with azureml-core is past "
-                    "Microsoft's end of support (2026-06-30) and will leave faqtune; "
-                    "backend.sdk=v2 (the default) submits the same sweep as an azure-ai-ml "
-                    "sweep job")
-        from faqtune.tuning import azureml_backend as backend
-    else:
-        require_v2()
-        from faqtune.tuning import azureml_v2 as backend
-    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
-    if conf.backend.dry_run:
-        return backend.dry_run(conf, space, str(data_path), data.data_hash)
-    return backend.submit(conf, space, str(data_path), data.data_hash)
 
 
 def run(cfg: DictConfig) -> dict:

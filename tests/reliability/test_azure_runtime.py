@@ -28,7 +28,8 @@ from faqtune.data.prepare import prepare  # noqa: E402
 from faqtune.tuning import azureml_v2 as v2  # noqa: E402
 from faqtune.tracking.locks import FileLock  # noqa: E402
 from faqtune.tuning.azure_common import best_trial  # noqa: E402
-from faqtune.tuning.finalize import finalize  # noqa: E402
+from faqtune.sweep import conclude  # noqa: E402
+from faqtune.tuning.backend import BackendRun  # noqa: E402
 from faqtune.tuning.space import parse_space  # noqa: E402
 from tests.helpers import TINY_RUN, last_json  # noqa: E402
 
@@ -127,11 +128,12 @@ def test_trial_and_finalize_commands_run_as_the_cluster_runs_them(make_cfg, shar
 
 def test_local_finalize_trains_the_best_trials_booleans_and_a_resume_finalizes_nothing_new(
         make_cfg, shared_mlflow_server, tmp_path):
-    """F1 and F2 of the Azure review: the driver's local finalize reads the best trial back
-    from MLflow, where `monotone=false` is the string "False" (`bool("False")` is True); and
-    after the finalize, the final retrain is a child of the sweep's run too: reading the
-    sweep again (`backend.job_name=`, a resume) must neither count it as a trial nor
-    register a second version."""
+    """F1 and F2 of the Azure review, through the driver every backend shares
+    (`sweep.conclude`): the local finalize reads the best trial back from MLflow, where
+    `monotone=false` is the string "False" (`bool("False")` is True); the job's run gets the
+    record an Optuna sweep's parent gets; and after the finalize, the final retrain is a
+    child of the sweep's run too: reading the sweep again (`backend.job_name=`, a resume)
+    must neither count it as a trial nor register a second version."""
     server = shared_mlflow_server
     conf = to_object(make_cfg("backend=azureml", "sweep.sampler=random", *TINY_RUN,
                               "training.period=10", "sweep.final_estimators=30",
@@ -151,17 +153,26 @@ def test_local_finalize_trains_the_best_trials_booleans_and_a_resume_finalizes_n
 
     outcome = _best_trial(server, parent, space, "tune_mrr", data.data_hash)
     assert outcome.best_params["monotone"] is False
+    lock = FileLock(tmp_path / "finalize.lock")
     mlflow.set_tracking_uri(server.url)
-    try:
-        first = finalize(conf, outcome, FileLock(tmp_path / "finalize.lock"))
+    try:  # what `submit` hands the driver once the job has ended
+        first = conclude(conf, BackendRun(summary={"job_name": parent}, outcome=outcome,
+                                          data=data, data_path=data_path, finalize_lock=lock))
         final = client.get_run(first["final_run_id"])
         assert final.data.params["model.monotone"] == "False"  # F1: was "True"
         assert final.data.params["model.estimators"] == "30"
+        # the job's run reads like an Optuna sweep's parent; Azure, not the driver, ends it
+        job = client.get_run(parent)
+        assert job.data.params["model.monotone"] == "False" and job.info.status == "RUNNING"
+        assert f"trial {outcome.best_trial}" in job.data.tags["mlflow.note.content"]
+        assert job.data.metrics["test_gain_at_3"] == pytest.approx(first["test_gain_at_3"])
+        assert first["job_name"] == parent and first["version"] == 1
 
         again = best_trial(parent, space, "tune_mrr", data.data_hash)  # a resume reads again
         assert (again.complete, again.best_trial, again.best_params) == (
             2, outcome.best_trial, outcome.best_params)  # F2: the final run is no trial
-        second = finalize(conf, again, FileLock(tmp_path / "finalize.lock"))
+        second = conclude(conf, BackendRun(summary={"job_name": parent}, outcome=again,
+                                           data=data, data_path=data_path, finalize_lock=lock))
     finally:
         mlflow.set_tracking_uri(None)
     assert second["already_finalized"] and second["version"] == first["version"] == 1

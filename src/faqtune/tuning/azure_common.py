@@ -7,6 +7,7 @@ the workspace's MLflow runs. Nothing here imports an Azure SDK.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -24,9 +25,11 @@ from faqtune.config import FaqtuneConfig, ModelConfig, hyperparameters, typed_hy
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.redact import redact
 from faqtune.tracking.runs import flatten
+from faqtune.tuning.backend import BackendRun
 from faqtune.tuning.outcome import SweepOutcome
 from faqtune.tuning.space import SearchSpace
 
+log = logging.getLogger(__name__)
 DATA_ARG = "--data-prepared"
 # What a job environment adds to conda.yaml's pip list, as pyproject's `azure` extra pins it:
 # azureml-mlflow (MLflow inside a job logs to the workspace), which caps mlflow-skinny at 3.15
@@ -233,3 +236,26 @@ def best_trial(parent: str, space: SearchSpace, metric: str, data_hash: str) -> 
         space.model, {name: best.data.params[f"model.{name}"] for name in space.names},
         origin=f"the params of trial run {best.info.run_id}")
     return outcome
+
+
+def run(conf: FaqtuneConfig, space: SearchSpace) -> BackendRun:
+    """The Azure ML backend's entry (`tuning/backend.py`): a sweep job on a cluster
+    (`backend.sdk`: v2, or v1's HyperDrive); `backend.dry_run=true` only writes the job."""
+    from faqtune.data.prepare import prepare
+    from faqtune.tracking.azureml import require_v1, require_v2
+
+    check_combination(conf, space, conf.backend.sdk)  # before any data is prepared or sent
+    if conf.backend.sdk == "v1":
+        require_v1()
+        log.warning(
+            "backend.sdk=v1 is deprecated: HyperDrive with azureml-core is past Microsoft's "
+            "end of support (2026-06-30) and will leave faqtune; backend.sdk=v2 (the "
+            "default) submits the same sweep as an azure-ai-ml sweep job")
+        from faqtune.tuning import azureml_backend as sdk
+    else:
+        require_v2()
+        from faqtune.tuning import azureml_v2 as sdk
+    data, data_path, _ = prepare(conf.data, Path(conf.paths.cache))
+    if conf.backend.dry_run:
+        return BackendRun(summary=sdk.dry_run(conf, space, str(data_path), data.data_hash))
+    return sdk.submit(conf, space, data, data_path)

@@ -17,12 +17,13 @@ import mlflow
 import yaml
 
 from faqtune.config import FaqtuneConfig
+from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError
 from faqtune.tracking.azureml import get_workspace, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, best_trial, check_combination, hydra_value,
                                          job_conda, trial_overrides, watch, write_spec)
-from faqtune.tuning.finalize import finalize
+from faqtune.tuning.backend import BackendRun
 from faqtune.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,10 @@ def monitor(run) -> str:
         run.get_status(), [c.get_status() for c in run.get_children()]), TERMINAL)
 
 
-def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: str) -> dict:
+def submit(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
+           data_path: Path) -> BackendRun:
+    """Submit the HyperDrive run (or follow `backend.job_name`), wait for it, and read its
+    trials back from the workspace's MLflow."""
     from azureml.core import Experiment
 
     ws = get_workspace(conf.azure)
@@ -203,18 +207,17 @@ def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: s
     if conf.backend.job_name:
         run = hd().HyperDriveRun(experiment, conf.backend.job_name)
     else:
-        dataset = upload_data(ws, data_path, data_hash)
+        dataset = upload_data(ws, str(data_path), data.data_hash)
         _, config = job(conf, space, ensure_cluster(ws, conf), environment(conf).register(ws),
                         dataset.as_mount())
         run = experiment.submit(config)
     summary = {"run_id": run.id, "portal": run.get_portal_url()}
     if not conf.backend.wait:
-        return summary
+        return BackendRun(summary=summary)
     summary["status"] = monitor(run)
     mlflow.set_tracking_uri(ws.get_mlflow_tracking_uri())
-    outcome = best_trial(run.id, space, conf.sweep.metric, data_hash)
-    summary.update(outcome.summary(conf.sweep.metric))
-    if outcome.complete and conf.sweep.finalize:
-        summary.update(finalize(conf, outcome, FileLock(
-            Path(conf.paths.cache) / "azureml" / f"{run.id}.lock")))
-    return summary
+    return BackendRun(summary=summary, outcome=best_trial(run.id, space, conf.sweep.metric,
+                                                          data.data_hash),
+                      data=data, data_path=data_path,
+                      finalize_lock=FileLock(Path(conf.paths.cache) / "azureml"
+                                             / f"{run.id}.lock"))

@@ -18,13 +18,14 @@ import mlflow
 import yaml
 
 from faqtune.config import FaqtuneConfig
+from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError, FaqtuneError
 from faqtune.tracking.azureml import ml_client, workspace_settings
 from faqtune.tracking.locks import FileLock
 from faqtune.tuning.azure_common import (DATA_ARG, SAMPLING, best_trial, check_combination,
                                          hydra_value, job_conda, shell_command,
                                          trial_overrides, watch, write_spec)
-from faqtune.tuning.finalize import finalize
+from faqtune.tuning.backend import BackendRun
 from faqtune.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -260,40 +261,38 @@ def azure_errors(doing: str):
         raise FaqtuneError(f"Azure ML refused {doing} (HTTP {status}: {text}); {hint}.") from None
 
 
-def submit(conf: FaqtuneConfig, space: SearchSpace, data_path: str, data_hash: str) -> dict:
+def submit(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
+           data_path: Path) -> BackendRun:
+    """Submit the sweep job (or follow `backend.job_name`), wait for it, and read its trials
+    back from the workspace's MLflow; with `backend.finalize=cluster`, finalize as a job."""
     client = ml_client(conf.azure)
     if conf.backend.job_name:
         name = conf.backend.job_name
     else:
         ensure_cluster(client, conf)
-        job = sweep_job(conf, space, upload_data(client, data_path, data_hash))
+        job = sweep_job(conf, space, upload_data(client, str(data_path), data.data_hash))
         with azure_errors("the sweep job"):
             name = client.jobs.create_or_update(job).name
     studio = client.jobs.get(name).studio_url
     log.info("sweep job %s: %s", name, studio)
     summary = {"job_name": name, "studio_url": studio}
     if not conf.backend.wait:
-        return summary
+        return BackendRun(summary=summary)
     summary["status"] = monitor(client, name)
     tracking = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
     mlflow.set_tracking_uri(tracking)
-    outcome = best_trial(name, space, conf.sweep.metric, data_hash)
-    summary.update(outcome.summary(conf.sweep.metric))
+    outcome = best_trial(name, space, conf.sweep.metric, data.data_hash)
     # Azure ranks trials by their best reported value, faqtune by the kept model's final
     # value: both are named, so the studio and faqtune can be compared
     summary["azure_best_child"] = (client.jobs.get(name).properties or {}).get(
         "best_child_run_id")
-    if not outcome.complete or not conf.sweep.finalize:
-        return summary
-    summary["best_params"] = outcome.best_params
-    if conf.backend.finalize == "cluster":
+    run = BackendRun(summary=summary, outcome=outcome, data=data, data_path=data_path,
+                     finalize_lock=FileLock(Path(conf.paths.cache) / "azureml" / f"{name}.lock"))
+    if outcome.complete and conf.sweep.finalize and conf.backend.finalize == "cluster":
         with azure_errors("the finalize job"):
             final = client.jobs.create_or_update(finalize_job(
-                conf, outcome, upload_data(client, data_path, data_hash)))
+                conf, outcome, upload_data(client, str(data_path), data.data_hash)))
         summary.update({"finalize_job": final.name,
                         "finalize_status": monitor(client, final.name)})
-        return summary
-    summary.update(finalize(conf, outcome, FileLock(
-        Path(conf.paths.cache) / "azureml" / f"{name}.lock")))
-    return summary
-
+        run.finalized = True
+    return run

@@ -806,3 +806,4 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
         outcome.first_error = next((t.user_attrs[ERROR_ATTR] for t in study.trials
                                     if ERROR_ATTR in t.user_attrs), None)
     return outcome
+
