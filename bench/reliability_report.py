@@ -153,10 +153,30 @@ THIRD_PROBE = {
     "D2": ("the logged model's input example can be refused by the model",
            ["test_record::test_the_models_input_example_is_a_faq_text_that_serving_accepts"]),
     "D3": ("deeply nested JSON gives a bare 500 (MLflow's scoring server)", []),
+    # what the probe did not try
+    "not tried 1": ("two `faqtune.main` in one folder at once",
+                    ["test_concurrent_tasks::test_two_main_pipelines_in_one_folder_share_one_"
+                     "sweep_and_register_once"]),
+    "not tried 2": ("a sweep and `faqtune.register` at the same moment",
+                    ["test_concurrent_tasks::test_a_register_during_a_sweep_leaves_the_better_"
+                     "version_as_champion",
+                     "test_registry_race::test_eight_concurrent_registrations_leave_the_best_"
+                     "as_champion_sqlite"]),
+    "not tried 3": ("disk full at prepare's rename",
+                    ["test_faults::test_interrupted_prepare_leaves_nothing_reusable"]),
+    "not tried 4": ("a hung tracking server during the stale-trial cleanup", []),
+    "not tried 5": ("50,000 FAQs end to end (time, memory)", []),
 }
 THIRD_PROBE_UNTESTED = {
     "D3": "not fixed: MLflow's scoring server parses the request before faqtune's model sees "
           "it; the server stays up and answers the next request",
+    "not tried 3": "a rename within one device needs no space; the writes before it fill a "
+                   "scratch folder, which a killed or failed prepare never leaves under the "
+                   "final name (the test above)",
+    "not tried 4": "not provoked: the cleanup holds no lock (B1), so a hung call blocks only "
+                   "the worker making it, until the outage rules end it",
+    "not tried 5": "not run here: the scale benchmark (docs/benchmarks.md) stops at 20,358 "
+                   "FAQs",
 }
 THIRD_PROBE_RESIDUAL = {
     "C4": "the device is named right; the run still stays RUNNING when the store itself is on "
