@@ -116,7 +116,8 @@ def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path)
 def test_B11_the_largest_sweep_seed_seeds_every_worker():
     space = parse_space("matcher", {"ngrams": {"choice": [1, 2]}})
     for worker in range(3):  # seed * 1000 + worker overflowed 2**32 at b122cd4
-        assert make_sampler(SweepConfig(seed=2**32 - 1), space, worker) is not None
+        assert make_sampler(SweepConfig(seed=2**32 - 1), space, worker,
+                            startup_trials=3) is not None
 
 
 def test_B14_an_unreachable_optuna_storage_is_an_outage_named_in_one_line(tmp_path):

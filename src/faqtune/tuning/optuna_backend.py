@@ -145,7 +145,7 @@ def open_storage(location: str, stale_after: float | None = None, attempts: int 
 
 
 def make_sampler(sweep: SweepConfig, space: SearchSpace, worker: int,
-                 startup_trials: int = 3) -> optuna.samplers.BaseSampler:
+                 startup_trials: int) -> optuna.samplers.BaseSampler:
     """Seeded per worker, so parallel workers do not draw the same points."""
     seed = (sweep.seed * 1000 + worker) % 2**32
     if sweep.sampler == "random":
@@ -177,7 +177,7 @@ class BanditPruner(optuna.pruners.BasePruner):
 
 
 def make_pruner(sweep: SweepConfig, period: int, max_rounds: int,
-                startup_trials: int = 3) -> optuna.pruners.BasePruner:
+                startup_trials: int) -> optuna.pruners.BasePruner:
     """HyperDrive's policies, evaluated at every report after `delay_evaluation` reports:
     `median` (MedianStoppingPolicy), `bandit` (BanditPolicy), `truncation`
     (TruncationSelectionPolicy: stop the lowest `truncation_percentage` percent)."""
