@@ -531,7 +531,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
     study = load_study(conf, space)
     counts = _count_through_outages(study, started, Counts())
     bar = progress_bar(conf.sweep, counts.done)
-    interrupted, shown, ended = False, None, None
+    stopped, shown, ended = False, None, None
     try:
         while any(p.is_alive() for p in workers):
             counts = _count_through_outages(study, started, counts)
@@ -549,7 +549,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
                     _stop_lingering(workers)
             time.sleep(1.0)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped = True
         log.warning("interrupted: stopping the workers")
         _stop(workers)
     finally:
@@ -557,7 +557,7 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
             process.join(timeout=STOP_SECONDS)
         _close_left_runs(study, parent_run_id)
         counts = _count_through_outages(study, started, counts)
-        counts.interrupted = interrupted
+        counts.interrupted = stopped
         counts.outage = any(p.exitcode == OUTAGE_EXIT for p in workers)
         _show(bar, counts)
         bar.close()

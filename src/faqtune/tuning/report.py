@@ -137,8 +137,8 @@ def _parallel_coordinate_colours(figure) -> None:
     fades into the background; a colour scale over the values within Tukey's fences, so one
     outlying trial does not paint every other line the same colour (the colour bar's ends
     hold the values beyond); each axis's tick labels on a pale box, since lines cross them."""
-    lines, *parameter_axes = figure.axes[:1] + [a for a in figure.axes[1:]
-                                                 if a.get_label() != "<colorbar>"]
+    lines = figure.axes[0]
+    parameter_axes = [a for a in figure.axes[1:] if a.get_label() != "<colorbar>"]
     for collection in lines.collections:
         values = np.asarray(collection.get_array(), dtype=float)
         collection.set_cmap("viridis")
