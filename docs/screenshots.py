@@ -54,7 +54,9 @@ def interrupt_after_trials(command: list[str], cwd: Path, journal: Path, done: i
     """Run `command` and Ctrl-C it (SIGINT to its process group) once `done` trials have
     finished, as a user stops a sweep to resume it later."""
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            # as from a terminal: a background start would ignore SIGINT
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while proc.poll() is None:
         if journal.exists() and len(optuna.load_study(
                 study_name=journal.stem, storage=optuna.storages.JournalStorage(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -117,6 +118,12 @@ def sweep_conf(make_cfg, store: str, *overrides: str, params: dict | None = None
     if params is not None:
         cfg.sweep.space.params = params
     return to_object(cfg)
+
+
+def as_from_a_terminal() -> None:
+    """A `preexec_fn` for a task a test will Ctrl-C: `make test &` and other background
+    starts ignore SIGINT, and children inherit that; a terminal gives the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def sweep_command(*overrides: str) -> list[str]:

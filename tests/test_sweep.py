@@ -21,7 +21,8 @@ from mlflow.tracking import MlflowClient
 from faqtune.config import BACKEND_SCHEMAS, to_object
 from faqtune.errors import ConfigError
 from faqtune.sweep import BACKENDS, check_pruning, checked_space, reports_per_trial, sweep
-from tests.helpers import SMALL_SPACE, TINY_SWEEP, journal_study, last_json, sweep_conf
+from tests.helpers import (SMALL_SPACE, TINY_SWEEP, as_from_a_terminal, journal_study, last_json,
+                           sweep_conf)
 
 PROVENANCE = ("mlflow.source.name", "mlflow.source.type", "mlflow.user", "faqtune.git_commit")
 
@@ -212,10 +213,7 @@ def test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summar
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-m", "faqtune.sweep", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True,
-                            # `make test &` starts us with SIGINT ignored, and children inherit
-                            # that: give the sweep the default handler a terminal would
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            start_new_session=True, preexec_fn=as_from_a_terminal)
     deadline = time.time() + 300
     while time.time() < deadline:  # wait for a trial that has its MLflow run
         if (cache / "optuna" / "faqtune-sweep.journal").exists() and any(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import (assert_one_run_per_done_trial, journal_study, last_json,
-                           state_counts, sweep_command)
+from tests.helpers import (as_from_a_terminal, assert_one_run_per_done_trial, journal_study,
+                           last_json, state_counts, sweep_command)
 from tests.reliability.test_faults import _wait_for, _workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
@@ -146,9 +146,11 @@ def test_ctrl_c_ends_a_sweep_whose_worker_is_frozen_at_the_claim_lock(tmp_path, 
     """Third probe, B2: Ctrl-C (SIGINT to the process group) ends the sweep in bounded time
     although a worker stays frozen; no traceback; a rerun completes the sweep."""
     common, holder_of, study_of = sweep_setup
-    proc = subprocess.Popen(sweep_command(*common, "sweep.n_trials=40"), cwd=tmp_path,
+    # more trials than can run before the Ctrl-C: catching a worker at the lock may take a
+    # while, and a sweep whose trials are all done by then has nothing left to interrupt
+    proc = subprocess.Popen(sweep_command(*common, "sweep.n_trials=1000"), cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_from_a_terminal)
     _freeze_the_lock_holder(proc, holder_of)
     time.sleep(2 * STALE_AFTER)
     os.killpg(proc.pid, signal.SIGINT)

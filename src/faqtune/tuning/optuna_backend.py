@@ -602,17 +602,15 @@ def _close_left_runs(study: optuna.Study, parent_run_id: str) -> None:
 
 def _stop(workers: list) -> None:
     """Workers in the terminal's process group got Ctrl-C too; others (the driver alone
-    got SIGTERM) are sent it. Each marks its running trial killed; one that does not stop
-    in time is terminated, then killed (a frozen process acts on SIGKILL alone), so Ctrl-C
-    ends the sweep in bounded time."""
+    got SIGTERM) are sent SIGTERM, which a worker always acts on (SIGINT may be ignored:
+    a sweep started from a script in the background inherits that). Each marks its
+    running trial killed; one that does not stop in time is killed (a frozen process acts
+    on SIGKILL alone), so Ctrl-C ends the sweep in bounded time."""
     for process in workers:
         process.join(timeout=2)
         if process.is_alive() and not _frozen(process.pid):
-            os.kill(process.pid, signal.SIGINT)
-            process.join(timeout=60)
-        if process.is_alive() and not _frozen(process.pid):
             process.terminate()
-            process.join(timeout=STOP_SECONDS)
+            process.join(timeout=60)
         if process.is_alive():
             log.warning("worker %d does not respond (frozen?): killed; its trial, if any, "
                         "runs again", process.pid)
