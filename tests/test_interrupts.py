@@ -1,3 +1,12 @@
+"""Interrupts: what counts as one, and how a sweep worker takes them."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
 import optuna
 import pytest
 
@@ -37,3 +46,50 @@ def test_an_ordinary_error_or_an_exit_is_not_an_interrupt():
     assert not interrupted(chained)
     assert not interrupted(SystemExit(3))
     assert interrupted(KeyboardInterrupt())
+
+
+_ONE_SHOT = textwrap.dedent("""
+    import os, signal, sys, time
+    from faqtune.interrupts import stop_once_on_interrupt
+    stop_once_on_interrupt()
+    try:
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        time.sleep(5)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    for second in ("SIGINT", "SIGTERM"):  # while it releases its trial: ignored
+        os.kill(os.getpid(), getattr(signal, second))
+    time.sleep(0.2)
+    print("released", flush=True)
+""")
+
+
+@pytest.mark.parametrize("first", ["SIGINT", "SIGTERM"])
+def test_a_worker_is_interrupted_once_and_a_second_signal_cannot_cut_its_release(first):
+    proc = subprocess.run([sys.executable, "-c", _ONE_SHOT, first], capture_output=True,
+                          text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["interrupted", "released"]
+
+
+def test_a_worker_started_ignoring_sigint_keeps_ignoring_it():
+    """A sweep started in the background (`cmd &` in a script) ignores Ctrl-C; its workers
+    too. SIGTERM (`kill`, the driver's stop) still interrupts them."""
+    script = textwrap.dedent("""
+        import os, signal, time
+        from faqtune.interrupts import stop_once_on_interrupt
+        stop_once_on_interrupt()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        print("went on", flush=True)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.stdout.split() == ["went", "on", "interrupted"], proc.stderr

@@ -14,6 +14,21 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+def _interrupt_once(signum, frame) -> None:
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_once_on_interrupt() -> None:
+    """For a sweep worker: the first SIGINT or SIGTERM interrupts it, later ones are
+    ignored, so a second signal (Ctrl-C reaches it, then the driver's stop) never cuts its
+    trial's release short. SIGINT stays ignored where the worker was started ignoring it."""
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _interrupt_once)
+
+
 def interrupted(exc: BaseException) -> bool:
     """Whether `exc` is a KeyboardInterrupt or was raised while handling one.
 

@@ -76,3 +76,28 @@ def test_a_live_holder_keeps_its_lock_past_the_limit(make_lock):
     lock.release()
     holder.wait(timeout=30)
     assert waited >= 3 * STALE_AFTER - 1, f"a live holder's lock was taken after {waited:.1f} s"
+
+
+def test_an_advisory_lock_whose_session_was_lost_is_released_without_an_error(postgres):
+    """Third probe, B3 (seen with PostgreSQL restarted under load): the lock's session ends
+    while held and a statement finds it gone; releasing it afterwards raised SQLAlchemy's
+    PendingRollbackError out of the worker. The server dropped the lock with the session."""
+    import sqlalchemy
+
+    url = postgres(f"lost{os.getpid()}{time.monotonic_ns()}").replace(
+        "postgresql://", "postgresql+psycopg://")
+    lock = AdvisoryLock(url, "faqtune:test", stale_after=STALE_AFTER)
+    assert lock.acquire()
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as admin:  # what a database restart does to the holder's session
+        admin.execute(sqlalchemy.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"))
+        admin.commit()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        lock._beat()  # the holder's next statement finds its session gone
+    lock.release()
+    assert not lock.held
+    other = AdvisoryLock(url, "faqtune:test", stale_after=STALE_AFTER)
+    assert other.acquire() is True, "the lock went with the lost session"
+    other.release()
+    engine.dispose()

@@ -201,14 +201,17 @@ class AdvisoryLock(_LivenessLock):
 
         try:
             self._run("SELECT pg_advisory_unlock(:k)")
-        except sqlalchemy.exc.DBAPIError:
-            pass  # the session is lost (the database restarted), and its locks with it
+        except sqlalchemy.exc.SQLAlchemyError:
+            # the session is lost (the database restarted; SQLAlchemy then refuses every
+            # statement with PendingRollbackError) or unusable: end it, and its locks with it
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                self._connection.invalidate()
 
     def _let_go(self) -> None:
         import sqlalchemy.exc
 
         if self._connection is not None:
-            with contextlib.suppress(sqlalchemy.exc.DBAPIError):
+            with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
                 self._connection.close()
             self._connection = None
 

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ from tqdm import tqdm
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError, ServiceUnavailable, database_errors, is_outage
-from faqtune.interrupts import interrupted, stop_on_sigterm
+from faqtune.interrupts import interrupted, stop_once_on_interrupt
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
     PARENT_TAG, ROLE_TAG, SWEEP_TAG, check_sqlite_file, check_store, find_runs,
@@ -401,7 +400,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     os.environ.clear()
     os.environ.update(environ)
     os.environ.pop("MLFLOW_RUN_ID", None)  # children name their parent explicitly
-    stop_on_sigterm()
+    stop_once_on_interrupt()
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: our one-line warning
     mlflow.set_tracking_uri(tracking_uri)
@@ -463,8 +462,6 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
     except BaseException as exc:
         if not interrupted(exc):
             raise
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second signal must not cut the
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # release short with a traceback
     finally:
         lock.release()
 
@@ -603,9 +600,10 @@ def _close_left_runs(study: optuna.Study, parent_run_id: str) -> None:
 def _stop(workers: list) -> None:
     """Workers in the terminal's process group got Ctrl-C too; others (the driver alone
     got SIGTERM) are sent SIGTERM, which a worker always acts on (SIGINT may be ignored:
-    a sweep started from a script in the background inherits that). Each marks its
-    running trial killed; one that does not stop in time is killed (a frozen process acts
-    on SIGKILL alone), so Ctrl-C ends the sweep in bounded time."""
+    a sweep started from a script in the background inherits that); one that is already
+    stopping ignores it. Each marks its running trial killed; one that does not stop in
+    time is killed (a frozen process acts on SIGKILL alone), so Ctrl-C ends the sweep in
+    bounded time."""
     for process in workers:
         process.join(timeout=2)
         if process.is_alive() and not _frozen(process.pid):
