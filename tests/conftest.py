@@ -16,12 +16,6 @@ from faqtune.config import register_configs
 from tests.helpers import free_port
 
 
-def pytest_collection_modifyitems(items):
-    """The `long` tests first (a stable sort): pytest-xdist hands tests out in this order,
-    so a parallel run ends on short ones instead of one worker finishing a long one alone."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
 @pytest.fixture
 def make_cfg(tmp_path):
     """Compose the real `conf/` with overrides, caching under the test's temp dir."""

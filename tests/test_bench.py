@@ -17,7 +17,6 @@ from tests.helpers import REPO
 
 
 @pytest.mark.slow
-@pytest.mark.long
 def test_quick_benchmark_writes_a_report(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "benchmarks.py"), "--quick",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
@@ -30,7 +29,6 @@ def test_quick_benchmark_writes_a_report(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.long
 def test_quick_quality_protocol_writes_its_section(tmp_path):
     """The quality protocol end to end on tiny data: a varied setting, the default sweep and
     the sweep-efficiency comparison all reach the report. One seed is enough for the wiring;

@@ -38,7 +38,6 @@ def test_mlflow_run_main_entry_point_runs_the_whole_pipeline(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.long
 def test_the_demo_stays_out_of_the_way_of_a_model_trained_on_other_data(tmp_path):
     """Demo first, then a user's own data, then serve: the summary's `serve` command loads
     the model trained on the user's data, not the demo's; stdout carries only the summary."""

@@ -150,7 +150,6 @@ def test_bad_trials_fail_and_weak_ones_are_pruned_while_the_sweep_completes(make
 
 
 @pytest.mark.slow
-@pytest.mark.long
 def test_a_default_settings_sweep_prunes_and_states_its_verdict(make_cfg, store, caplog):
     """The default model, data, pruner and report period (one worker, so the sampler's
     choices repeat): some trials stop early, keep their curves, and the parent says whether

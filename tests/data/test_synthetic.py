@@ -40,7 +40,6 @@ def test_counts_are_skewed_like_the_real_data(make_cfg):
 
 
 @pytest.mark.slow
-@pytest.mark.long
 def test_default_synthetic_data_is_neither_trivial_nor_hopeless_for_the_reference(make_cfg,
                                                                                 store):
     """The data's difficulty, shown on a shorter reference (150 of its 1,000 rounds: test

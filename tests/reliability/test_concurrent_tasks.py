@@ -27,7 +27,6 @@ def _at_once(cwd, *commands: list[str]) -> list[subprocess.CompletedProcess]:
     return done
 
 
-@pytest.mark.long
 def test_two_main_pipelines_in_one_folder_share_one_sweep_and_register_once(tmp_path):
     """They are two drivers of one sweep (its lock, its study, its parent run): the trials are
     run once between them, one finalizes and registers, the other says it was finalized."""
@@ -44,7 +43,6 @@ def test_two_main_pipelines_in_one_folder_share_one_sweep_and_register_once(tmp_
     assert len(store.search_model_versions("name = 'faqtune-quick'")) == 1
 
 
-@pytest.mark.long
 def test_a_register_during_a_sweep_leaves_the_better_version_as_champion(tmp_path):
     """A training run registered while a sweep on the same data runs, finalizes and registers
     its own: both versions are kept, and the champion is the one with the better test score

@@ -122,7 +122,6 @@ def test_kill_9_of_one_worker_mid_trial(tmp_path, observe):
              "mlflow_trial_runs": len(trial_runs(store))})
 
 
-@pytest.mark.long
 def test_kill_9_of_the_whole_sweep_then_rerun(tmp_path, observe):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cache = tmp_path / "cache"
@@ -184,7 +183,6 @@ def test_interrupted_prepare_leaves_nothing_reusable(tmp_path, observe):
              "next_run_faqs": summary["faqs"]})
 
 
-@pytest.mark.long
 def test_tracking_server_going_away_mid_sweep_then_resume(tmp_path, mlflow_server, observe):
     server = mlflow_server()
     cache = tmp_path / "cache"

@@ -118,7 +118,6 @@ def sweep_setup(request):
     return setup
 
 
-@pytest.mark.long
 def test_a_worker_frozen_at_the_claim_lock_does_not_stall_the_sweep(tmp_path, sweep_setup,
                                                                      observe):
     """Third probe, B1: the other worker goes on, every trial completes while the frozen

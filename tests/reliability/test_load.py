@@ -48,7 +48,6 @@ def test_default_sqlite_store_with_two_workers_runs_twenty_trials(tmp_path, obse
              "busy_retries_logged": proc.stderr.count("tracking store busy")})
 
 
-@pytest.mark.long
 def test_the_deploy_recipe_runs_three_workers_and_a_finalizer_on_postgres_and_a_server(
         tmp_path, mlflow_server, postgres, observe):
     """The multi-machine set-up as deploy/ runs it: `sh deploy/sweep.sh` in four processes,

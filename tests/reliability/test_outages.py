@@ -24,7 +24,6 @@ def _outage_trials(study: optuna.Study) -> int:
     return sum(1 for t in study.trials if t.user_attrs.get("outage"))
 
 
-@pytest.mark.long
 def test_a_tracking_server_restarted_mid_sweep_is_ridden_out(tmp_path, mlflow_server, observe):
     """B4: the server is stopped for 20 s after 2 finished trials. MLflow calls fail fast
     here (one retry), so trials are cut short: they run again, none counts as failed, and no
@@ -62,7 +61,6 @@ def test_a_tracking_server_restarted_mid_sweep_is_ridden_out(tmp_path, mlflow_se
              "trial_runs_left_running": 0})
 
 
-@pytest.mark.long
 def test_a_postgres_optuna_storage_restarted_mid_sweep_is_ridden_out(tmp_path, postgres,
                                                                      observe):
     """B3: PostgreSQL is stopped for 10 s after 2 finished trials: the workers wait for it

@@ -99,7 +99,6 @@ def test_failures_count_unless_a_worker_was_lost_or_interrupted():
 
 # -- the probe's cases -------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.long
 def test_A1_a_torn_journal_is_cut_back_and_the_finished_trials_survive(tmp_path):
     common = [*TINY_RUN, "training.period=10", "backend.n_workers=1", "sweep.finalize=false",
               "sweep.pruner=none", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
