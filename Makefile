@@ -35,8 +35,8 @@ demo: $(VENV)/.installed-run
 # Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
 # one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each
 # other); then the `serial` ones, whose signals, heartbeats and outages are timed, two at a
-# time with nothing else beside them (they mostly wait; three at a time, or beside the other
-# tier, was slower and starved them into timeouts).
+# time with nothing else beside them: they mostly wait, but three at a time took longer (5:00
+# against 4:37), and both slow tiers together, four at a time, took 10 minutes.
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" -n auto
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n 2 --durations=10
