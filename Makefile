@@ -32,18 +32,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/uv
 demo: $(VENV)/.installed-run
 	$(BIN)/python -m faqtune.main experiment=demo
 
-# Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time with
-# one LightGBM thread each (two tests' OpenMP threads on two cores would spin against each
-# other); then the `serial` ones, whose signals, heartbeats and outages are timed, two at a
-# time with nothing else beside them: they mostly wait, but three at a time took longer (5:00
-# against 4:37), and both slow tiers together, four at a time, took 10 minutes.
+# Fast tests on every core (pytest-xdist); then the slow end-to-end ones, two at a time;
+# then the `serial` ones, whose signals, heartbeats and outages are timed, two at a time with
+# nothing else beside them (three at a time, or both slow tiers together, took longer). Every
+# LightGBM runs one thread: tests side by side, and a sweep's workers, each starting OpenMP
+# threads for every core, spin against each other (the serial tier took 4:57 to 5:49 so,
+# 3:55 with one thread each).
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" -n auto
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" -n auto
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and not serial" -n 2 --durations=10
-	$(BIN)/python -m pytest -m "slow and serial" -n 2 --durations=10
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "slow and serial" -n 2 --durations=10
 
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow" -n auto
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" -n auto
 
 # The fast tests in a core-only environment: no Azure extra, so the newest MLflow resolves,
 # and no semantic extra, so the tests that need it show they skip with their reason.
@@ -56,7 +57,7 @@ CORE_TESTS = tests/tracking tests/serving tests/tuning tests/features/test_encod
 test-core: $(VENV)/.installed-dev
 	$(BIN)/python -m uv venv -q --allow-existing --python $(BIN)/python $(CORE_VENV)
 	$(BIN)/python -m uv pip install --compile-bytecode --python $(CORE_VENV)/bin/python -e ".[dev]"
-	$(CORE_VENV)/bin/python -m pytest -m "not slow" -n auto $(CORE_TESTS)
+	OMP_NUM_THREADS=1 $(CORE_VENV)/bin/python -m pytest -m "not slow" -n auto $(CORE_TESTS)
 
 # The probe's cases that are tested next to their module, not in tests/reliability: the files
 # that hold them (the report leaves out their other tests) and single slow tests.

@@ -44,8 +44,9 @@ MATCHER = MatcherConfig(estimators=1000)
 
 # -- helpers --------------------------------------------------------------------------------
 def _peak_mib() -> float:
-    """This process's own RSS high-water mark (VmHWM starts afresh at exec; ru_maxrss
-    would carry the parent's peak over into a spawned child)."""
+    """This process's own RSS high-water mark (VmHWM; a forked child's starts at what it
+    maps at the fork, the server's imports, as a spawned child's grows to them; ru_maxrss
+    would carry the parent's peak over)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -59,8 +60,11 @@ def _child(queue, function, args):
 
 
 def isolated(function, *args):
-    """(result, wall seconds, peak RSS in MiB) of `function(*args)` in a fresh process."""
-    context = multiprocessing.get_context("spawn")
+    """(result, wall seconds, peak RSS in MiB) of `function(*args)` in a fresh process,
+    forked from a server that imported this script and faqtune's training code once, as a
+    sweep's workers are (spawning each one paid those imports again: seconds of CPU)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "faqtune.model.training"])
     queue = context.Queue()
     process = context.Process(target=_child, args=(queue, function, args))
     process.start()

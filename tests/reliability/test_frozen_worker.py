@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -136,13 +137,18 @@ def test_a_worker_frozen_at_the_claim_lock_does_not_stall_the_sweep(tmp_path, sw
         pytest.fail("three sweeps ended before a worker was caught holding the claim lock")
     started = time.monotonic()
     stdout, stderr = _outcome(proc, timeout=240)
-    ended_after = time.monotonic() - started
+    ended_after, exited = time.monotonic() - started, datetime.now()
     assert proc.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[stderr.find("Traceback"):][:3000]
     study = study_of()
     counts = state_counts(study)
     assert counts.get("COMPLETE", 0) == 6 == last_json(stdout)["complete"], counts
     assert "RUNNING" not in counts
+    # a stopped worker is killed as soon as every trial is done, not after the margin
+    # (stale_after_seconds + 10 s) a stuck one gets
+    last_done = max(t.datetime_complete for t in study.trials if t.datetime_complete)
+    lingered = (exited - last_done).total_seconds()
+    assert lingered < STALE_AFTER + 10, lingered
     assert_one_run_per_done_trial(study, f"sqlite:///{folder / 'mlflow.db'}")
     assert "going on without it" in stderr and "(frozen?)" in stderr
     observe("A worker frozen while it holds the claim lock",
@@ -150,7 +156,8 @@ def test_a_worker_frozen_at_the_claim_lock_does_not_stall_the_sweep(tmp_path, sw
             f"({'advisory lock' if 'backend.storage' in common[-1] else 'file lock'}); "
             "never SIGCONT",
             {"exit_code": proc.returncode, "optuna": counts,
-             "seconds_from_freeze_to_exit": round(ended_after)})
+             "seconds_from_freeze_to_exit": round(ended_after),
+             "seconds_from_last_trial_to_exit": round(lingered, 1)})
 
 
 @pytest.mark.parametrize("sweep_setup", ["file"], indirect=True)  # the stop is the same

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import multiprocessing.connection
 import os
 import sys
 import threading
@@ -53,6 +54,9 @@ SURPLUS_ATTR = "surplus"
 OUTAGE_EXIT = 3  # a worker's exit code when a service stayed away too long
 IDENTITY_WAIT_SECONDS = 10  # for another driver to record the settings of a study it made
 STOP_SECONDS = 10  # how long a worker may take to exit once told to stop
+# How often a worker with no trial to claim looks again (the last trials of a sweep may fail
+# and need a rerun); the sweep ends this soon after its last trial.
+WAIT_SECONDS = 0.5
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -458,7 +462,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
             if step == "stop":
                 return
             if step == "wait" or away.since is not None:
-                time.sleep(away.backoff() or min(2.0, conf.backend.heartbeat_seconds))
+                time.sleep(away.backoff() or min(WAIT_SECONDS, conf.backend.heartbeat_seconds))
     except BaseException as exc:
         if not interrupted(exc):
             raise
@@ -500,7 +504,8 @@ class Outage:
         self.since, self.tries = None, 0
 
     def backoff(self) -> float:
-        return 0.0 if self.since is None else min(2.0 ** self.tries, 30.0)
+        """2, 4, 8, 8, ... s: a service back after a restart is seen within 8 s."""
+        return 0.0 if self.since is None else min(2.0 ** self.tries, 8.0)
 
     def too_long(self) -> bool:
         return self.since is not None and time.monotonic() - self.since > self.limit
@@ -542,9 +547,13 @@ def run_workers(conf: FaqtuneConfig, space: SearchSpace, data_path: str,
             over = counts.done >= conf.sweep.n_trials or (deadline and time.time() > deadline)
             if over and not counts.running:
                 ended = ended or time.monotonic()
-                if time.monotonic() - ended > conf.backend.stale_after_seconds + 10:
-                    _stop_lingering(workers)
-            time.sleep(1.0)
+                alive = [p for p in workers if p.is_alive()]
+                if any(_frozen(p.pid) for p in alive) or \
+                        time.monotonic() - ended > conf.backend.stale_after_seconds + 10:
+                    _stop_lingering(alive)
+            # back within a second, or as soon as a worker exits (the sweep may be over)
+            multiprocessing.connection.wait([p.sentinel for p in workers if p.is_alive()],
+                                            timeout=1.0)
     except KeyboardInterrupt:
         stopped = True
         log.warning("interrupted: stopping the workers")
@@ -616,10 +625,10 @@ def _stop(workers: list) -> None:
             process.join(timeout=STOP_SECONDS)
 
 
-def _stop_lingering(workers: list) -> None:
-    """Every trial is done, yet a worker has not exited long past the time it needs to see
-    that: it is frozen (SIGSTOP, a debugger, stuck I/O) and would hold the sweep open."""
-    alive = [p for p in workers if p.is_alive()]
+def _stop_lingering(alive: list) -> None:
+    """Every trial is done, yet a worker has not exited: it is stopped (SIGSTOP, a
+    debugger: seen at once) or stuck (I/O: long past the time it needs to see that), and
+    would hold the sweep open. It has no trial left to lose."""
     log.warning("the sweep's trials are all done but worker(s) %s have not exited "
                 "(frozen?): stopping them", ", ".join(str(p.pid) for p in alive))
     _stop(alive)
