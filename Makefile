@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-sweep quality-recovery semantic ui clean
+.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-sweep quality-recovery quality-budget semantic ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -116,6 +116,17 @@ quality-recovery: $(VENV)/.installed-dev
 		--set model.prior_weight=30 --sweep --sweep-before training.period=100 sweep.select=best \
 		--section sweep-recovery \
 		--title "The default sweep from a matcher that does not fit (prior_weight=30)"
+
+# The sweep's gain against its budget, from the defaults and from a matcher that does not fit
+# (prior_weight=30): one study per split grown through 4, 8, 16 and 32 trials, finalized
+# after each; what sweep.n_trials is chosen from. About 45 min.
+quality-budget: $(VENV)/.installed-dev
+	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
+		--budget 4 8 16 32 --section sweep-budget \
+		--title "The default sweep against its budget"
+	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
+		--set model.prior_weight=30 --budget 4 8 16 32 --section sweep-budget-recovery \
+		--title "The recovery sweep (prior_weight=30) against its budget"
 
 # The sentence encoder (experiment=semantic) against the default matcher, its cost and its
 # serving latency (about 3 min), then its sweep per seed (about 20 min).

@@ -155,6 +155,31 @@ def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
     model's test metrics, as the sweep's summary line reports them."""
     folder = Path(tempfile.mkdtemp(prefix=f"sweep-{seed}-", dir=cache))
     with_shared_embeddings(folder / "features", cache)
+    result = _sweep_in(folder, set_name, data_path, seed, extra)
+    shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def budget_cell(set_name: str, data_path: str, seed: int, cache: Path, extra: list[str],
+                budgets: list[int]) -> list[dict]:
+    """The default sweep grown through each budget in turn: one study, resumed with more
+    trials (as a user extends a sweep), finalized after each; per budget its final model's
+    test metrics, verdict and seconds so far (earlier finalizes included)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"budget-{seed}-", dir=cache))
+    with_shared_embeddings(folder / "features", cache)
+    rows, seconds = [], 0.0
+    for budget in sorted(budgets):
+        row = _sweep_in(folder, set_name, data_path, seed, [*extra, f"sweep.n_trials={budget}"])
+        seconds += row["seconds"]
+        rows.append({**row, "trials": budget, "seconds": seconds})
+        print(f"budget {set_name} seed {seed}: {budget} trials, test gain@1 "
+              f"{row['test_gain_at_1']:.3f}, final trial {row['final_trial']}", flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def _sweep_in(folder: Path, set_name: str, data_path: str, seed: int,
+              extra: list[str]) -> dict:
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "faqtune.sweep", f"data.prepared={data_path}",
@@ -164,7 +189,6 @@ def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
     if proc.returncode:
         raise RuntimeError(f"sweep on {set_name} seed {seed} failed:\n{proc.stderr[-3000:]}")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    shutil.rmtree(folder, ignore_errors=True)
     return {**{k: summary[k] for k in METRICS}, "seconds": time.perf_counter() - started,
             **{k: summary.get(k) for k in VERDICT_KEYS}}
 
@@ -287,6 +311,8 @@ def report(result: dict) -> str:
              *detail_table(result["cells"], labels), ""]
     if "sweep" in labels:
         lines += verdict_lines(result["cells"], [x for x in labels if x.startswith("sweep")])
+    if any(c.get("budget") for c in result["cells"]):
+        lines += budget_lines(result["cells"])
     if result.get("efficiency"):
         lines += efficiency_lines(result["efficiency"])
     if result.get("variants"):
@@ -336,6 +362,33 @@ def verdict_lines(cells: list[dict], labels: list[str]) -> list[str]:
                          f"the best trial was finalized in {judged} of {len(rows)} sweeps, and "
                          f"its 95 % interval covered the test difference in {covered} of them.")
     return [*lines, "", *notes, ""]
+
+
+def budget_lines(cells: list[dict]) -> list[str]:
+    """Per data set and budget: what the sweep's final model gained over the configured one
+    on the test split (paired by seed), how often a tuned trial was finalized, and the cost."""
+    lines = ["### Budget: what more trials buy", "",
+             "The default sweep grown through each budget on the same split (one study, "
+             "resumed with more trials and finalized after each, as a user extends a sweep). "
+             "Per budget: the final model's test gain@1 minus the configured model's (the "
+             "matcher column; mean ± sd of the per-seed differences), the seeds whose best "
+             "trial beat trial 0 beyond noise and so was finalized (`sweep.select`), trials "
+             "pruned, and the mean seconds so far (earlier budgets' finalizes included).", "",
+             "| data | trials | test gain@1: final - configured | tuned trial finalized | "
+             "pruned | seconds |", "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(c["data"] for c in cells if c.get("budget")):
+        rows = [c for c in cells if c["data"] == name and c.get("budget")]
+        for i, trials in enumerate(step["trials"] for step in rows[0]["budget"]):
+            steps = [c["budget"][i] for c in rows]
+            gains = [step["test_gain_at_1"] - c["matcher"]["test_gain_at_1"]
+                     for step, c in zip(steps, rows)]
+            tuned = sum(step["final_trial"] != 0 for step in steps)
+            pruned = sum(step["pruned"] for step in steps)
+            run = sum(step["pruned"] + step["complete"] for step in steps)
+            lines.append(f"| {name} | {trials} | {fmt(gains, signed=True)} | {tuned} of "
+                         f"{len(steps)} | {pruned / run:.0%} | "
+                         f"{statistics.fmean(s['seconds'] for s in steps):.0f} |")
+    return [*lines, ""]
 
 
 def variant_table(variants: list[dict]) -> list[str]:
@@ -396,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--efficiency", type=int, metavar="N_TRIALS", default=0,
                         help="also race faqtune's sweep against random search + median "
                              "stopping on the first data set, N trials each, per split seed")
+    parser.add_argument("--budget", type=int, nargs="+", metavar="N_TRIALS",
+                        help="also grow the default sweep through these trial counts per seed "
+                             "on the realistic sets: the gain-against-budget curve")
     parser.add_argument("--only", nargs="*", help="data set names to run")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
@@ -470,6 +526,14 @@ def main(argv: list[str] | None = None) -> int:
         for cell in cells:  # data sets without a sweep show the default model in its column
             for label in labels[labels.index("sweep"):]:
                 cell.setdefault(label, {k: float("nan") for k in METRICS})
+
+    if args.budget:
+        tiny = ["model.estimators=50", "training.period=10"] if args.quick else []
+        for cell in cells:
+            if next(s for s in sets if s.name == cell["data"]).realistic or args.quick:
+                cell["budget"] = budget_cell(cell["data"], cell["path"], cell["seed"], cache,
+                                             [*args.overrides, *args.sweep_args, *tiny],
+                                             args.budget)
 
     result_efficiency = None
     if args.efficiency:

@@ -30,14 +30,15 @@ def test_quick_benchmark_writes_a_report(tmp_path):
 
 @pytest.mark.slow
 def test_quick_quality_protocol_writes_its_section(tmp_path):
-    """The quality protocol end to end on tiny data: a varied setting, the default sweep and
-    the sweep-efficiency comparison all reach the report. One seed is enough for the wiring;
+    """The quality protocol end to end on tiny data: a varied setting, the default sweep, the
+    budget curve (a sweep resumed with more trials) and the sweep-efficiency comparison all
+    reach the report. One seed is enough for the wiring;
     the tables' statistics over seeds: the test below."""
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\nkept text\n")
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "quality.py"), "--quick",
                            "--seeds", "1", "--vary", "monotone=true,false", "--sweep",
-                           "--efficiency", "2", "--out", str(out)],
+                           "--efficiency", "2", "--budget", "2", "3", "--out", str(out)],
                           capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = out.read_text()
@@ -45,7 +46,8 @@ def test_quick_quality_protocol_writes_its_section(tmp_path):
     assert report.count("<!-- quality:start -->") == 1
     for text in ("Quality on realistic data", "synthetic (tiny)", "| monotone | **true** |",
                  "Sweep efficiency on a realistic set", "B reached A's best in", "| sweep |",
-                 "### The sweeps' verdicts", "sweep: "):
+                 "### The sweeps' verdicts", "sweep: ", "### Budget: what more trials buy",
+                 "| synthetic (tiny) | 2 |", "| synthetic (tiny) | 3 |"):
         assert text in report
 
 
@@ -89,6 +91,21 @@ def test_the_verdict_table_counts_pruned_trials_and_intervals_that_cover_the_tes
     assert ("sweep: 16 of 48 trials pruned (33%); the best trial was finalized in 2 of 3 "
             "sweeps, and its 95 % interval covered the test difference in 1 of them.") in text
     assert "sweep before: 0 of 48 trials pruned (0%)" in text
+
+
+def test_the_budget_table_pairs_each_budgets_final_model_with_the_configured_one(quality):
+    def step(trials, gain_at_1, final, pruned, seconds):
+        return {"trials": trials, "test_gain_at_1": gain_at_1, "final_trial": final,
+                "pruned": pruned, "complete": trials - pruned, "seconds": seconds}
+    cells = [{"data": "d", "seed": 1, "matcher": {"test_gain_at_1": 0.70},
+              "budget": [step(8, 0.70, 0, 2, 20.0), step(32, 0.74, 9, 10, 80.0)]},
+             {"data": "d", "seed": 2, "matcher": {"test_gain_at_1": 0.60},
+              "budget": [step(8, 0.60, 0, 0, 30.0), step(32, 0.62, 20, 6, 100.0)]},
+             {"data": "e", "seed": 1, "matcher": {"test_gain_at_1": 0.5}}]  # no budget run
+    text = "\n".join(quality.budget_lines(cells))
+    assert "| d | 8 | +0.000 ± 0.000 | 0 of 2 | 12% | 25 |" in text
+    assert "| d | 32 | +0.030 ± 0.014 | 2 of 2 | 25% | 90 |" in text
+    assert "| e |" not in text
 
 
 def _bench_module(name: str):
