@@ -93,3 +93,37 @@ def test_a_worker_started_ignoring_sigint_keeps_ignoring_it():
                           timeout=60,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert proc.stdout.split() == ["went", "on", "interrupted"], proc.stderr
+
+
+_IN_A_FINALIZER = textwrap.dedent("""
+    import os, signal, sys, time
+    from faqtune import interrupts
+    getattr(interrupts, sys.argv[1])()
+
+    class Booster:  # as LightGBM's: a finalizer the garbage collector runs
+        def __del__(self):
+            os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+            for _ in range(10 ** 6):  # the handler runs here, inside the finalizer
+                pass
+
+    try:
+        Booster()
+        time.sleep(5)
+        print("ran on", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+""")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("process", ["stop_once_on_interrupt", "stop_on_sigterm"])
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_process(process, signal_name):
+    """Python swallows an exception raised in a `__del__` and prints "Exception ignored" with
+    a traceback: a worker interrupted there ran on, deaf to the driver's stop, until it was
+    killed (seen in a Ctrl-C of a sweep, inside LightGBM's Booster.__del__)."""
+    proc = subprocess.run([sys.executable, "-c", _IN_A_FINALIZER, process, signal_name],
+                          capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.split() == ["interrupted"], proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, \
+        proc.stderr

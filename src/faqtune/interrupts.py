@@ -3,30 +3,73 @@ KeyboardInterrupt, so runs are marked KILLED, trials are released and a summary 
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+
+class Interrupt(KeyboardInterrupt):
+    """A KeyboardInterrupt that knows the signal which raised it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
 
 
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Interrupt(signum)
 
 
 def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
+    sys.unraisablehook = _raise_a_swallowed_interrupt_again
 
 
 def _interrupt_once(signum, frame) -> None:
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.SIG_IGN)
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Interrupt(signum)
+
+
+RAISE_AGAIN_AFTER_SECONDS = 0.05
+_ONCE: set[int] = set()  # the signals stop_once_on_interrupt set to interrupt once
 
 
 def stop_once_on_interrupt() -> None:
     """For a sweep worker: the first SIGINT or SIGTERM interrupts it, later ones are
     ignored, so a second signal (Ctrl-C reaches it, then the driver's stop) never cuts its
     trial's release short. SIGINT stays ignored where the worker was started ignoring it."""
+    _ONCE.clear()
     signal.signal(signal.SIGTERM, _interrupt_once)
+    _ONCE.add(signal.SIGTERM)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
+        _ONCE.add(signal.SIGINT)
+    sys.unraisablehook = _raise_a_swallowed_interrupt_again
+
+
+def _raise_a_swallowed_interrupt_again(unraisable) -> None:
+    """Python swallows an exception raised in a finalizer (a `__del__` the garbage collector
+    runs, LightGBM's Booster has one) and prints it as "Exception ignored". An interrupt
+    landing there would be lost, and a worker whose one interrupt is then spent would run
+    on, deaf to the driver's stop: send the signal again, to land where it stops the process.
+    """
+    exc = unraisable.exc_value
+    if not isinstance(exc, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    signum = getattr(exc, "signum", signal.SIGINT)
+    log.debug("an interrupt (signal %d) landed in %r: raised again", signum, unraisable.object)
+    if signum in _ONCE and signal.getsignal(signum) is signal.SIG_IGN:
+        signal.signal(signum, _interrupt_once)  # it was spent on the swallowed interrupt
+    if callable(signal.getsignal(signum)):
+        # sent from another thread a moment later: raised here, or at once, it would land
+        # in this hook (or the finalizer) and be swallowed again
+        threading.Timer(RAISE_AGAIN_AFTER_SECONDS, os.kill, (os.getpid(), signum)).start()
 
 
 def interrupted(exc: BaseException) -> bool:
