@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from faqtune.config import BACKEND_SCHEMAS, to_object
+from faqtune.data.folds import pool_rows
+from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError
 from faqtune.sweep import BACKENDS, check_pruning, checked_space, reports_per_trial, sweep
 from tests.helpers import (SMALL_SPACE, TINY_SWEEP, as_from_a_terminal, journal_study, last_json,
@@ -262,3 +265,37 @@ def test_every_backend_with_a_schema_has_a_module_that_runs_it():
     assert set(BACKENDS) == set(BACKEND_SCHEMAS)
     for name, module in BACKENDS.items():
         assert callable(importlib.import_module(module).run), name
+
+
+def test_a_cross_validated_sweep_logs_each_fold_pairs_every_held_out_question_and_finalizes_on_train_and_tune(  # noqa: E501
+        make_cfg, store, caplog):
+    """sweep.folds=3: each trial run logs its folds' metrics (a curve over folds) with their
+    mean and spread, the verdict pairs the train and tune questions, and the final model
+    trains on them together (the test split only tests it)."""
+    conf = sweep_conf(make_cfg, store, "experiment=cross_validated", "sweep.folds=3",
+                      "sweep.n_trials=3", "backend.n_workers=1", "sweep.select=best",
+                      params=SMALL_SPACE)
+    with caplog.at_level("INFO"):
+        summary = sweep(conf)
+    assert summary["complete"] + summary["pruned"] == 3, summary
+    client = MlflowClient(store)
+    trials = _runs(store, **{"mlflow.parentRunId": summary["run_id"], "faqtune.role": "trial"})
+    complete = [r for r in trials if r.data.tags["optuna.state"] == "COMPLETE"]
+    assert complete
+    pool = len(pool_rows(prepare(conf.data, Path(conf.paths.cache))[0]))  # the sweep's, reused
+    for run in complete:
+        curve = client.get_metric_history(run.info.run_id, "tune_mrr_fold")
+        assert [m.step for m in curve] == [1, 2, 3]
+        values = np.array([m.value for m in curve])
+        assert run.data.metrics["tune_mrr_fold_mean"] == pytest.approx(values.mean())
+        assert run.data.metrics["tune_mrr_fold_sd"] == pytest.approx(values.std(ddof=1))
+        assert run.data.params["sweep.folds"] == "3"
+        ranks = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/tune_ranks.json")
+        assert len(ranks["ranks"]) == pool and ranks["folds"] == 3
+    if summary["best_trial"] != 0:
+        assert f"paired over {pool} questions held out by 3 folds" in caplog.text
+    final = client.get_run(summary["final_run_id"])
+    assert final.data.tags["faqtune.trained_on"] == "train+tune"
+    inputs = {d.tags[0].value: d.dataset for d in final.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "test"}  # no tune split left to link
+    assert summary["test_mrr"] > 0

@@ -24,7 +24,7 @@ MODEL_NAMES = ("reference", "matcher")
 OBJECTIVES = ("binary", "lambdarank")
 NEGATIVES = ("random", "hard")
 SAMPLERS = ("random", "tpe", "grid", "qmc")
-PRUNERS = ("median", "bandit", "truncation", "hyperband", "none")
+PRUNERS = ("median", "bandit", "truncation", "hyperband", "wilcoxon", "none")
 # beyond_noise: the best trial only if it beats trial 0 (the configured model) by more than
 # one standard error on the tune questions, else the configured model; best: the best trial
 SELECT_RULES = ("beyond_noise", "best")
@@ -226,8 +226,13 @@ class SweepConfig:
     n_trials: int = 16
     timeout_s: Optional[float] = None  # stop starting trials after this many seconds
     sampler: str = "tpe"  # tpe, random, grid or qmc
-    pruner: str = "median"  # median, bandit, truncation, hyperband or none
-    delay_evaluation: int = 5  # reports before a trial may be pruned
+    pruner: str = "median"  # median, bandit, truncation, hyperband, wilcoxon (needs folds > 1) or none
+    delay_evaluation: int = 5  # reports before a trial may be pruned (periods; with folds > 1, folds)
+    # 1: each trial is scored on the tune split; k > 1: k-fold cross-validation over the train
+    # and tune questions (stratified by FAQ; the test split is never used), each fold a report
+    # the pruner sees; the final model then trains on train + tune
+    folds: int = 1
+    wilcoxon_p_threshold: float = 0.1  # sweep.pruner=wilcoxon: prune below this p-value
     bandit_slack_factor: float = 0.1
     truncation_percentage: int = 20
     max_failures: int = 3  # failed trials that stop the sweep
@@ -352,6 +357,7 @@ MAX_MATCH = 10_000
 MAX_SYNTHETIC_ORIGINALS = 100_000
 MAX_SYNTHETIC_DUPES = 10_000
 MAX_WORKERS = 256  # worker processes on one machine
+MAX_FOLDS = 20
 
 
 def _expect(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -488,6 +494,12 @@ def validate(cfg: FaqtuneConfig) -> None:
     _positive("sweep.timeout_s", sweep.timeout_s, optional=True)
     _int_range("sweep.max_failures", sweep.max_failures, 0)
     _int_range("sweep.delay_evaluation", sweep.delay_evaluation, 0)
+    _int_range("sweep.folds", sweep.folds, 1, MAX_FOLDS)
+    _expect(sweep.folds > 1 or sweep.pruner != "wilcoxon", "sweep.pruner", sweep.pruner,
+            "a pruner for one tune split (the Wilcoxon pruner compares trials fold by fold: "
+            "set sweep.folds to 2 or more)")
+    _expect(0 < sweep.wilcoxon_p_threshold < 1, "sweep.wilcoxon_p_threshold",
+            sweep.wilcoxon_p_threshold, "a p-value between 0 and 1")
     _int_range("sweep.final_estimators", sweep.final_estimators, 0, MAX_ESTIMATORS)
     _one_of("sweep.sampler", sweep.sampler, SAMPLERS)
     _one_of("sweep.pruner", sweep.pruner, PRUNERS)

@@ -51,6 +51,13 @@ def check_pruning(conf: FaqtuneConfig) -> None:
     """Warn when the pruner cannot stop a trial before its end: it waits for
     `sweep.delay_evaluation` reports, and a trial may make no more than that."""
     sweep, reports = conf.sweep, reports_per_trial(conf.model.estimators, conf.training.period)
+    if sweep.folds > 1:
+        if sweep.pruner != "none" and sweep.folds <= sweep.delay_evaluation:
+            log.warning("sweep.pruner=%s cannot stop any trial early: a trial reports once per "
+                        "fold (sweep.folds=%d) and the pruner waits for "
+                        "sweep.delay_evaluation=%d reports; lower sweep.delay_evaluation",
+                        sweep.pruner, sweep.folds, sweep.delay_evaluation)
+        return
     if sweep.pruner in ("median", "bandit", "truncation") and reports <= sweep.delay_evaluation:
         log.warning("sweep.pruner=%s cannot stop any trial early: a trial reports %d times "
                     "(model.estimators=%d, a report every training.period=%d rounds) and the "

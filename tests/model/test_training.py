@@ -3,11 +3,15 @@ with a shortlist, and early stopping that keeps the best round."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 
 from faqtune.config import MODEL_SCHEMAS, MatcherConfig, TrainingConfig
+from faqtune.data.folds import fold_views, pool_rows
 from faqtune.model.metrics import ranking_metrics, true_rank
-from faqtune.model.training import train_model
+from faqtune.model.training import cross_validate, train_model
 
 
 def test_tune_scores_with_a_shortlist_match_the_final_scores(small_data):
@@ -62,3 +66,34 @@ def test_a_long_fit_logs_featurizing_and_boosting_progress(small_data, caplog, m
     assert any(line.startswith("featurizing: ") and "training questions" in line
                for line in lines)
     assert "training: 5/5 rounds, about 0 s left" in lines
+
+
+
+def test_cross_validation_scores_every_train_and_tune_question_once_and_never_reads_test(
+        small_data):
+    """The pooled metrics are the folds' weighted by their held-out questions; and the same
+    folds on a copy whose test questions are scrambled (texts swapped, sent to other FAQs)
+    give the same held-out ranks: a fold that trained or scored on a test question would
+    not."""
+    reported = []
+    model, training = MatcherConfig(estimators=20, match=5), TrainingConfig(period=10)
+    result = cross_validate(model, training, small_data, 3,
+                            report=lambda fold, metrics: reported.append((fold, metrics)))
+    assert [fold for fold, _ in reported] == [1, 2, 3]
+    assert len(result.tune_ranks) == len(pool_rows(small_data))
+    sizes = [len(view.split("tune")) for view in fold_views(small_data, 3, seed=0)]
+    weighted = sum(size * metrics["tune_mrr"] for size, (_, metrics) in zip(sizes, reported))
+    assert result.metrics["tune_mrr"] == pytest.approx(weighted / sum(sizes))
+    assert [fold["tune_mrr"] for fold in result.folds] == [m["tune_mrr"] for _, m in reported]
+
+    questions = small_data.questions.copy()
+    test = np.flatnonzero(questions["split"].to_numpy() == "test")
+    rng = np.random.default_rng(0)
+    questions.loc[questions.index[test], "text"] = questions["text"].to_numpy()[
+        rng.permutation(test)]
+    questions.loc[questions.index[test], "faq_row"] = rng.integers(
+        0, len(small_data.faqs), size=len(test)).astype(questions["faq_row"].dtype)
+    again = cross_validate(model, training, dataclasses.replace(small_data, questions=questions),
+                           3)
+    assert (again.tune_ranks == result.tune_ranks).all()
+    assert again.metrics == result.metrics

@@ -39,3 +39,10 @@ def test_an_azure_expression_in_a_value_is_refused_before_any_job_is_built(make_
     space = parse_space(conf.model.name, conf.sweep.space.params)
     with pytest.raises(ConfigError, match=r"registry.model_name=.*Azure ML substitutes"):
         trial_overrides(conf, space, log_model=False)
+
+
+def test_cross_validated_trials_are_refused_on_azure_naming_the_setting(make_cfg):
+    conf = to_object(make_cfg("backend=azureml", "sweep.sampler=random",
+                              "experiment=cross_validated"))
+    with pytest.raises(ConfigError, match=r"sweep.folds=5: .* Optuna backend only"):
+        check_combination(conf, parse_space("matcher", conf.sweep.space.params), "v2")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from faqtune.config import to_object
 from faqtune.errors import ConfigError
 from faqtune.sweep import sweep
 from tests.helpers import HAS_SEMANTIC, SMALL_SPACE, journal_study, sweep_conf
@@ -76,3 +77,17 @@ def test_an_encoder_folder_is_identified_by_its_files_and_no_encoder_as_before(m
     (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
     after = sweep_identity(to_object(make_cfg(f"model.encoder={folder}")), space, "abc")
     assert [d.split(" ")[0] for d in differences(before, after)] == ["model.encoder_identity"]
+
+
+def test_a_sweep_resumed_with_other_folds_stops_naming_sweep_folds(make_cfg):
+    """Trials scored on the tune split and on folds are not comparable; a sweep from before
+    folds (one fold) keeps its identity."""
+    from faqtune.tuning.identity import differences, sweep_identity
+    from faqtune.tuning.space import parse_space
+
+    one = to_object(make_cfg())
+    five = to_object(make_cfg("experiment=cross_validated"))
+    space = parse_space("matcher", one.sweep.space.params)
+    before, after = sweep_identity(one, space, "abc"), sweep_identity(five, space, "abc")
+    assert "folds" not in before
+    assert differences(before, after) == ["sweep.folds (unset) -> 5"]

@@ -4,6 +4,7 @@ case id (`test_A1_...`) is a case of the reliability probe (docs/reliability.md)
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import threading
@@ -19,8 +20,9 @@ from faqtune.data.prepare import prepare
 from faqtune.errors import ConfigError, FaqtuneError, is_outage
 from faqtune.sweep import sweep
 from faqtune.tuning.identity import sweep_identity
-from faqtune.tuning.optuna_backend import (count, load_study, make_sampler, open_storage,
-                                           open_study, progress_bar, worker_count)
+from faqtune.tuning.optuna_backend import (count, load_study, make_pruner, make_sampler,
+                                           open_storage, open_study, progress_bar,
+                                           worker_count)
 from faqtune.tuning.space import parse_space
 from tests.helpers import (SMALL_SPACE, TINY_DATA, TINY_RUN, assert_database_refused, free_port,
                            journal_study, run_task, sweep_conf)
@@ -181,3 +183,15 @@ def test_postgresql_ends_the_transaction_a_frozen_worker_left_open(postgres):
         frozen.execute(sqlalchemy.text("SELECT 1"))
     assert is_outage(ended.value), "once resumed, the worker retries as after an outage"
     other.dispose()
+
+
+def test_with_folds_a_pruner_counts_folds_and_wilcoxon_compares_them(make_cfg):
+    """With sweep.folds a trial reports once per fold (steps 1 to folds): the median rule
+    waits delay_evaluation folds, not delay_evaluation periods of rounds."""
+    conf = to_object(make_cfg("experiment=cross_validated"))
+    median = make_pruner(conf.sweep, conf.training.period, conf.model.estimators, 3)
+    assert isinstance(median, optuna.pruners.MedianPruner)
+    assert median._n_warmup_steps == conf.sweep.delay_evaluation == 2
+    wilcoxon = make_pruner(dataclasses.replace(conf.sweep, pruner="wilcoxon"),
+                           conf.training.period, conf.model.estimators, 3)
+    assert isinstance(wilcoxon, optuna.pruners.WilcoxonPruner)

@@ -1,4 +1,5 @@
-"""Fit a model on a prepared data set, scoring the tune split every period."""
+"""Fit a model on a prepared data set, scoring the tune split every period; or one model per
+cross-validation fold, each scored on the questions it held out."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from faqtune.config import ModelConfig, TrainingConfig
 from faqtune.data.dataset import PreparedData
+from faqtune.data.folds import fold_views, pool_rows
 from faqtune.model.base import Monitor, PairRanker
 from faqtune.model.factory import build_model
 from faqtune.model.metrics import rank_metrics
@@ -25,6 +27,7 @@ class TrainResult:
     best_round: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     tune_ranks: np.ndarray | None = None  # each tune question's true-FAQ rank at best_round
+    folds: list[dict[str, float]] = field(default_factory=list)  # each fold's tune metrics
 
 
 class _EarlyStopping:
@@ -48,11 +51,21 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
     """Fit `model_cfg` on the training pairs; `report(round, tune metrics)` each period.
 
     `report` may raise (e.g. to prune a trial); it sees every period and the final round.
+    A set without tune questions (the train and tune questions pooled) trains
+    `model_cfg.estimators` rounds unscored.
     """
     model = build_model(model_cfg, training, cache_dir, seed)
     pairs = data.pairs(model_cfg.match)
     truth = data.truth("tune")
     result = TrainResult(model=model)
+    if not len(truth):
+        started = time.perf_counter()
+        model.fit(pairs[["Text_x", "Text_y"]], pairs["label"], faqs=list(data.faqs["text"]),
+                  answers=list(data.faqs["answer"]))
+        result.best_round = model_cfg.estimators
+        result.timings = {"featurize_seconds": model.timings_["featurize_seconds"],
+                          "fit_seconds": time.perf_counter() - started}
+        return result
     stopper = _EarlyStopping(training.early_stopping_periods)
     ranks_at: dict[int, np.ndarray] = {}
 
@@ -80,4 +93,34 @@ def train_model(model_cfg: ModelConfig, training: TrainingConfig, data: Prepared
         "tune_scoring_seconds": model.timings_["monitor_seconds"],
         "fit_seconds": total - model.timings_["monitor_seconds"],
     }
+    return result
+
+
+def cross_validate(model_cfg: ModelConfig, training: TrainingConfig, data: PreparedData,
+                   folds: int, cache_dir: str | None = None, seed: int = 0,
+                   report: Reporter | None = None) -> TrainResult:
+    """Fit one model per fold of the train and tune questions (`sweep.folds`), each scored on
+    the questions it held out; `report(fold, that fold's tune metrics)` after each fold (1 on)
+    (it may raise to prune the trial there).
+
+    The result's metrics are those of every held-out question together (their mean over
+    folds weighted by fold size), `tune_ranks` the held-out ranks in the order of the train
+    and tune questions (the same for every trial, so two trials pair question by question),
+    `best_round` the mean of the folds' best rounds and `model` the last fold's model."""
+    rows = pool_rows(data)
+    ranks = np.empty(len(rows), dtype=np.int64)
+    result = TrainResult(model=None)
+    for fold, view in enumerate(fold_views(data, folds, seed), start=1):
+        trained = train_model(model_cfg, training, view, cache_dir, seed)
+        held_out = np.searchsorted(rows, np.flatnonzero(view.questions["split"] == "tune"))
+        ranks[held_out] = trained.tune_ranks
+        result.model = trained.model
+        result.folds.append({**trained.metrics, "best_round": trained.best_round})
+        for key, seconds in trained.timings.items():
+            result.timings[key] = result.timings.get(key, 0.0) + seconds
+        if report:
+            report(fold, trained.metrics)
+    result.metrics = rank_metrics(ranks, "tune")
+    result.tune_ranks = ranks
+    result.best_round = round(float(np.mean([f["best_round"] for f in result.folds])))
     return result

@@ -95,6 +95,8 @@ def log_setup(conf: FaqtuneConfig, data: PreparedData, data_path: Path) -> None:
         "faqtune.model": conf.model.name, "faqtune.data_source": conf.data.source,
         "faqtune.data_hash": data.data_hash, "faqtune.git_commit": git_commit() or "unknown"}))
     for split in SPLITS if datasets_logged() else ():
+        if not len(data.split(split)):  # the tune split of a model trained on train + tune
+            continue
         dataset = split_dataset(conf, data, data_path, split)
         retrying(lambda: mlflow.log_input(dataset, context=split))
     retrying(lambda: mlflow.log_text(config_yaml(conf), "config.yaml"))
@@ -118,17 +120,24 @@ def log_result(result: TrainResult, data: PreparedData, data_path: Path,
     retrying(lambda: mlflow.log_metrics({**result.timings, "best_round": result.best_round}))
     if result.tune_ranks is not None:  # a sweep's verdict compares two runs question by question
         retrying(lambda: mlflow.log_dict({"round": result.best_round,
-                                          "ranks": result.tune_ranks.tolist()}, TUNE_RANKS))
-    for figure, name in ((plots.gain_curve(result.history), "tune_gain_curve"),
-                         (plots.feature_importance(result.model.feature_importances()),
-                          "feature_importance")):
+                                          "ranks": result.tune_ranks.tolist(),
+                                          "folds": len(result.folds) or 1}, TUNE_RANKS))
+    figures = [(plots.gain_curve, result.history, "tune_gain_curve")] if result.history else []
+    figures.append((plots.feature_importance, result.model.feature_importances(),
+                    "feature_importance"))
+    for draw, values, name in figures:
+        figure = draw(values)
         retrying(lambda: mlflow.log_figure(figure, f"plots/{name}.png"))
         plots.close(figure)  # a sweep worker draws two per trial: free them
     model_uri, model_id = (log_matcher(result.model, data, conf) if conf.training.log_model
                            else (None, None))
+    if not result.metrics:  # trained on train + tune: nothing left to score
+        return model_uri
     last_round = result.history[-1][0] if result.history else result.best_round
     later = get_current_time_millis() + 1  # after every period's values, even in one ms
-    tune = split_dataset(conf, data, data_path, "tune") if datasets_logged() else None
+    # cross-validated metrics are over the train and tune questions: no one split to link
+    tune = (split_dataset(conf, data, data_path, "tune")
+            if datasets_logged() and not result.folds else None)
     retrying(lambda: mlflow.log_metrics(result.metrics, step=last_round, timestamp=later,
                                         model_id=model_id, dataset=tune))
     return model_uri

@@ -70,6 +70,10 @@ def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None
     if sweep.pruner not in ("median", "bandit", "truncation", "none"):
         raise ConfigError(f"sweep.pruner={sweep.pruner!r} has no Azure ML early-termination "
                           "policy; use median, bandit, truncation or none.")
+    if sweep.folds > 1:
+        raise ConfigError(f"sweep.folds={sweep.folds}: cross-validated trials run on the "
+                          "Optuna backend only (an Azure ML trial scores the tune split); set "
+                          "sweep.folds=1 or use backend=optuna.")
     if sweep.n_trials > MAX_TRIALS:
         raise ConfigError(f"sweep.n_trials={sweep.n_trials}: an Azure ML sweep runs at most "
                           f"{MAX_TRIALS} trials.")

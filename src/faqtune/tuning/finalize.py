@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from mlflow.tracking import MlflowClient
@@ -36,6 +37,16 @@ def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | N
     return None
 
 
+def _with_rounds(final: FaqtuneConfig, run_id: str | None) -> FaqtuneConfig:
+    """A model trained on train + tune has nothing to stop early on: it trains the rounds its
+    cross-validated trial kept (the mean of its folds' best rounds)."""
+    metrics = retrying(lambda: MlflowClient().get_run(run_id)).data.metrics if run_id else {}
+    if "best_round" not in metrics:
+        return final
+    rounds = max(1, int(metrics["best_round"]))
+    return dataclasses.replace(final, model=dataclasses.replace(final.model, estimators=rounds))
+
+
 def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
     """Retrain the chosen trial's configuration (the best, or the configured model's when
     the best is within noise: `sweep.select`), test it and register it; a sweep finalized
@@ -47,13 +58,17 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
             log.info("trial %d was finalized before: version %s", trial, done["version"])
             return done
         final = final_config(conf, outcome.final_params)
-        log.info("finalizing: retraining trial %d with %d estimators, then testing and "
-                 "registering it", trial, final.model.estimators)
+        pool = conf.sweep.folds > 1
+        if pool and conf.training.early_stopping_periods and not conf.sweep.final_estimators:
+            final = _with_rounds(final, outcome.final_run_id)
+        log.info("finalizing: retraining trial %d with %d estimators%s, then testing and "
+                 "registering it", trial, final.model.estimators,
+                 " on the train and tune questions" if pool else "")
         kind = "configured model" if outcome.keep_start else "best"
         trained = train_and_log(
             final, parent_run_id=outcome.parent_run_id,
             tags={ROLE_TAG: "final", SWEEP_TAG: conf.sweep.name, TRIAL_TAG: str(trial)},
-            run_name=f"{conf.sweep.name} {kind} (trial {trial})")
+            run_name=f"{conf.sweep.name} {kind} (trial {trial})", pool=pool)
         tested = evaluate_model(final, trained["model_uri"])
         registered = register(trained["run_id"], conf.registry,
                               {"sweep": conf.sweep.name, "trial": str(trial)})

@@ -33,6 +33,8 @@ def sweep_identity(conf: FaqtuneConfig, space: SearchSpace, data_hash: str) -> d
                                 "early_stopping_periods": training.early_stopping_periods,
                                 "early_stopping_metric": training.early_stopping_metric},
                                sort_keys=True),
+        # absent at one fold, as sweeps from before folds stored it
+        **({"folds": str(conf.sweep.folds)} if conf.sweep.folds > 1 else {}),
     }
 
 
@@ -58,6 +60,6 @@ def differences(stored: dict[str, str], current: dict[str, str]) -> list[str]:
             short = (lambda v: v[:12] if v else "(unset)") if key == "data" else \
                 (lambda v: v or "(unset)")
             label = {"data": "prepared data", "sampler": "sweep.sampler", "seed": "sweep.seed",
-                     "metric": "sweep.metric"}.get(key, key)
+                     "metric": "sweep.metric", "folds": "sweep.folds"}.get(key, key)
             found.append(f"{label} {short(old)} -> {short(new)}")
     return found

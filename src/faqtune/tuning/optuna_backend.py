@@ -183,8 +183,17 @@ def make_pruner(sweep: SweepConfig, period: int, max_rounds: int,
                 startup_trials: int) -> optuna.pruners.BasePruner:
     """HyperDrive's policies, evaluated at every report after `delay_evaluation` reports:
     `median` (MedianStoppingPolicy), `bandit` (BanditPolicy), `truncation`
-    (TruncationSelectionPolicy: stop the lowest `truncation_percentage` percent)."""
+    (TruncationSelectionPolicy: stop the lowest `truncation_percentage` percent), and
+    `wilcoxon` (Optuna's WilcoxonPruner: a trial worse than the best, fold by fold, beyond
+    `wilcoxon_p_threshold`). With `sweep.folds` > 1 a step is a fold, not a round."""
+    if sweep.folds > 1:
+        period, max_rounds = 1, sweep.folds
     warmup = sweep.delay_evaluation * period
+    if sweep.pruner == "wilcoxon":
+        with warnings.catch_warnings():  # "experimental": chosen by name, Optuna's range pinned
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(p_threshold=sweep.wilcoxon_p_threshold,
+                                                 n_startup_steps=sweep.delay_evaluation)
     if sweep.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=startup_trials,
                                            n_warmup_steps=warmup)

@@ -17,6 +17,7 @@ class Verdict:
     gain: float
     error: float
     questions: int
+    folds: int = 1  # > 1: the questions are the train and tune questions, each held out once
 
     @property
     def beyond_noise(self) -> bool:
@@ -50,8 +51,14 @@ class Verdict:
                  else "at most one standard error: within")
         return (f"trial {self.best_trial} beats trial {self.start_trial} (the configured "
                 f"model) by {self.gain:+.4f} {metric} ± {self.error:.4f} (standard error, "
-                f"paired over {self.questions} tune questions; 95 % interval {low:+.4f} to "
-                f"{high:+.4f}), {where} the noise of the tune split")
+                f"paired over {self.questions} {self._questions}; 95 % interval {low:+.4f} "
+                f"to {high:+.4f}), {where} the noise of the "
+                f"{'folds' if self.folds > 1 else 'tune split'}")
+
+    @property
+    def _questions(self) -> str:
+        return (f"questions held out by {self.folds} folds" if self.folds > 1
+                else "tune questions")
 
 
 @dataclass
@@ -78,6 +85,10 @@ class SweepOutcome:
     def final_trial(self) -> int | None:
         """The trial finalize retrains and registers."""
         return self.start_trial if self.keep_start else self.best_trial
+
+    @property
+    def final_run_id(self) -> str | None:
+        return self.start_run_id if self.keep_start else self.best_run_id
 
     @property
     def final_params(self) -> dict[str, Any]:

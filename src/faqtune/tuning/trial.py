@@ -64,10 +64,14 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data
         run_ids.append(run_id)
         trial.set_user_attr(RUN_ID_ATTR, run_id)
 
-    def report(rounds: int, metrics: dict[str, float]) -> None:
-        trial.report(metrics[metric], rounds)
+    folds = conf.sweep.folds
+
+    def report(step: int, metrics: dict[str, float]) -> None:
+        """`step`: the rounds trained, or with folds the fold (1 to folds)."""
+        trial.report(metrics[metric], step)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at round {rounds}")
+            raise optuna.TrialPruned(f"pruned after fold {step}" if folds > 1
+                                     else f"pruned at round {step}")
 
     tags = {"optuna.study": trial.study.study_name, "optuna.trial": str(trial.number),
             "faqtune.role": "trial", "mlflow.note.content": describe_params(params)}
@@ -80,7 +84,7 @@ def run_trial(trial: optuna.Trial, conf: FaqtuneConfig, data: PreparedData, data
             raise
         summary = train_and_log(trial_conf, parent_run_id=parent_run_id, tags=tags,
                                 run_name=run_name, prepared=(data, Path(data_path)),
-                                report=report, on_start=started)
+                                report=report, on_start=started, folds=folds)
         run_id = summary["run_id"]
         if trial.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
             raise optuna.exceptions.UpdateFinishedTrialError(

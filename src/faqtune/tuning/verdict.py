@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 
 def judge(start_ranks: np.ndarray, best_ranks: np.ndarray, metric: str, start_trial: int,
-          best_trial: int) -> Verdict:
+          best_trial: int, folds: int = 1) -> Verdict:
     """The verdict from both trials' 0-based tune ranks (the same questions, in order)."""
     gain, error = paired_gain(start_ranks, best_ranks, metric)
-    return Verdict(start_trial, best_trial, gain, error, len(best_ranks))
+    return Verdict(start_trial, best_trial, gain, error, len(best_ranks), folds)
 
 
 def tune_ranks(run_id: str) -> np.ndarray:
@@ -57,7 +57,7 @@ def settle(conf: FaqtuneConfig, outcome: SweepOutcome) -> None:
                     outcome.best_trial)
         return
     outcome.verdict = judge(start, best, conf.sweep.metric, outcome.start_trial,
-                            outcome.best_trial)
+                            outcome.best_trial, conf.sweep.folds)
     outcome.keep_start = conf.sweep.select == "beyond_noise" and not outcome.verdict.beyond_noise
     log.info("%s; finalize takes trial %d (sweep.select=%s)",
              outcome.verdict.sentence(conf.sweep.metric), outcome.final_trial, conf.sweep.select)
