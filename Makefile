@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-sweep quality-recovery quality-budget semantic ui clean
+.PHONY: demo test test-fast test-core reliability-report bench bench-quick quality quality-sweep quality-recovery quality-budget quality-folds semantic ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -127,6 +127,14 @@ quality-budget: $(VENV)/.installed-dev
 	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
 		--set model.prior_weight=30 --budget 4 8 16 32 --section sweep-budget-recovery \
 		--title "The recovery sweep (prior_weight=30) against its budget"
+
+# The cross-validated sweep (experiment=cross_validated, 5 folds) against the one-split sweep,
+# from a matcher that does not fit (prior_weight=30), 3 split seeds: about 27 min.
+quality-folds: $(VENV)/.installed-dev
+	$(BIN)/python bench/quality.py --only "cs written" "cs real + written" --no-reference \
+		--seeds 1 2 3 --set model.prior_weight=30 --sweep --sweep-args experiment=cross_validated \
+		--sweep-before sweep.folds=1 sweep.delay_evaluation=5 --section sweep-folds-recovery \
+		--title "The cross-validated sweep (experiment=cross_validated, 5 folds) against the one-split sweep, from a matcher that does not fit (prior_weight=30)"
 
 # The sentence encoder (experiment=semantic) against the default matcher, its cost and its
 # serving latency (about 3 min), then its sweep per seed (about 20 min).
