@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,6 +15,17 @@ from hydra import compose, initialize_config_dir
 from faqtune.cli import CONF_DIR
 from faqtune.config import register_configs
 from tests.helpers import free_port
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    """SIGTERM (a CI timeout, `kill`) ends the session as Ctrl-C does, fixtures torn down:
+    by default it kills pytest outright, and the PostgreSQL cluster and `mlflow server`s the
+    fixtures started (in sessions of their own) ran on."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture
