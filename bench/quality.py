@@ -17,6 +17,7 @@ matcher is the one `conf/model/matcher.yaml` configures, the reference is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -30,6 +31,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 from omegaconf import OmegaConf
 
@@ -153,11 +155,8 @@ def sweep_cell(set_name: str, data_path: str, seed: int, cache: Path,
                extra: list[str]) -> dict:
     """The default sweep (as `python -m faqtune.sweep` runs it) on a prepared split; its final
     model's test metrics, as the sweep's summary line reports them."""
-    folder = Path(tempfile.mkdtemp(prefix=f"sweep-{seed}-", dir=cache))
-    with_shared_embeddings(folder / "features", cache)
-    result = _sweep_in(folder, set_name, data_path, seed, extra)
-    shutil.rmtree(folder, ignore_errors=True)
-    return result
+    with sweep_folder(f"sweep-{seed}-", cache) as folder:
+        return _sweep_in(folder, set_name, data_path, seed, extra)
 
 
 def budget_cell(set_name: str, data_path: str, seed: int, cache: Path, extra: list[str],
@@ -165,17 +164,28 @@ def budget_cell(set_name: str, data_path: str, seed: int, cache: Path, extra: li
     """The default sweep grown through each budget in turn: one study, resumed with more
     trials (as a user extends a sweep), finalized after each; per budget its final model's
     test metrics, verdict and seconds so far (earlier finalizes included)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"budget-{seed}-", dir=cache))
-    with_shared_embeddings(folder / "features", cache)
     rows, seconds = [], 0.0
-    for budget in sorted(budgets):
-        row = _sweep_in(folder, set_name, data_path, seed, [*extra, f"sweep.n_trials={budget}"])
-        seconds += row["seconds"]
-        rows.append({**row, "trials": budget, "seconds": seconds})
-        print(f"budget {set_name} seed {seed}: {budget} trials, test gain@1 "
-              f"{row['test_gain_at_1']:.3f}, final trial {row['final_trial']}", flush=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    with sweep_folder(f"budget-{seed}-", cache) as folder:
+        for budget in sorted(budgets):
+            row = _sweep_in(folder, set_name, data_path, seed,
+                            [*extra, f"sweep.n_trials={budget}"])
+            seconds += row["seconds"]
+            rows.append({**row, "trials": budget, "seconds": seconds})
+            print(f"budget {set_name} seed {seed}: {budget} trials, test gain@1 "
+                  f"{row['test_gain_at_1']:.3f}, final trial {row['final_trial']}", flush=True)
     return rows
+
+
+@contextlib.contextmanager
+def sweep_folder(prefix: str, cache: Path) -> Iterator[Path]:
+    """A sweep's own folder (cache, tracking store) sharing the run's embeddings; removed
+    after."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=cache))
+    with_shared_embeddings(folder / "features", cache)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _sweep_in(folder: Path, set_name: str, data_path: str, seed: int,
@@ -193,6 +203,7 @@ def _sweep_in(folder: Path, set_name: str, data_path: str, seed: int,
             **{k: summary.get(k) for k in VERDICT_KEYS}}
 
 
+QUICK_SWEEP = ["model.estimators=50", "training.period=10"]  # --quick: trials of seconds
 VERDICT_KEYS = ("complete", "pruned", "best_trial", "final_trial", "gain_over_start",
                 "gain_error", "within_noise", "best_params")
 
@@ -209,9 +220,8 @@ def efficiency_race(data_path: str, seed: int, cache: Path, n_trials: int, quick
     the time each takes to reach the best tune metric the random search finds."""
     from benchmarks import _sweep
 
-    tiny = ["model.estimators=50", "training.period=10"] if quick else []
     common = [f"data.prepared={data_path}", f"sweep.n_trials={n_trials}", "backend.n_workers=2",
-              *tiny]
+              *(QUICK_SWEEP if quick else [])]
     curves = {}
     for label, overrides in RACE.items():
         name = "efficiency-" + ("random" if "random" in label else "tpe")
@@ -505,21 +515,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"{variants[-1]['test_gain_at_1']:.3f}", flush=True)
 
     labels = [m for m, _ in models]
+    # sweeps run on the realistic sets (all of them with --quick), from the same matcher as
+    # the `matcher` column (--set)
+    swept = [c for c in cells
+             if args.quick or next(s for s in sets if s.name == c["data"]).realistic]
+    sweep_args = [*args.overrides, *args.sweep_args, *(QUICK_SWEEP if args.quick else [])]
     if args.sweep:
         labels.append("sweep")
-        # the sweep starts from the same matcher as the `matcher` column (--set)
-        extra = [*args.overrides, *args.sweep_args, *(["model.estimators=50", "sweep.n_trials=2",
-                                      "training.period=10"] if args.quick else [])]
-        for cell in cells:
-            if next(s for s in sets if s.name == cell["data"]).realistic or args.quick:
-                cell["sweep"] = sweep_cell(cell["data"], cell["path"], cell["seed"], cache, extra)
-                print(f"sweep {cell['data']} seed {cell['seed']}: "
-                      f"{cell['sweep']['test_gain_at_1']:.3f}", flush=True)
-                if args.sweep_before is not None:
-                    cell["sweep before"] = sweep_cell(cell["data"], cell["path"], cell["seed"],
-                                                      cache, [*extra, *args.sweep_before])
-                    print(f"sweep before {cell['data']} seed {cell['seed']}: "
-                          f"{cell['sweep before']['test_gain_at_1']:.3f}", flush=True)
+        extra = [*sweep_args, *(["sweep.n_trials=2"] if args.quick else [])]
+        for cell in swept:
+            cell["sweep"] = sweep_cell(cell["data"], cell["path"], cell["seed"], cache, extra)
+            print(f"sweep {cell['data']} seed {cell['seed']}: "
+                  f"{cell['sweep']['test_gain_at_1']:.3f}", flush=True)
+            if args.sweep_before is not None:
+                cell["sweep before"] = sweep_cell(cell["data"], cell["path"], cell["seed"],
+                                                  cache, [*extra, *args.sweep_before])
+                print(f"sweep before {cell['data']} seed {cell['seed']}: "
+                      f"{cell['sweep before']['test_gain_at_1']:.3f}", flush=True)
         if args.sweep_before is not None:
             labels.append("sweep before")
         cells = [c for c in cells if "sweep" in c] + [c for c in cells if "sweep" not in c]
@@ -527,13 +539,9 @@ def main(argv: list[str] | None = None) -> int:
             for label in labels[labels.index("sweep"):]:
                 cell.setdefault(label, {k: float("nan") for k in METRICS})
 
-    if args.budget:
-        tiny = ["model.estimators=50", "training.period=10"] if args.quick else []
-        for cell in cells:
-            if next(s for s in sets if s.name == cell["data"]).realistic or args.quick:
-                cell["budget"] = budget_cell(cell["data"], cell["path"], cell["seed"], cache,
-                                             [*args.overrides, *args.sweep_args, *tiny],
-                                             args.budget)
+    for cell in swept if args.budget else ():
+        cell["budget"] = budget_cell(cell["data"], cell["path"], cell["seed"], cache, sweep_args,
+                                     args.budget)
 
     result_efficiency = None
     if args.efficiency:
