@@ -37,7 +37,7 @@ def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | N
     return None
 
 
-def _with_rounds(final: FaqtuneConfig, run_id: str | None) -> FaqtuneConfig:
+def with_trial_rounds(final: FaqtuneConfig, run_id: str | None) -> FaqtuneConfig:
     """A model trained on train + tune has nothing to stop early on: it trains the rounds its
     cross-validated trial kept (the mean of its folds' best rounds)."""
     metrics = retrying(lambda: MlflowClient().get_run(run_id)).data.metrics if run_id else {}
@@ -60,7 +60,7 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
         final = final_config(conf, outcome.final_params)
         pool = conf.sweep.folds > 1
         if pool and conf.training.early_stopping_periods and not conf.sweep.final_estimators:
-            final = _with_rounds(final, outcome.final_run_id)
+            final = with_trial_rounds(final, outcome.final_run_id)
         log.info("finalizing: retraining trial %d with %d estimators%s, then testing and "
                  "registering it", trial, final.model.estimators,
                  " on the train and tune questions" if pool else "")
