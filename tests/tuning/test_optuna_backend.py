@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -195,3 +199,22 @@ def test_with_folds_a_pruner_counts_folds_and_wilcoxon_compares_them(make_cfg):
     wilcoxon = make_pruner(dataclasses.replace(conf.sweep, pruner="wilcoxon"),
                            conf.training.period, conf.model.estimators, 3)
     assert isinstance(wilcoxon, optuna.pruners.WilcoxonPruner)
+
+
+
+def test_a_worker_sizes_every_thread_pool_to_its_share_of_the_cores():
+    """Not only LightGBM's threads: OpenMP and OpenBLAS pools sized for every core in each
+    worker spun on the cores the other workers trained on (2 workers on 2 cores: trials
+    twice as long). A fresh process, as a worker is, without *_NUM_THREADS set."""
+    script = ("import json, os, threadpoolctl\n"
+              "from faqtune.tuning.optuna_backend import limit_threads\n"
+              "threads = limit_threads(os.cpu_count())\n"
+              "print(json.dumps([threads, threadpoolctl.threadpool_info()]))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items()
+                                            if not k.endswith("_NUM_THREADS")})
+    assert proc.returncode == 0, proc.stderr
+    threads, pools = json.loads(proc.stdout)
+    assert threads == 1
+    assert {"openmp", "openblas"} <= {pool["internal_api"] for pool in pools}, pools
+    assert {pool["num_threads"] for pool in pools} == {1}, pools
