@@ -32,9 +32,14 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 300, every: fl
 
 
 def _study_if_any(cache: Path):
+    """The sweep's study once it exists: its journal file appears before the study's record
+    is in it."""
     if not (cache / "optuna" / "faqtune-sweep.journal").exists():
         return None
-    return journal_study(cache)
+    try:
+        return journal_study(cache)
+    except KeyError:  # optuna: "Record does not exist."
+        return None
 
 
 def _children(pid: int) -> list[int]:
