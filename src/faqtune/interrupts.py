@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +66,11 @@ def _raise_a_swallowed_interrupt_again(unraisable) -> None:
     if signum in _ONCE and signal.getsignal(signum) is signal.SIG_IGN:
         signal.signal(signum, _interrupt_once)  # it was spent on the swallowed interrupt
     if callable(signal.getsignal(signum)):
-        # sent from another thread a moment later: raised here, or at once, it would land
-        # in this hook (or the finalizer) and be swallowed again
-        threading.Timer(RAISE_AGAIN_AFTER_SECONDS, os.kill, (os.getpid(), signum)).start()
+        # a moment later, by an alarm: raised here, or at once, it would land in this hook (or
+        # the finalizer) and be swallowed again; no thread is started (the collector may have
+        # run the finalizer while this thread held one of threading's locks)
+        signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signum))
+        signal.setitimer(signal.ITIMER_REAL, RAISE_AGAIN_AFTER_SECONDS)
 
 
 def interrupted(exc: BaseException) -> bool:
