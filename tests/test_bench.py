@@ -191,3 +191,20 @@ def test_the_report_replaces_its_own_sections_and_keeps_the_others():
         "old numbers", "new numbers").replace("old scale", "new scale").replace(
         "Run times: a.", "Run times: b.")
     assert benchmarks.spliced("", new) == new
+
+
+# -- bench/scale_costs.py: the cost model behind the next scaling step ------------------------
+def test_the_scale_costs_pair_kernel_agrees_with_scipy_and_the_report_has_every_table(tmp_path):
+    """On a tiny catalogue: every product is timed, recall is a share, the pair products
+    (the compiled kernel's, when numba is installed, are checked against scipy's inside)
+    are timed, and the section names them all."""
+    scale_costs = _bench_module("scale_costs")
+    row = scale_costs.measure(60, tmp_path, 64)
+    assert all(ms > 0 for ms in row["products"].values())
+    assert all(0 <= r <= 1 for x in row["retrieval"] for r in x["recall"].values())
+    assert [x["max_df"] for x in row["retrieval"]] == list(scale_costs.MAX_DFS)
+    assert set(row["pairs"]) == {32, 128} and all(c["scipy"] > 0 for c in row["pairs"].values())
+    text = scale_costs.report([row], 0.1, "python bench/scale_costs.py --originals 60")
+    assert text.startswith(scale_costs.MARKERS[0]) and text.rstrip().endswith(
+        scale_costs.MARKERS[1])
+    assert f"| {row['faqs']:,} | 128 |" in text and "char centroid" in text

@@ -271,10 +271,11 @@ def test_a_cross_validated_sweep_logs_each_fold_pairs_every_held_out_question_an
         make_cfg, store, caplog):
     """sweep.folds=3: each trial run logs its folds' metrics (a curve over folds) with their
     mean and spread, the verdict pairs the train and tune questions, and the final model
-    trains on them together (the test split only tests it)."""
+    trains on them together (the test split only tests it) for the rounds its trial kept,
+    as the parent run's params say."""
     conf = sweep_conf(make_cfg, store, "experiment=cross_validated", "sweep.folds=3",
                       "sweep.n_trials=3", "backend.n_workers=1", "sweep.select=best",
-                      params=SMALL_SPACE)
+                      "training.early_stopping_periods=1", params=SMALL_SPACE)
     with caplog.at_level("INFO"):
         summary = sweep(conf)
     assert summary["complete"] + summary["pruned"] == 3, summary
@@ -296,6 +297,10 @@ def test_a_cross_validated_sweep_logs_each_fold_pairs_every_held_out_question_an
         assert f"paired over {pool} questions held out by 3 folds" in caplog.text
     final = client.get_run(summary["final_run_id"])
     assert final.data.tags["faqtune.trained_on"] == "train+tune"
+    chosen = next(r for r in trials if r.data.tags["optuna.trial"] == str(summary["best_trial"]))
+    kept = str(max(1, int(chosen.data.metrics["best_round"])))
+    parent = client.get_run(summary["run_id"]).data.params
+    assert final.data.params["model.estimators"] == parent["model.estimators"] == kept
     inputs = {d.tags[0].value: d.dataset for d in final.inputs.dataset_inputs}
     assert set(inputs) == {"train", "test"}  # no tune split left to link
     assert summary["test_mrr"] > 0

@@ -6,9 +6,10 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from faqtune.sweep import sweep
-from faqtune.tuning.finalize import with_trial_rounds, finalize
+from faqtune.tuning.finalize import finalize
 from faqtune.tuning.optuna_backend import parent_lock
 from faqtune.tuning.outcome import SweepOutcome
+from faqtune.tuning.trial import final_config
 from tests.helpers import SMALL_SPACE, sweep_conf
 
 
@@ -34,5 +35,11 @@ def test_a_cross_validated_final_model_trains_the_rounds_its_trial_kept(make_cfg
         mlflow.log_metric("best_round", 37.0)  # as a cross-validated trial logs it
     conf = sweep_conf(make_cfg, store, "experiment=cross_validated",
                       "training.early_stopping_periods=2")
-    assert with_trial_rounds(conf, run.info.run_id).model.estimators == 37
-    assert with_trial_rounds(conf, None).model.estimators == conf.model.estimators
+    assert final_config(conf, {}, run.info.run_id).model.estimators == 37
+    assert final_config(conf, {}, None).model.estimators == conf.model.estimators
+    one_split = sweep_conf(make_cfg, store, "training.early_stopping_periods=2")
+    assert final_config(one_split, {}, run.info.run_id).model.estimators == \
+        one_split.model.estimators  # stopped early on its tune split, it may stop again
+    fixed = sweep_conf(make_cfg, store, "experiment=cross_validated",
+                       "training.early_stopping_periods=2", "sweep.final_estimators=55")
+    assert final_config(fixed, {}, run.info.run_id).model.estimators == 55

@@ -398,6 +398,31 @@ class FaqMatcher(PairRanker):
         questions = list(pd.unique(positives["Text_x"]))
         owner = np.array([faq_row[t] for t in
                           positives.drop_duplicates("Text_x")["Text_y"]], dtype=np.int64)
+        inputs = self._fit_faq_side(faqs, questions, owner, answers)
+        per_question = X.groupby("Text_x", sort=False).size()
+        candidates = self._choose_candidates(X, questions, inputs.word, owner, per_question,
+                                             faq_row)
+        block = self.questions_per_block()
+
+        def featurize(rows: np.ndarray, values: dict) -> np.ndarray:
+            chosen = [candidates[row] for row in rows]
+            local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
+            return self._gather(values, local, np.concatenate(chosen))
+
+        features = np.vstack(list(self._map_blocks(inputs, block, featurize,
+                                                   "training questions", owner)))
+        labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
+        groups = [len(c) for c in candidates]
+        weights = (None if self.unweighted or self.objective == "lambdarank"
+                   else compute_sample_weight("balanced", labels))
+        return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
+                           group=groups if self.objective == "lambdarank" else None,
+                           feature_name=list(self.features), free_raw_data=True)
+
+    def _fit_faq_side(self, faqs: list[str], questions: list[str], owner: np.ndarray,
+                      answers: list | None) -> _Inputs:
+        """Fit the vector spaces and every FAQ-side matrix on the catalogue and the training
+        questions (`owner[i]`: question i's FAQ); the training questions' inputs."""
         corpus = list(faqs) + questions
         q_index = list(range(len(faqs), len(corpus)))
         self.word_, word_q = self._space(corpus, "word", (1, self.ngrams), faqs, q_index, owner)
@@ -414,26 +439,8 @@ class FaqMatcher(PairRanker):
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
                                                 single_words, self.rarity_sharpness)
         embedded = self._fit_encoder(faqs, questions, owner)
-
-        per_question = X.groupby("Text_x", sort=False).size()
-        candidates = self._choose_candidates(X, questions, word_q, owner, per_question, faq_row)
-        inputs = _Inputs(word_q, char_q, np.log1p([len(t) for t in questions]).astype(np.float32),
-                         embedded)
-
-        def featurize(rows: np.ndarray, values: dict) -> np.ndarray:
-            chosen = [candidates[row] for row in rows]
-            local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
-            return self._gather(values, local, np.concatenate(chosen))
-
-        features = np.vstack(list(self._map_blocks(inputs, block, featurize,
-                                                   "training questions", owner)))
-        labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
-        groups = [len(c) for c in candidates]
-        weights = (None if self.unweighted or self.objective == "lambdarank"
-                   else compute_sample_weight("balanced", labels))
-        return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
-                           group=groups if self.objective == "lambdarank" else None,
-                           feature_name=list(self.features), free_raw_data=True)
+        return _Inputs(word_q, char_q, np.log1p([len(t) for t in questions]).astype(np.float32),
+                       embedded)
 
     def _fit_encoder(self, faqs: list[str], questions: list[str],
                      owner: np.ndarray) -> np.ndarray | None:

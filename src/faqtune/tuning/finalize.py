@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from mlflow.tracking import MlflowClient
@@ -37,16 +36,6 @@ def _already_finalized(conf: FaqtuneConfig, parent: str, trial: int) -> dict | N
     return None
 
 
-def with_trial_rounds(final: FaqtuneConfig, run_id: str | None) -> FaqtuneConfig:
-    """A model trained on train + tune has nothing to stop early on: it trains the rounds its
-    cross-validated trial kept (the mean of its folds' best rounds)."""
-    metrics = retrying(lambda: MlflowClient().get_run(run_id)).data.metrics if run_id else {}
-    if "best_round" not in metrics:
-        return final
-    rounds = max(1, int(metrics["best_round"]))
-    return dataclasses.replace(final, model=dataclasses.replace(final.model, estimators=rounds))
-
-
 def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
     """Retrain the chosen trial's configuration (the best, or the configured model's when
     the best is within noise: `sweep.select`), test it and register it; a sweep finalized
@@ -57,10 +46,8 @@ def finalize(conf: FaqtuneConfig, outcome: SweepOutcome, lock) -> dict:
         if done:
             log.info("trial %d was finalized before: version %s", trial, done["version"])
             return done
-        final = final_config(conf, outcome.final_params)
+        final = final_config(conf, outcome.final_params, outcome.final_run_id)
         pool = conf.sweep.folds > 1
-        if pool and conf.training.early_stopping_periods and not conf.sweep.final_estimators:
-            final = with_trial_rounds(final, outcome.final_run_id)
         log.info("finalizing: retraining trial %d with %d estimators%s, then testing and "
                  "registering it", trial, final.model.estimators,
                  " on the train and tune questions" if pool else "")

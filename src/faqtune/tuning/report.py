@@ -174,7 +174,8 @@ def record_outcome(conf: FaqtuneConfig, outcome: SweepOutcome, final: dict,
     client = MlflowClient()
     parent = outcome.parent_run_id
     if outcome.final_params and outcome.data_hash and not outcome.interrupted:
-        wanted = run_params(final_config(conf, outcome.final_params), outcome.data_hash)
+        wanted = run_params(final_config(conf, outcome.final_params, outcome.final_run_id),
+                            outcome.data_hash)
         recorded = retrying(lambda: client.get_run(parent)).data
         logged = recorded.params
         clashes = sorted(k for k in wanted if k in logged and logged[k] != wanted[k])

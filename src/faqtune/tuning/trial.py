@@ -149,10 +149,24 @@ def _end(run_id: str | None, state: str, status: str, quiet: bool = False,
         log.warning("could not close MLflow run %s: %s", run_id, exc)
 
 
-def final_config(conf: FaqtuneConfig, best_params: dict) -> FaqtuneConfig:
-    """The best trial's model, with `sweep.final_estimators` if set, on all cores."""
+def final_config(conf: FaqtuneConfig, best_params: dict,
+                 trial_run_id: str | None = None) -> FaqtuneConfig:
+    """The model finalize trains, on all cores: the chosen trial's, with
+    `sweep.final_estimators` rounds if set, else the rounds its cross-validated trial run
+    (`trial_run_id`) kept, else the trial's own. One function, so the parent run's params
+    and the final run's say the same."""
     final = apply_params(conf, best_params, n_jobs=0)
-    if conf.sweep.final_estimators:
-        final = dataclasses.replace(
-            final, model=dataclasses.replace(final.model, estimators=conf.sweep.final_estimators))
+    rounds = conf.sweep.final_estimators or _rounds_kept(conf, trial_run_id)
+    if rounds:
+        final = dataclasses.replace(final, model=dataclasses.replace(final.model,
+                                                                     estimators=rounds))
     return final
+
+
+def _rounds_kept(conf: FaqtuneConfig, trial_run_id: str | None) -> int | None:
+    """A model trained on train + tune (`sweep.folds` > 1) has nothing to stop early on: with
+    early stopping it trains the rounds its trial kept (the mean of its folds' best rounds)."""
+    if conf.sweep.folds <= 1 or not conf.training.early_stopping_periods or not trial_run_id:
+        return None
+    metrics = retrying(lambda: MlflowClient().get_run(trial_run_id)).data.metrics
+    return max(1, int(metrics["best_round"])) if "best_round" in metrics else None

@@ -1,0 +1,262 @@
+"""Where a matcher trial's time goes as the catalogue grows, and what a shortlist-first
+design would cost instead: the measurements behind the next step of scaling.
+
+    python bench/scale_costs.py                      # 2,318, 10,103 and 20,358 FAQs
+    python bench/scale_costs.py --originals 3000 --write
+    pip install "numba>=0.60,<1"                     # optional: the compiled pair kernel
+
+On the scale section's synthetic catalogues, one thread, a sample of questions:
+1. Today's design: every similarity of a training question against every FAQ, per product
+   (milliseconds per question). Its cost grows with the catalogue for every question, and
+   the training questions grow with the catalogue too: quadratic in all.
+2. Shortlist first: a retrieval over the FAQs' informative words only (terms found in at
+   most `max_df` of the FAQ centroids), its cost per question and its recall of the true FAQ
+   among the top P, for held-out (tune) questions.
+3. The exact features of those P pairs computed pair by pair: with scipy (row-wise sparse
+   products), and with a compiled kernel (numba) when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from benchmarks import prepared
+from quality import REPO, markers, write_section
+
+from faqtune.config import DataConfig, SyntheticConfig
+from faqtune.features import similarity as sim
+from faqtune.model.matcher import FaqMatcher
+
+MARKERS = markers("scale-costs")
+POOLS = (64, 128, 256)
+MAX_DFS = (1.0, 0.05, 0.01)
+
+
+def fitted(originals: int, cache: Path) -> tuple[FaqMatcher, object, np.ndarray, pd.DataFrame]:
+    """A matcher's FAQ side fitted on a scale-section catalogue, the training questions'
+    inputs, their FAQs, and the tune split."""
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=originals, dupes_median=5),
+                     min_dupes=3, match=10)
+    data, _ = prepared(cfg, cache)
+    train = data.split("train")
+    model = FaqMatcher(estimators=100, n_jobs=1, cache_dir=str(cache))
+    model.faqs_ = list(data.faqs["text"])
+    owner = train["faq_row"].to_numpy()
+    inputs = model._fit_faq_side(model.faqs_, list(train["text"]), owner, None)
+    model._operands_ready()
+    return model, inputs, owner, data.split("tune")
+
+
+def product_costs(model: FaqMatcher, inputs, owner: np.ndarray, sample: np.ndarray) -> dict:
+    """Milliseconds per question of each similarity against every FAQ, in the trial's
+    blocks, one thread (the same calls as `FaqMatcher._similarities`)."""
+    w, c = model.word_.operands, model.char_.operands
+    costs: dict[str, float] = {}
+
+    def timed(name, function):
+        started = time.perf_counter()
+        out = function()
+        costs[name] = costs.get(name, 0.0) + time.perf_counter() - started
+        return out
+
+    block = model.questions_per_block()
+    for start in range(0, len(sample), block):
+        rows = sample[start:start + block]
+        word, char, own = inputs.word[rows], inputs.char[rows], owner[rows]
+        products = timed("word centroid", lambda: sim.centroid_products(word, w["centroids"]))
+        timed("word centroid", lambda: sim.centroid_cosine(
+            word, products, model.word_.centroid_sq_norms, own))
+        timed("word cosine", lambda: sim.cosine(word, w["faqs"]))
+        timed("answer cosine", lambda: sim.cosine(word, w["answers"]))
+        timed("word overlap", lambda: sim.overlap(word, w["binary_faqs"], w["faq_sizes"]))
+        timed("rarest shared word", lambda: sim.rarest_shared(word, w["rarity"],
+                                                               model.rarity_sharpness))
+        timed("neighbour centroid", lambda: sim.neighbour_cosine(
+            word, products, model.word_.neighbours, model.word_.neighbour_sq_norms, own,
+            w["neighbours_by_member"]))
+        timed("char cosine", lambda: sim.cosine(char, c["faqs"]))
+        timed("char centroid", lambda: sim.centroid_cosine(
+            char, sim.centroid_products(char, c["centroids"]), model.char_.centroid_sq_norms,
+            own))
+        values = timed("all, as one block call", lambda: model._similarities(
+            word, char, inputs.lengths[rows], own))
+        timed("gap and rank columns", lambda: model._gather(
+            values, np.arange(len(rows)), own - 0))
+    return {name: 1000 * seconds / len(sample) for name, seconds in costs.items()}
+
+
+def informative_retrieval(model: FaqMatcher, max_df: float):
+    """(question-side term mask, FAQ-side operand) of a retrieval by word cosine plus
+    cosine to the centroid, over the terms in at most `max_df` of the FAQ centroids."""
+    sums = model.word_.centroid_sums
+    norms = np.sqrt(model.word_.centroid_sq_norms)
+    unit_centroids = sp.diags(1 / np.maximum(norms, 1e-12)) @ sums
+    document_frequency = np.diff(sums.tocsc().indptr)
+    keep = document_frequency <= max_df * sums.shape[0]
+    operand = sp.vstack([model.word_.faqs, unit_centroids]).T.tocsr()
+    return sp.diags(keep.astype(np.float32)), operand
+
+
+def retrieval_costs(model: FaqMatcher, tune: pd.DataFrame, n: int) -> list[dict]:
+    """Per `max_df`: ms per question and recall of the true FAQ in the top P."""
+    questions = model.word_.vectorizer.transform(list(tune["text"][:n]))
+    truth = tune["faq_row"].to_numpy()[:n]
+    n_faqs = len(model.faqs_)
+    rows = []
+    for max_df in MAX_DFS:
+        mask, operand = informative_retrieval(model, max_df)
+        started = time.perf_counter()
+        pruned = (questions @ mask).tocsr()
+        pruned.eliminate_zeros()
+        scores = np.empty((questions.shape[0], n_faqs), np.float32)
+        for start in range(0, questions.shape[0], 256):
+            both = (pruned[start:start + 256] @ operand).toarray()
+            scores[start:start + 256] = both[:, :n_faqs] + both[:, n_faqs:]
+        seconds = time.perf_counter() - started
+        recall = {}
+        for pool in POOLS:
+            if pool < n_faqs:
+                top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
+                recall[pool] = float((top == truth[:, None]).any(axis=1).mean())
+        rows.append({"max_df": max_df, "terms_per_question": pruned.nnz / len(truth),
+                     "ms_per_question": 1000 * seconds / len(truth), "recall": recall})
+    return rows
+
+
+def _kernel():
+    """A compiled pair-dot kernel, or None without numba."""
+    try:
+        from numba import njit
+    except ImportError:
+        return None
+
+    @njit(nogil=True, cache=False)
+    def pair_dots(q_ptr, q_idx, q_val, m_ptr, m_idx, m_val, pair_ptr, pair_faq, buffer, out):
+        for i in range(len(q_ptr) - 1):
+            for k in range(q_ptr[i], q_ptr[i + 1]):
+                buffer[q_idx[k]] = q_val[k]
+            for p in range(pair_ptr[i], pair_ptr[i + 1]):
+                f = pair_faq[p]
+                total = 0.0
+                for k in range(m_ptr[f], m_ptr[f + 1]):
+                    total += m_val[k] * buffer[m_idx[k]]
+                out[p] = total
+            for k in range(q_ptr[i], q_ptr[i + 1]):
+                buffer[q_idx[k]] = 0.0
+
+    return pair_dots
+
+
+def pair_costs(model: FaqMatcher, inputs, sample: np.ndarray, pool: int) -> dict:
+    """ms per question for the dot products of `pool` (question, FAQ) pairs with each
+    FAQ-side matrix, row-wise in scipy and in the compiled kernel; the two must agree."""
+    n_faqs = len(model.faqs_)
+    faqs = np.random.default_rng(0).integers(0, n_faqs, size=(len(sample), pool))
+    sides = {"word": (inputs.word[sample], [model.word_.faqs, model.word_.centroid_sums,
+                                            model.word_.answers, model.word_.rarity]),
+             "char": (inputs.char[sample], [model.char_.faqs, model.char_.centroid_sums])}
+    kernel = _kernel()
+    out = {"scipy": 0.0, "kernel": None if kernel is None else 0.0}
+    for questions, matrices in sides.values():
+        for matrix in matrices:
+            matrix = matrix.tocsr().astype(np.float32)
+            started = time.perf_counter()
+            expected = np.asarray(questions[np.repeat(np.arange(len(sample)), pool)].multiply(
+                matrix[faqs.ravel()]).sum(axis=1)).ravel()
+            out["scipy"] += time.perf_counter() - started
+            if kernel is None:
+                continue
+            args = (questions.indptr, questions.indices, questions.data.astype(np.float32),
+                    matrix.indptr, matrix.indices, matrix.data,
+                    np.arange(0, len(sample) * pool + 1, pool), faqs.ravel(),
+                    np.zeros(questions.shape[1], np.float32), np.empty(faqs.size))
+            kernel(*args)  # compiled on the first call, outside the timing
+            started = time.perf_counter()
+            kernel(*args)
+            out["kernel"] += time.perf_counter() - started
+            assert np.allclose(args[-1], expected, atol=1e-4)
+    return {k: None if v is None else 1000 * v / len(sample) for k, v in out.items()}
+
+
+def measure(originals: int, cache: Path, n: int) -> dict:
+    started = time.perf_counter()
+    model, inputs, owner, tune = fitted(originals, cache)
+    fit_seconds = time.perf_counter() - started
+    sample = np.sort(np.random.default_rng(0).choice(len(owner), min(n, len(owner)),
+                                                     replace=False))
+    row = {"faqs": len(model.faqs_), "training_questions": len(owner),
+           "fit_faq_side_seconds": fit_seconds,
+           "products": product_costs(model, inputs, owner, sample),
+           "retrieval": retrieval_costs(model, tune, n),
+           "pairs": {pool: pair_costs(model, inputs, sample, pool) for pool in (32, 128)}}
+    print(row, flush=True)
+    return row
+
+
+def report(rows: list[dict], minutes: float, command: str) -> str:
+    names = list(rows[0]["products"])
+    lines = [MARKERS[0], "## Scale: where a trial's time goes, and a shortlist-first design",
+             "", f"`{command}`, {minutes:.1f} min on {os.cpu_count()} cores, "
+             "one thread, synthetic catalogues of the scale section. Milliseconds per "
+             "question unless named.", "",
+             "Today: each similarity of a training question against every FAQ (the trial "
+             "computes these for every training, tune and test question):", "",
+             "| product | " + " | ".join(f"{r['faqs']:,} FAQs" for r in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{r['products'][name]:.2f}" for r in rows)
+                     + " |")
+    lines.append("| training questions | " + " | ".join(
+        f"{r['training_questions']:,}" for r in rows) + " |")
+    lines.append("| fitting the FAQ side, cold (s) | " + " | ".join(
+        f"{r['fit_faq_side_seconds']:.0f}" for r in rows) + " |")
+    lines += ["", "Shortlist first: a retrieval by word cosine plus centroid cosine over the "
+              "terms in at most `max_df` of the FAQ centroids; recall is the share of "
+              "held-out (tune) questions whose true FAQ is among the top P:", "",
+              "| FAQs | max_df | terms per question | ms per question | "
+              + " | ".join(f"recall, top {p}" for p in POOLS) + " |",
+              "|---|---|---|---|" + "---|" * len(POOLS)]
+    for r in rows:
+        for x in r["retrieval"]:
+            recall = " | ".join(f"{x['recall'][p]:.4f}" if p in x["recall"] else "-"
+                                for p in POOLS)
+            lines.append(f"| {r['faqs']:,} | {x['max_df']:g} | {x['terms_per_question']:.1f} "
+                         f"| {x['ms_per_question']:.3f} | {recall} |")
+    lines += ["", "The exact similarity products of P pairs per question, pair by pair "
+              "(the six FAQ-side matrices of the word and char spaces):", "",
+              "| FAQs | P | scipy, row-wise | compiled kernel (numba) |", "|---|---|---|---|"]
+    for r in rows:
+        for pool, cost in r["pairs"].items():
+            kernel = "not installed" if cost["kernel"] is None else f"{cost['kernel']:.3f}"
+            lines.append(f"| {r['faqs']:,} | {pool} | {cost['scipy']:.3f} | {kernel} |")
+    return "\n".join(lines + ["", MARKERS[1]]) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--originals", type=int, nargs="+", default=[3000, 13000, 26000])
+    parser.add_argument("--questions", type=int, default=2048, help="sampled per catalogue")
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="faqtune-scale-costs-") as cache:
+        rows = [measure(n, Path(cache), args.questions) for n in args.originals]
+    shown = " ".join(a for a in sys.argv[1:] if a != "--write")
+    text = report(rows, (time.perf_counter() - started) / 60,
+                  f"python bench/scale_costs.py {shown}".strip())
+    print(text)
+    if args.write:
+        write_section(text, REPO / "docs" / "benchmarks.md", MARKERS)
+
+
+if __name__ == "__main__":
+    main()
