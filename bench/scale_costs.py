@@ -9,9 +9,10 @@ On the scale section's synthetic catalogues, one thread, a sample of questions:
 1. Today's design: every similarity of a training question against every FAQ, per product
    (milliseconds per question). Its cost grows with the catalogue for every question, and
    the training questions grow with the catalogue too: quadratic in all.
-2. Shortlist first: a retrieval over the FAQs' informative words only (terms found in at
-   most `max_df` of the FAQ centroids), its cost per question and its recall of the true FAQ
-   among the top P, for held-out (tune) questions.
+2. Shortlist first: retrievals over the informative terms only (found in at most `max_df`
+   of the FAQ centroids), their cost per question and their recall of the true FAQ among
+   the top P for held-out (tune) questions, against today's shortlist (the bar). Also the
+   cold fit of the FAQ side and its FAQ neighbourhoods on one and two threads.
 3. The exact features of those P pairs computed pair by pair: with scipy (row-wise sparse
    products), and with a compiled kernel (numba) when it is installed.
 """
@@ -37,7 +38,6 @@ from faqtune.model.matcher import FaqMatcher
 
 MARKERS = markers("scale-costs")
 POOLS = (64, 128, 256)
-MAX_DFS = (1.0, 0.05, 0.01)
 
 
 def fitted(originals: int, cache: Path) -> tuple[FaqMatcher, object, np.ndarray, pd.DataFrame]:
@@ -93,41 +93,65 @@ def product_costs(model: FaqMatcher, inputs, owner: np.ndarray, sample: np.ndarr
     return {name: 1000 * seconds / len(sample) for name, seconds in costs.items()}
 
 
-def informative_retrieval(model: FaqMatcher, max_df: float):
-    """(question-side term mask, FAQ-side operand) of a retrieval by word cosine plus
-    cosine to the centroid, over the terms in at most `max_df` of the FAQ centroids."""
-    sums = model.word_.centroid_sums
-    norms = np.sqrt(model.word_.centroid_sq_norms)
-    unit_centroids = sp.diags(1 / np.maximum(norms, 1e-12)) @ sums
-    document_frequency = np.diff(sums.tocsc().indptr)
-    keep = document_frequency <= max_df * sums.shape[0]
-    operand = sp.vstack([model.word_.faqs, unit_centroids]).T.tocsr()
-    return sp.diags(keep.astype(np.float32)), operand
+# (name, spaces, max_df): retrievals by cosine to the FAQ plus cosine to its centroid,
+# summed over the spaces, over the terms in at most max_df of the FAQ centroids
+RETRIEVALS = (("word", ("word",), 1.0), ("word", ("word",), 0.05),
+              ("word + char", ("word", "char"), 0.05), ("word + char", ("word", "char"), 0.01))
+
+
+def informative_operand(space, max_df: float):
+    """(question-side term mask, FAQ-side operand [FAQ vectors | unit centroids]) of one
+    space, over the terms in at most `max_df` of its FAQ centroids."""
+    sums = space.centroid_sums
+    unit_centroids = sp.diags(1 / np.maximum(np.sqrt(space.centroid_sq_norms), 1e-12)) @ sums
+    keep = np.diff(sums.tocsc().indptr) <= max_df * sums.shape[0]
+    return sp.diags(keep.astype(np.float32)), sp.vstack([space.faqs, unit_centroids]).T.tocsr()
+
+
+def _recall(scores: np.ndarray, truth: np.ndarray) -> dict:
+    """Share of rows whose true column is among their P highest, per P of POOLS."""
+    recall = {}
+    for pool in POOLS:
+        if pool < scores.shape[1]:
+            top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
+            recall[pool] = float((top == truth[:, None]).any(axis=1).mean())
+    return recall
 
 
 def retrieval_costs(model: FaqMatcher, tune: pd.DataFrame, n: int) -> list[dict]:
-    """Per `max_df`: ms per question and recall of the true FAQ in the top P."""
-    questions = model.word_.vectorizer.transform(list(tune["text"][:n]))
-    truth = tune["faq_row"].to_numpy()[:n]
+    """Per retrieval: terms and ms per question, recall of the true FAQ in the top P; first
+    the bar, today's shortlist (every similarity against every FAQ, `RETRIEVAL` summed)."""
+    texts, truth = list(tune["text"][:n]), tune["faq_row"].to_numpy()[:n]
+    inputs = model._inputs(texts)
     n_faqs = len(model.faqs_)
-    rows = []
-    for max_df in MAX_DFS:
-        mask, operand = informative_retrieval(model, max_df)
+    started = time.perf_counter()
+    recall_sum = np.empty((len(texts), n_faqs), np.float32)
+    for start in range(0, len(texts), model.questions_per_block()):
+        rows = np.arange(start, min(start + model.questions_per_block(), len(texts)))
+        values = model._similarities(inputs.word[rows], inputs.char[rows],
+                                     inputs.lengths[rows], None)
+        recall_sum[rows] = model._retrieval_scores(values)
+    bar = {"retrieval": "today's shortlist: every similarity, every FAQ", "max_df": 1.0,
+           "terms_per_question": (inputs.word.nnz + inputs.char.nnz) / len(texts),
+           "ms_per_question": 1000 * (time.perf_counter() - started) / len(texts),
+           "recall": _recall(recall_sum, truth)}
+    rows = [bar]
+    for name, spaces, max_df in RETRIEVALS:
+        operands = {space: informative_operand(getattr(model, f"{space}_"), max_df)
+                    for space in spaces}
         started = time.perf_counter()
-        pruned = (questions @ mask).tocsr()
-        pruned.eliminate_zeros()
-        scores = np.empty((questions.shape[0], n_faqs), np.float32)
-        for start in range(0, questions.shape[0], 256):
-            both = (pruned[start:start + 256] @ operand).toarray()
-            scores[start:start + 256] = both[:, :n_faqs] + both[:, n_faqs:]
-        seconds = time.perf_counter() - started
-        recall = {}
-        for pool in POOLS:
-            if pool < n_faqs:
-                top = np.argpartition(-scores, pool - 1, axis=1)[:, :pool]
-                recall[pool] = float((top == truth[:, None]).any(axis=1).mean())
-        rows.append({"max_df": max_df, "terms_per_question": pruned.nnz / len(truth),
-                     "ms_per_question": 1000 * seconds / len(truth), "recall": recall})
+        scores = np.zeros((len(texts), n_faqs), np.float32)
+        terms = 0
+        for space, (mask, operand) in operands.items():
+            pruned = (getattr(inputs, space) @ mask).tocsr()
+            pruned.eliminate_zeros()
+            terms += pruned.nnz
+            for start in range(0, len(texts), 256):
+                both = (pruned[start:start + 256] @ operand).toarray()
+                scores[start:start + 256] += both[:, :n_faqs] + both[:, n_faqs:]
+        rows.append({"retrieval": name, "max_df": max_df, "terms_per_question": terms / n,
+                     "ms_per_question": 1000 * (time.perf_counter() - started) / len(texts),
+                     "recall": _recall(scores, truth)})
     return rows
 
 
@@ -192,8 +216,14 @@ def measure(originals: int, cache: Path, n: int) -> dict:
     fit_seconds = time.perf_counter() - started
     sample = np.sort(np.random.default_rng(0).choice(len(owner), min(n, len(owner)),
                                                      replace=False))
+    neighbourhoods = {}
+    for threads in (1, 2):
+        started = time.perf_counter()
+        sim.neighbour_weights(model.word_.faqs, model.neighbours, model.questions_per_block(),
+                              threads)
+        neighbourhoods[threads] = time.perf_counter() - started
     row = {"faqs": len(model.faqs_), "training_questions": len(owner),
-           "fit_faq_side_seconds": fit_seconds,
+           "fit_faq_side_seconds": fit_seconds, "neighbourhood_seconds": neighbourhoods,
            "products": product_costs(model, inputs, owner, sample),
            "retrieval": retrieval_costs(model, tune, n),
            "pairs": {pool: pair_costs(model, inputs, sample, pool) for pool in (32, 128)}}
@@ -218,18 +248,23 @@ def report(rows: list[dict], minutes: float, command: str) -> str:
         f"{r['training_questions']:,}" for r in rows) + " |")
     lines.append("| fitting the FAQ side, cold (s) | " + " | ".join(
         f"{r['fit_faq_side_seconds']:.0f}" for r in rows) + " |")
-    lines += ["", "Shortlist first: a retrieval by word cosine plus centroid cosine over the "
-              "terms in at most `max_df` of the FAQ centroids; recall is the share of "
-              "held-out (tune) questions whose true FAQ is among the top P:", "",
-              "| FAQs | max_df | terms per question | ms per question | "
+    for threads in (1, 2):
+        lines.append(f"| the FAQ neighbourhoods alone, {threads} thread(s) (s) | " + " | ".join(
+            f"{r['neighbourhood_seconds'][threads]:.1f}" for r in rows) + " |")
+    lines += ["", "Shortlist first: the pool's retrieval against today's shortlist (first row "
+              "of each catalogue, the bar), cosine to the FAQ plus cosine to its centroid "
+              "over the terms in at most `max_df` of the FAQ centroids; recall is the share "
+              "of held-out (tune) questions whose true FAQ is among the top P:", "",
+              "| FAQs | retrieval | max_df | terms per question | ms per question | "
               + " | ".join(f"recall, top {p}" for p in POOLS) + " |",
-              "|---|---|---|---|" + "---|" * len(POOLS)]
+              "|---|---|---|---|---|" + "---|" * len(POOLS)]
     for r in rows:
         for x in r["retrieval"]:
-            recall = " | ".join(f"{x['recall'][p]:.4f}" if p in x["recall"] else "-"
+            recall = " | ".join(f"{x['recall'][p]:.3f}" if p in x["recall"] else "-"
                                 for p in POOLS)
-            lines.append(f"| {r['faqs']:,} | {x['max_df']:g} | {x['terms_per_question']:.1f} "
-                         f"| {x['ms_per_question']:.3f} | {recall} |")
+            lines.append(f"| {r['faqs']:,} | {x['retrieval']} | {x['max_df']:g} | "
+                         f"{x['terms_per_question']:.0f} | {x['ms_per_question']:.3f} | "
+                         f"{recall} |")
     lines += ["", "The exact similarity products of P pairs per question, pair by pair "
               "(the six FAQ-side matrices of the word and char spaces):", "",
               "| FAQs | P | scipy, row-wise | compiled kernel (numba) |", "|---|---|---|---|"]

@@ -199,12 +199,16 @@ def test_the_scale_costs_pair_kernel_agrees_with_scipy_and_the_report_has_every_
     (the compiled kernel's, when numba is installed, are checked against scipy's inside)
     are timed, and the section names them all."""
     scale_costs = _bench_module("scale_costs")
-    row = scale_costs.measure(60, tmp_path, 64)
+    row = scale_costs.measure(120, tmp_path, 64)
     assert all(ms > 0 for ms in row["products"].values())
+    assert set(row["neighbourhood_seconds"]) == {1, 2}
     assert all(0 <= r <= 1 for x in row["retrieval"] for r in x["recall"].values())
-    assert [x["max_df"] for x in row["retrieval"]] == list(scale_costs.MAX_DFS)
+    assert [(x["retrieval"], x["max_df"]) for x in row["retrieval"][1:]] == [
+        (name, max_df) for name, _, max_df in scale_costs.RETRIEVALS]
+    assert row["retrieval"][0]["retrieval"].startswith("today's shortlist")
+    assert all(64 in x["recall"] for x in row["retrieval"])  # more than 64 FAQs
     assert set(row["pairs"]) == {32, 128} and all(c["scipy"] > 0 for c in row["pairs"].values())
-    text = scale_costs.report([row], 0.1, "python bench/scale_costs.py --originals 60")
+    text = scale_costs.report([row], 0.1, "python bench/scale_costs.py --originals 120")
     assert text.startswith(scale_costs.MARKERS[0]) and text.rstrip().endswith(
         scale_costs.MARKERS[1])
     assert f"| {row['faqs']:,} | 128 |" in text and "char centroid" in text

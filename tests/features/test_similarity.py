@@ -80,10 +80,12 @@ def test_neighbour_cosine_matches_explicit_recomputation_leave_one_out():
     sums = sim.centroid_sums(questions, owner, 5)
     neighbours = sim.neighbour_weights(faqs, k=3, block=2)
     assert (neighbours != sim.neighbour_weights(faqs, k=3, block=5)).nnz == 0
+    assert (neighbours != sim.neighbour_weights(faqs, k=3, block=1, threads=2)).nnz == 0
     similarity = (faqs @ faqs.T).toarray()
     assert (np.diff(neighbours.indptr) == 3).all()
     assert np.allclose(neighbours.diagonal(), 1.0)  # a FAQ is its own nearest neighbour
     sq = sim.neighbourhood_sq_norms(neighbours, sums, block=2)
+    assert np.array_equal(sq, sim.neighbourhood_sq_norms(neighbours, sums, block=1, threads=2))
     products = sim.centroid_products(questions, sim.right_operand(sums, 2**20))
     got = sim.neighbour_cosine(questions, products, neighbours, sq, own_faq=owner)
     test_side = sim.neighbour_cosine(questions, products, neighbours, sq)

@@ -69,3 +69,19 @@ def test_a_poisoned_or_torn_cache_entry_is_computed_again_and_never_runs_code(tm
         assert (matrix != fresh_matrix).nnz == 0
         assert (vectorizer.transform(NEW) != fresh.transform(NEW)).nnz == 0
     assert not list(tmp_path.rglob("*.pkl"))
+
+
+def test_a_long_fit_says_so_before_it_starts_and_a_cached_one_is_quiet(tmp_path, monkeypatch,
+                                                                       caplog):
+    """A large catalogue's TF-IDF fit takes a minute or more with nothing else to show."""
+    from faqtune.features import vectors
+
+    monkeypatch.setattr(vectors, "LONG_FIT_TEXTS", len(TEXTS))
+    with caplog.at_level("INFO", logger="faqtune.features.vectors"):
+        fit_tfidf(TEXTS, (2, 4), "char_wb", str(tmp_path))
+        assert f"fitting char_wb tfidf vectors (2- to 4-grams) on {len(TEXTS)} texts" in \
+            caplog.text
+        caplog.clear()
+        fit_tfidf(TEXTS, (2, 4), "char_wb", str(tmp_path))  # read back from the cache
+        fit_tfidf(TEXTS[:-1], (2, 4), "char_wb", None)  # fewer texts than the threshold
+    assert "fitting" not in caplog.text

@@ -27,6 +27,8 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, T
 log = logging.getLogger(__name__)
 CACHE_FORMAT = 1
 UNREADABLE = (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
+# From about this many texts a fit takes tens of seconds (docs/benchmarks.md, scale costs)
+LONG_FIT_TEXTS = 50_000
 
 
 def _count_fit(texts: list[str], ngram_range: tuple[int, int], analyzer: str):
@@ -43,9 +45,23 @@ def _tfidf_fit(texts: list[str], ngram_range: tuple[int, int], analyzer: str):
 FITS = {"count": (_count_fit, CountVectorizer), "tfidf": (_tfidf_fit, TfidfVectorizer)}
 
 
+def _announced(kind: str):
+    """The `kind` fit, with a log line first when the corpus takes long to fit (a large
+    catalogue's trial is otherwise silent for a minute or more here)."""
+    fit, _ = FITS[kind]
+
+    def fit_and_say(texts: list[str], ngram_range: tuple[int, int], analyzer: str):
+        if len(texts) >= LONG_FIT_TEXTS:
+            log.info("fitting %s %s vectors (%d- to %d-grams) on %d texts", analyzer, kind,
+                     *ngram_range, len(texts))
+        return fit(texts, ngram_range, analyzer)
+
+    return fit_and_say
+
+
 def cached(kind: str, cache_dir: str | None):
     """The `kind` ("count" or "tfidf") fit, memoised on disk when a cache folder is given."""
-    fit, _ = FITS[kind]
+    fit = _announced(kind)
     if not cache_dir:
         return fit
 

@@ -323,9 +323,14 @@ class FaqMatcher(PairRanker):
         n_faqs = values["word_cosine"].shape[1]
         if not self.rerank_top or self.rerank_top >= n_faqs:
             return None
-        recall = sum(values[name] for name in RETRIEVAL if name in values) + (
+        return np.argpartition(-self._retrieval_scores(values), self.rerank_top - 1,
+                               axis=1)[:, : self.rerank_top]
+
+    def _retrieval_scores(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """What the shortlist ranks by: the RETRIEVAL similarities summed, plus the rarest
+        shared word's IDF as a share of the largest."""
+        return sum(values[name] for name in RETRIEVAL if name in values) + (
             values["rarest_shared_idf"] / self.word_.vectorizer.idf_.max())
-        return np.argpartition(-recall, self.rerank_top - 1, axis=1)[:, : self.rerank_top]
 
     def _operands_ready(self) -> None:
         """Build the FAQ-side operands once, before block threads share them."""
@@ -431,9 +436,11 @@ class FaqMatcher(PairRanker):
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
         self.word_.answers = self.word_.vectorizer.transform(answer_texts)
         block = self.questions_per_block()
-        self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours, block)
+        threads = threads_for(self.n_jobs)
+        self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours, block,
+                                                      threads)
         self.word_.neighbour_sq_norms = sim.neighbourhood_sq_norms(
-            self.word_.neighbours, self.word_.centroid_sums, block)
+            self.word_.neighbours, self.word_.centroid_sums, block, threads)
         vectorizer = self.word_.vectorizer
         single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
