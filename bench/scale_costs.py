@@ -179,23 +179,39 @@ def _kernel():
     return pair_dots
 
 
-def pair_costs(model: FaqMatcher, inputs, sample: np.ndarray, pool: int) -> dict:
-    """ms per question for the dot products of `pool` (question, FAQ) pairs with each
-    FAQ-side matrix, row-wise in scipy and in the compiled kernel; the two must agree."""
+def neighbourhood_sums(model: FaqMatcher) -> tuple[sp.csr_matrix, float]:
+    """Each FAQ's neighbourhood centroid sum (its neighbours' centroid sums, weighted), as
+    rows: what the neighbour centroid of a pool pair reads in one dot; and seconds to build."""
+    started = time.perf_counter()
+    sums = (model.word_.neighbours @ model.word_.centroid_sums).tocsr().astype(np.float32)
+    return sums, time.perf_counter() - started
+
+
+def pair_costs(model: FaqMatcher, inputs, sample: np.ndarray, pool: int,
+               neighbourhoods: sp.csr_matrix) -> dict:
+    """ms per question for the dot products of `pool` (question, FAQ) pairs with the six
+    FAQ-side matrices and, apart, with the neighbourhood sums: row-wise in scipy and in the
+    compiled kernel; the two must agree."""
     n_faqs = len(model.faqs_)
     faqs = np.random.default_rng(0).integers(0, n_faqs, size=(len(sample), pool))
-    sides = {"word": (inputs.word[sample], [model.word_.faqs, model.word_.centroid_sums,
-                                            model.word_.answers, model.word_.rarity]),
-             "char": (inputs.char[sample], [model.char_.faqs, model.char_.centroid_sums])}
+    word, char = inputs.word[sample], inputs.char[sample]
+    groups = {"six": [(word, model.word_.faqs), (word, model.word_.centroid_sums),
+                      (word, model.word_.answers), (word, model.word_.rarity),
+                      (char, model.char_.faqs), (char, model.char_.centroid_sums)],
+              "neighbourhood": [(word, neighbourhoods)]}
     kernel = _kernel()
-    out = {"scipy": 0.0, "kernel": None if kernel is None else 0.0}
-    for questions, matrices in sides.values():
-        for matrix in matrices:
+    out = {}
+    for group, pairs in groups.items():
+        scipy_seconds, kernel_seconds = 0.0, 0.0
+        for questions, matrix in pairs:
             matrix = matrix.tocsr().astype(np.float32)
             started = time.perf_counter()
-            expected = np.asarray(questions[np.repeat(np.arange(len(sample)), pool)].multiply(
-                matrix[faqs.ravel()]).sum(axis=1)).ravel()
-            out["scipy"] += time.perf_counter() - started
+            expected = np.concatenate([  # 64 questions at a time: memory stays bounded
+                np.asarray(questions[np.repeat(np.arange(start, min(start + 64, len(sample))),
+                                               pool)].multiply(
+                    matrix[faqs[start:start + 64].ravel()]).sum(axis=1)).ravel()
+                for start in range(0, len(sample), 64)])
+            scipy_seconds += time.perf_counter() - started
             if kernel is None:
                 continue
             args = (questions.indptr, questions.indices, questions.data.astype(np.float32),
@@ -205,9 +221,11 @@ def pair_costs(model: FaqMatcher, inputs, sample: np.ndarray, pool: int) -> dict
             kernel(*args)  # compiled on the first call, outside the timing
             started = time.perf_counter()
             kernel(*args)
-            out["kernel"] += time.perf_counter() - started
+            kernel_seconds += time.perf_counter() - started
             assert np.allclose(args[-1], expected, atol=1e-4)
-    return {k: None if v is None else 1000 * v / len(sample) for k, v in out.items()}
+        out[f"scipy_{group}"] = 1000 * scipy_seconds / len(sample)
+        out[f"kernel_{group}"] = None if kernel is None else 1000 * kernel_seconds / len(sample)
+    return out
 
 
 def measure(originals: int, cache: Path, n: int) -> dict:
@@ -222,11 +240,15 @@ def measure(originals: int, cache: Path, n: int) -> dict:
         sim.neighbour_weights(model.word_.faqs, model.neighbours, model.questions_per_block(),
                               threads)
         neighbourhoods[threads] = time.perf_counter() - started
+    sums, sums_seconds = neighbourhood_sums(model)
     row = {"faqs": len(model.faqs_), "training_questions": len(owner),
            "fit_faq_side_seconds": fit_seconds, "neighbourhood_seconds": neighbourhoods,
            "products": product_costs(model, inputs, owner, sample),
            "retrieval": retrieval_costs(model, tune, n),
-           "pairs": {pool: pair_costs(model, inputs, sample, pool) for pool in (32, 128)}}
+           "neighbourhood_sums": {"nnz_per_faq": sums.nnz / len(model.faqs_),
+                                  "mib": (sums.data.nbytes + sums.indices.nbytes) / 2**20,
+                                  "seconds": sums_seconds},
+           "pairs": {pool: pair_costs(model, inputs, sample, pool, sums) for pool in (32, 128)}}
     print(row, flush=True)
     return row
 
@@ -265,13 +287,25 @@ def report(rows: list[dict], minutes: float, command: str) -> str:
             lines.append(f"| {r['faqs']:,} | {x['retrieval']} | {x['max_df']:g} | "
                          f"{x['terms_per_question']:.0f} | {x['ms_per_question']:.3f} | "
                          f"{recall} |")
-    lines += ["", "The exact similarity products of P pairs per question, pair by pair "
-              "(the six FAQ-side matrices of the word and char spaces):", "",
-              "| FAQs | P | scipy, row-wise | compiled kernel (numba) |", "|---|---|---|---|"]
+    lines += ["", "The exact similarity products of P pairs per question, pair by pair: with "
+              "the six FAQ-side matrices of the word and char spaces, and apart with the "
+              "FAQs' neighbourhood sums (the neighbour centroid's one dot per pair):", "",
+              "| FAQs | P | six matrices, scipy row-wise | six, compiled kernel (numba) "
+              "| neighbourhood sums, scipy | neighbourhood sums, kernel |",
+              "|---|---|---|---|---|---|"]
+
+    def shown(ms):
+        return "not installed" if ms is None else f"{ms:.3f}"
+
     for r in rows:
         for pool, cost in r["pairs"].items():
-            kernel = "not installed" if cost["kernel"] is None else f"{cost['kernel']:.3f}"
-            lines.append(f"| {r['faqs']:,} | {pool} | {cost['scipy']:.3f} | {kernel} |")
+            lines.append(f"| {r['faqs']:,} | {pool} | {cost['scipy_six']:.3f} | "
+                         f"{shown(cost['kernel_six'])} | {cost['scipy_neighbourhood']:.3f} | "
+                         f"{shown(cost['kernel_neighbourhood'])} |")
+    lines += ["", "The neighbourhood sums held as rows: " + "; ".join(
+        f"{r['faqs']:,} FAQs: {r['neighbourhood_sums']['nnz_per_faq']:,.0f} stored values per "
+        f"FAQ, {r['neighbourhood_sums']['mib']:,.0f} MiB, built in "
+        f"{r['neighbourhood_sums']['seconds']:.1f} s" for r in rows) + "."]
     return "\n".join(lines + ["", MARKERS[1]]) + "\n"
 
 

@@ -207,7 +207,9 @@ def test_the_scale_costs_pair_kernel_agrees_with_scipy_and_the_report_has_every_
         (name, max_df) for name, _, max_df in scale_costs.RETRIEVALS]
     assert row["retrieval"][0]["retrieval"].startswith("today's shortlist")
     assert all(64 in x["recall"] for x in row["retrieval"])  # more than 64 FAQs
-    assert set(row["pairs"]) == {32, 128} and all(c["scipy"] > 0 for c in row["pairs"].values())
+    assert set(row["pairs"]) == {32, 128}
+    assert all(c["scipy_six"] > 0 and c["scipy_neighbourhood"] > 0 for c in row["pairs"].values())
+    assert row["neighbourhood_sums"]["nnz_per_faq"] > 0
     text = scale_costs.report([row], 0.1, "python bench/scale_costs.py --originals 120")
     assert text.startswith(scale_costs.MARKERS[0]) and text.rstrip().endswith(
         scale_costs.MARKERS[1])
