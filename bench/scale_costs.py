@@ -38,6 +38,10 @@ from faqtune.model.matcher import FaqMatcher
 
 MARKERS = markers("scale-costs")
 POOLS = (64, 128, 256)
+# (name, spaces, max_df): retrievals by cosine to the FAQ plus cosine to its centroid,
+# summed over the spaces, over the terms in at most max_df of the FAQ centroids
+RETRIEVALS = (("word", ("word",), 1.0), ("word", ("word",), 0.05),
+              ("word + char", ("word", "char"), 0.05), ("word + char", ("word", "char"), 0.01))
 
 
 def fitted(originals: int, cache: Path) -> tuple[FaqMatcher, object, np.ndarray, pd.DataFrame]:
@@ -89,14 +93,8 @@ def product_costs(model: FaqMatcher, inputs, owner: np.ndarray, sample: np.ndarr
         values = timed("all, as one block call", lambda: model._similarities(
             word, char, inputs.lengths[rows], own))
         timed("gap and rank columns", lambda: model._gather(
-            values, np.arange(len(rows)), own - 0))
+            values, np.arange(len(rows)), own))
     return {name: 1000 * seconds / len(sample) for name, seconds in costs.items()}
-
-
-# (name, spaces, max_df): retrievals by cosine to the FAQ plus cosine to its centroid,
-# summed over the spaces, over the terms in at most max_df of the FAQ centroids
-RETRIEVALS = (("word", ("word",), 1.0), ("word", ("word",), 0.05),
-              ("word + char", ("word", "char"), 0.05), ("word + char", ("word", "char"), 0.01))
 
 
 def informative_operand(space, max_df: float):
@@ -149,7 +147,7 @@ def retrieval_costs(model: FaqMatcher, tune: pd.DataFrame, n: int) -> list[dict]
             for start in range(0, len(texts), 256):
                 both = (pruned[start:start + 256] @ operand).toarray()
                 scores[start:start + 256] += both[:, :n_faqs] + both[:, n_faqs:]
-        rows.append({"retrieval": name, "max_df": max_df, "terms_per_question": terms / n,
+        rows.append({"retrieval": name, "max_df": max_df, "terms_per_question": terms / len(texts),
                      "ms_per_question": 1000 * (time.perf_counter() - started) / len(texts),
                      "recall": _recall(scores, truth)})
     return rows
