@@ -25,8 +25,8 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/uv
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/uv
-	@echo "Installing faqtune with its dev, azure, azure-v1, postgres and semantic extras into $(VENV)..."
-	$(UV) -e ".[dev,azure-v1,postgres,semantic]"
+	@echo "Installing faqtune with its dev, azure, azure-v1, postgres, semantic and scale extras into $(VENV)..."
+	$(UV) -e ".[dev,azure-v1,postgres,semantic,scale]"
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run

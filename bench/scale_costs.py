@@ -3,7 +3,7 @@ design would cost instead: the measurements behind the next step of scaling.
 
     python bench/scale_costs.py                      # 2,318, 10,103 and 20,358 FAQs
     python bench/scale_costs.py --originals 3000 --write
-    pip install "numba>=0.60,<1"                     # optional: the compiled pair kernel
+    pip install "faqtune[scale]"                     # optional: the compiled pair kernel
 
 On the scale section's synthetic catalogues, one thread, a sample of questions:
 1. Today's design: every similarity of a training question against every FAQ, per product
@@ -154,26 +154,11 @@ def retrieval_costs(model: FaqMatcher, tune: pd.DataFrame, n: int) -> list[dict]
 
 
 def _kernel():
-    """A compiled pair-dot kernel, or None without numba."""
+    """faqtune's compiled pair-dot kernel (`model.pool`), or None without numba."""
     try:
-        from numba import njit
+        from faqtune.features.pair_kernels import pair_dots
     except ImportError:
         return None
-
-    @njit(nogil=True, cache=False)
-    def pair_dots(q_ptr, q_idx, q_val, m_ptr, m_idx, m_val, pair_ptr, pair_faq, buffer, out):
-        for i in range(len(q_ptr) - 1):
-            for k in range(q_ptr[i], q_ptr[i + 1]):
-                buffer[q_idx[k]] = q_val[k]
-            for p in range(pair_ptr[i], pair_ptr[i + 1]):
-                f = pair_faq[p]
-                total = 0.0
-                for k in range(m_ptr[f], m_ptr[f + 1]):
-                    total += m_val[k] * buffer[m_idx[k]]
-                out[p] = total
-            for k in range(q_ptr[i], q_ptr[i + 1]):
-                buffer[q_idx[k]] = 0.0
-
     return pair_dots
 
 

@@ -41,6 +41,9 @@ INVALID_SETTINGS = [
     _refused("model.learning_rate=2.0", ConfigError, _invalid("model.learning_rate=2.0")),
     _refused("model.rarity_sharpness=0", ConfigError, _invalid("model.rarity_sharpness=0.0")),
     _refused("model.neighbours=0", ConfigError, _invalid("model.neighbours=0")),
+    _refused("model.pool=-1", ConfigError, _invalid("model.pool=-1")),
+    # a shortlist longer than the pool it is taken from (rerank_top defaults to 100)
+    _refused("model.pool=50", ConfigError, _invalid("model.rerank_top=100")),
     _refused("model.prior_weight=-100", ConfigError, _invalid("model.prior_weight="), "D5"),
     _refused("model.centroid_prior=-1", ConfigError, _invalid("model.centroid_prior="), "D5"),
     _refused("data.test_size=0.7", ConfigError, _invalid("data.test_size=0.7")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import importlib.util
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class MatcherConfig(ModelConfig):
     rarity_sharpness: float = 3.0  # how closely the shared-rare-word feature follows the single rarest word (soft maximum of IDF)
     rerank_top: int = 100  # LightGBM scores this many FAQs per question, shortlisted by similarity; 0 = all
     rank_cap: int = 256  # rank columns count the more similar FAQs up to this many; 0 = no cap
+    pool: int = 0  # features for this many FAQs per question found by a cheap retrieval (large catalogues; the scale extra); 0 = every FAQ
     char_ngrams: int = 4  # character n-grams (char_wb 2..char_ngrams)
     encoder: str = "none"  # none, minilm (the semantic extra), or a folder: .onnx + tokenizer.json
     encoder_max_tokens: int = 256
@@ -430,6 +432,12 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _int_range(f"{prefix}.char_ngrams", model.char_ngrams, 2, 6)
     _int_range(f"{prefix}.rerank_top", model.rerank_top, 0)
     _int_range(f"{prefix}.rank_cap", model.rank_cap, 0)
+    _int_range(f"{prefix}.pool", model.pool, 0)
+    _expect(not model.pool or importlib.util.find_spec("numba") is not None, f"{prefix}.pool",
+            model.pool, "0 here: a pool's features need numba (pip install 'faqtune[scale]')")
+    _expect(not model.pool or 0 < model.rerank_top <= model.pool, f"{prefix}.rerank_top",
+            model.rerank_top, f"a shortlist taken from the pool: 1 to model.pool "
+            f"({model.pool}) when model.pool is set")
     _int_range(f"{prefix}.neighbours", model.neighbours, 1)
     _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
             "a number in (0, 1]")

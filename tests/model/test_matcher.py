@@ -4,6 +4,7 @@ and one set of defaults wherever it is built from."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from faqtune.config import MatcherConfig, ReferenceConfig, TrainingConfig
 from faqtune.model.factory import build_model
@@ -140,3 +141,86 @@ def test_an_encoder_adds_its_columns_clones_pickles_and_embeds_each_text_once(sm
     assert twin.encoder.encoded == before
     np.testing.assert_allclose(twin.decision_scores(questions), scores)
     assert build_model(MatcherConfig()).features == FEATURES  # none: today's columns only
+
+
+def _fitted_with_features(small_data, **params):
+    """A matcher fitted on `small_data` that keeps its training features."""
+    from faqtune.model.matcher import FaqMatcher
+
+    class Kept(FaqMatcher):
+        def _training_set(self, *args):
+            dataset = super()._training_set(*args)
+            self.training_features_ = dataset.data.copy()
+            return dataset
+
+    pairs = small_data.pairs(5)
+    return Kept(estimators=20, **params).fit(pairs[["Text_x", "Text_y"]], pairs["label"],
+                                             faqs=list(small_data.faqs["text"]),
+                                             answers=list(small_data.faqs["answer"]))
+
+
+@pytest.mark.parametrize("negatives,semantic", [("random", False), ("hard", True)])
+def test_a_pool_of_every_faq_computes_the_same_features_and_scores_as_no_pool(
+        small_data, negatives, semantic):
+    """The pool path (pair products in a compiled kernel, leave-one-out per pair, the
+    encoder's columns included) is the exhaustive path restricted to chosen pairs: with every
+    FAQ in the pool, training features, scores and pair probabilities agree (float32 sums in
+    another order: 1e-5)."""
+    pytest.importorskip("numba", reason="a pool needs numba (the scale extra)")
+    from tests.features.fake_encoder import HashingEncoder
+
+    encoder = {"encoder": HashingEncoder()} if semantic else {}
+    exhaustive = _fitted_with_features(small_data, negatives=negatives, **encoder)
+    pooled = _fitted_with_features(small_data, negatives=negatives, pool=10_000, **encoder)
+    assert pooled.retrieval_ is None  # the catalogue fits in the pool: no retrieval
+    a, b = exhaustive.training_features_, pooled.training_features_
+    ranks = [j for j, name in enumerate(pooled.features) if name.endswith("_rank")]
+    values = [j for j in range(a.shape[1]) if j not in ranks]
+    np.testing.assert_allclose(b[:, values], a[:, values], atol=1e-5)
+    # a rank moves by one only where two FAQs tie within float error (1 in 20,000 here)
+    off = b[:, ranks] != a[:, ranks]
+    assert np.abs(b[:, ranks] - a[:, ranks]).max() <= 1 and off.mean() < 1e-3
+    questions = list(small_data.split("test")["text"])
+    np.testing.assert_allclose(pooled.decision_scores(questions),
+                               exhaustive.decision_scores(questions), atol=1e-4)
+    pairs = small_data.pairs(5)[["Text_x", "Text_y"]]
+    np.testing.assert_allclose(pooled.predict_proba(pairs), exhaustive.predict_proba(pairs),
+                               atol=1e-5)
+
+
+def test_a_small_pool_keeps_every_similarity_and_ranks_within_the_pool(small_data):
+    """With a pool of 6 of the catalogue's FAQs, each pair's similarities are unchanged but
+    the neighbour centroid, which reads only the neighbours in the question's pool (never
+    more than all of them, so never higher); a gap is taken to the pool's best (never above
+    the catalogue's best, so never smaller) and a rank counts the pool's FAQs above it
+    (never more than the catalogue's, at most 6); scoring shortlists from the pool, in
+    blocks of `block_pairs`."""
+    pytest.importorskip("numba", reason="a pool needs numba (the scale extra)")
+    from faqtune.model.matcher import FEATURES
+
+    exhaustive = _fitted_with_features(small_data)
+    pooled = _fitted_with_features(small_data, pool=6, rerank_top=4, block_pairs=6 * 5)
+    assert pooled.retrieval_ is not None and len(pooled.faqs_) > 6
+    a, b = exhaustive.training_features_, pooled.training_features_
+    for j, name in enumerate(FEATURES):
+        if name.startswith("neighbour_centroid_"):
+            continue  # the gap and rank of a value that changes (above)
+        if name.endswith("_gap"):
+            assert (b[:, j] >= a[:, j] - 1e-5).all() and (b[:, j] > a[:, j] + 1e-5).any(), name
+        elif name.endswith("_rank"):
+            assert (b[:, j] <= a[:, j]).all() and b[:, j].max() <= 6, name
+        elif name == "neighbour_centroid":
+            assert (b[:, j] <= a[:, j] + 1e-6).all() and (b[:, j] < a[:, j] - 1e-3).any()
+        else:
+            np.testing.assert_allclose(b[:, j], a[:, j], atol=1e-5, err_msg=name)
+    questions = list(small_data.split("test")["text"])
+    blocks = list(pooled._candidate_blocks(questions, pooled.questions_per_block()))
+    assert pooled.questions_per_block() == 5 and max(len(rows) for rows, _, _ in blocks) == 5
+    inputs = pooled._inputs(questions)
+    pools = pooled.retrieval_.pools(inputs.word, 6, 100)
+    shortlist = np.vstack([short for _, _, short in blocks])
+    assert shortlist.shape == (len(questions), 4)
+    assert all(set(short) <= set(pool) for short, pool in zip(shortlist, pools))
+    scores = pooled.decision_scores(questions)
+    truth = small_data.truth("test")
+    assert (scores.argmax(axis=1) == truth).mean() > 0.5

@@ -173,6 +173,37 @@ def test_a_model_with_an_encoder_serves_without_the_training_machines_cache(tmp_
     assert not (tmp_path / "cache").exists()  # serving never writes the training cache
 
 
+def test_a_pooled_model_pins_numba_and_serves_answers_from_each_question_pool(tmp_path):
+    """`model.pool`: the logged model names the compiled kernel's packages, and loaded by
+    MLflow it answers each question from its pool (the top answers are pool FAQs)."""
+    pytest.importorskip("numba", reason="a pool needs numba (the scale extra)")
+    from importlib import metadata
+
+    import mlflow
+
+    from faqtune.serving.pyfunc import matcher_model
+
+    cfg = DataConfig(synthetic=SyntheticConfig(originals=20, dupes_median=8), min_dupes=4,
+                     match=6)
+    data = build(synthetic.generate(cfg.synthetic, cfg.seed), cfg)
+    estimator = train_model(MatcherConfig(estimators=10, match=5, pool=6, rerank_top=3),
+                            TrainingConfig(period=100), data).model
+    assert estimator.retrieval_ is not None and len(data.faqs) > 6
+    questions = list(data.split("test")["text"])[:5]
+    with matcher_model(estimator, data.faqs, 3, questions[0]) as kwargs:
+        for name in ("numba", "llvmlite"):
+            assert f"{name}=={metadata.version(name)}" in kwargs["pip_requirements"]
+        mlflow.pyfunc.save_model(str(tmp_path / "model"), **kwargs)
+    answer = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(
+        pd.DataFrame({"question": questions}), params={"top_k": 3})
+    pools = estimator.retrieval_.pools(estimator._inputs(questions).word, 6, 100)
+    faq_ids = data.faqs["faq_id"].to_numpy()
+    assert len(answer) == 3 * len(questions)
+    for row in range(len(questions)):
+        top = answer[answer["question_index"] == row]
+        assert set(top["faq_id"]) <= set(faq_ids[pools[row]])
+
+
 @needs_semantic
 def test_a_minilm_model_pins_the_encoder_runtime_and_weights_it_was_trained_with():
     from importlib import metadata

@@ -53,7 +53,7 @@ def centroid_sums(questions: sp.csr_matrix, owner: np.ndarray, n_faqs: int) -> s
     return (membership @ questions).tocsr()
 
 
-def _self_sq(questions) -> np.ndarray:
+def self_sq(questions) -> np.ndarray:
     """Squared norm of each row, sparse or dense."""
     if sp.issparse(questions):
         return np.asarray(questions.multiply(questions).sum(axis=1)).ravel()
@@ -78,12 +78,25 @@ def centroid_cosine(questions: sp.csr_matrix, products: np.ndarray, sums_sq_norm
     if own_faq is not None:
         rows = np.flatnonzero(own_faq >= 0)
         cols = own_faq[rows]
-        self_sq = _self_sq(questions[rows])
-        dot = products[rows, cols]
-        rest_sq = np.maximum(sums_sq_norm[cols] - 2 * dot + self_sq, 0.0)
-        rest_norm = np.sqrt(rest_sq)
-        out[rows, cols] = np.divide(dot - self_sq, rest_norm, out=np.zeros_like(dot),
-                                    where=rest_norm > 1e-6)
+        out[rows, cols] = _without_self(products[rows, cols], sums_sq_norm[cols],
+                                        self_sq(questions[rows]))
+    return out.astype(np.float32)
+
+
+def _without_self(dot: np.ndarray, sq_norm: np.ndarray, self_sq: np.ndarray) -> np.ndarray:
+    """Cosine of a question to a sum it is part of, with itself taken out of the sum."""
+    rest_norm = np.sqrt(np.maximum(sq_norm - 2 * dot + self_sq, 0.0))
+    return np.divide(dot - self_sq, rest_norm, out=np.zeros_like(dot), where=rest_norm > 1e-6)
+
+
+def pair_centroid_cosine(products: np.ndarray, sq_norms: np.ndarray, own: np.ndarray,
+                         self_sq: np.ndarray) -> np.ndarray:
+    """`centroid_cosine` of chosen pairs: `products` of each pair's question with its FAQ's
+    sum, `sq_norms` that sum's squared norm, `own` where the FAQ is the question's own
+    (leave-one-out there, with `self_sq` the question's squared norm)."""
+    norms = np.sqrt(sq_norms)
+    out = np.divide(products, norms, out=np.zeros_like(products), where=norms > _EPS)
+    out[own] = _without_self(products[own], sq_norms[own], self_sq[own])
     return out.astype(np.float32)
 
 
@@ -135,12 +148,22 @@ def neighbour_cosine(questions: sp.csr_matrix, products: np.ndarray, neighbours:
     for training rows (`own_faq`), exactly, as in `centroid_cosine`; `by_member` is
     `neighbours.T` as CSR, built once by a caller that computes many blocks."""
     raw = (neighbours @ products.T).T  # q . neighbourhood sum, every FAQ
-    num, sq = raw, np.broadcast_to(sq_norms, raw.shape)
-    if own_faq is not None:
-        if by_member is None:
-            by_member = neighbours.T.tocsr()
-        weight = by_member[own_faq].toarray()  # weight(f, own FAQ of row i)
-        self_sq = _self_sq(questions)[:, None]
+    if own_faq is None:
+        return pair_neighbour_cosine(raw, np.broadcast_to(sq_norms, raw.shape))
+    if by_member is None:
+        by_member = neighbours.T.tocsr()
+    return pair_neighbour_cosine(raw, np.broadcast_to(sq_norms, raw.shape),
+                                 by_member[own_faq].toarray(),  # weight(f, own FAQ of row i)
+                                 self_sq(questions)[:, None])
+
+
+def pair_neighbour_cosine(raw: np.ndarray, sq_norms: np.ndarray, weight: np.ndarray | None = None,
+                          self_sq: np.ndarray | None = None) -> np.ndarray:
+    """The neighbour centroid's cosine from `raw` (question . neighbourhood sum) and the
+    sum's squared norm; leave-one-out where the question's own FAQ weighs `weight` in the
+    neighbourhood (`self_sq`: the question's squared norm)."""
+    num, sq = raw, sq_norms
+    if weight is not None:
         num = raw - weight * self_sq
         sq = sq - 2 * weight * raw + weight**2 * self_sq
     norm = np.sqrt(np.maximum(sq, 0.0))

@@ -112,7 +112,11 @@ class PairRanker(ClassifierMixin, BaseEstimator):
         return len(self.faqs_)
 
     def questions_per_block(self) -> int:
-        return max(1, self.block_pairs // max(1, len(self.faqs_)))
+        return self._per_block(len(self.faqs_))
+
+    def _per_block(self, pairs_per_question: int) -> int:
+        """Questions per block when each has this many pairs: `block_pairs` bounds memory."""
+        return max(1, self.block_pairs // max(1, pairs_per_question))
 
     def decision_scores(self, questions: Sequence[str], start_iteration: int = 0,
                         num_iteration: int | None = None) -> np.ndarray:

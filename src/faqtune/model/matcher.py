@@ -8,7 +8,9 @@ similar FAQs too), and each similarity's gap to the question's best FAQ and the 
 under it. With a sentence encoder (`encoder`), the cosine of the question's embedding to the
 FAQ's and to the FAQ's centroid of training questions' embeddings join them, with their gaps
 and ranks. At scoring time LightGBM ranks a shortlist of the most similar FAQs (`rerank_top`),
-not all of them.
+not all of them. With a pool (`pool`), a question's features are computed only for the FAQs a
+cheap retrieval finds for it (`features.pairs`), gaps and ranks within that pool: the cost per
+question no longer grows with the catalogue.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_sample_weight
 
+from faqtune.features import pairs
 from faqtune.features import similarity as sim
 from faqtune.features.encoder import TextEncoder, embed, resolve_encoder
 from faqtune.features.vectors import fit_tfidf
@@ -87,8 +90,20 @@ class _Space:
             operands["neighbours_by_member"] = self.neighbours.T.tocsr()
         return operands
 
+    @cached_property
+    def pair_rows(self) -> dict:
+        """FAQ-side matrices by FAQ row, for `pairs` products (a pool's pairs)."""
+        rows = {"faqs": self.faqs.tocsr(), "centroids": self.centroid_sums.tocsr()}
+        if self.rarity is not None:
+            rows["binary_faqs"] = sim.binary(self.faqs).tocsr()
+            rows["faq_sizes"] = np.diff(self.faqs.indptr).astype(np.float32)
+            rows["rarity"] = self.rarity.tocsr()
+        if self.answers is not None:
+            rows["answers"] = self.answers.tocsr()
+        return rows
+
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "operands"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("operands", "pair_rows")}
 
 
 @dataclass
@@ -115,6 +130,23 @@ class _Embedded:
         return {"semantic_cosine": questions @ ops["faqs"],
                 "semantic_centroid": sim.centroid_cosine(questions, products,
                                                          ops["centroid_sq_norms"], own_faq)}
+
+    def pair_similarities(self, questions: np.ndarray, columns: np.ndarray,
+                          own: np.ndarray) -> dict:
+        """The SEMANTIC similarities of each question with the FAQs of its row of `columns`
+        (`own`: where that FAQ is the question's own, for leave-one-out)."""
+        n_rows, width = columns.shape
+        cosine, products = np.empty((n_rows, width), np.float32), np.empty((n_rows, width))
+        for start in range(0, n_rows, 64):  # gathered FAQ rows held 64 questions at a time
+            rows = slice(start, start + 64)
+            cosine[rows] = np.einsum("bd,bwd->bw", questions[rows], self.faqs[columns[rows]])
+            products[rows] = np.einsum("bd,bwd->bw", questions[rows],
+                                       self.centroid_sums[columns[rows]])
+        self_sq = np.broadcast_to(np.einsum("ij,ij->i", questions, questions,
+                                            dtype=np.float64)[:, None], columns.shape)
+        return {"semantic_cosine": cosine,
+                "semantic_centroid": sim.pair_centroid_cosine(
+                    products, self.operands["centroid_sq_norms"][columns], own, self_sq)}
 
 
 class _Inputs(NamedTuple):
@@ -168,6 +200,12 @@ class FaqMatcher(PairRanker):
         Rank columns count the FAQs more similar than the candidate up to this many (a FAQ
         further down gets this rank); 0 = no cap. Keeps each question's work linear in the
         catalogue.
+    pool : int, default=0
+        Features are computed for this many FAQs per question, found by a cheap retrieval
+        over the question's informative words (`features.pairs.PoolRetrieval`); gaps and
+        ranks are taken within the pool, and `rerank_top` shortlists from it. 0 = every FAQ.
+        For large catalogues: a question then costs the same whatever their size. Needs
+        numba (the `scale` extra).
     unweighted : bool, default=False
         True: no class-balancing sample weights.
     n_jobs : int, default=0
@@ -196,6 +234,8 @@ class FaqMatcher(PairRanker):
         The encoder the SEMANTIC columns come from.
     embedded_ : _Embedded or None
         The FAQs' embeddings and embedding centroids.
+    retrieval_ : PoolRetrieval or None
+        What finds each question's pool (None without a pool, or when it holds every FAQ).
     lgb_booster_ : lightgbm.Booster
         The trained booster (also `booster_`).
     """
@@ -206,7 +246,7 @@ class FaqMatcher(PairRanker):
                  negatives: str = "random", monotone: bool = True, prior_weight: float = 0.0,
                  centroid_prior: float = 3.0, neighbours: int = 30,
                  rarity_sharpness: float = 3.0,
-                 rerank_top: int = 100, rank_cap: int = 256,
+                 rerank_top: int = 100, rank_cap: int = 256, pool: int = 0,
                  unweighted: bool = False, n_jobs: int = 0,
                  random_state: int = 0, cache_dir: str | None = None,
                  block_pairs: int = 131_072, dense_operand_mib: int = 256,
@@ -227,6 +267,7 @@ class FaqMatcher(PairRanker):
         self.rarity_sharpness = rarity_sharpness
         self.rerank_top = rerank_top
         self.rank_cap = rank_cap
+        self.pool = pool
         self.unweighted = unweighted
         self.n_jobs = n_jobs
         self.block_pairs = block_pairs
@@ -292,12 +333,70 @@ class FaqMatcher(PairRanker):
             values.update(self.embedded_.similarities(embedded, own_faq))
         return values
 
-    def _gather(self, values: dict[str, np.ndarray], rows: np.ndarray | None = None,
-                faqs: np.ndarray | None = None) -> np.ndarray:
-        """(n_pairs, n_features) float32 rows of the pairs (rows[i], faqs[i]); all if None.
+    def _pool_similarities(self, word: sp.csr_matrix, char: sp.csr_matrix,
+                           lengths: np.ndarray, own_faq: np.ndarray | None,
+                           embedded: np.ndarray | None,
+                           extra: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """`_similarities` of each block question with the FAQs of its pool and then its
+        `extra` FAQs (-1: none): (n_block, width) arrays and the FAQ of each column."""
+        n_faqs, size = len(self.faqs_), self._pool_width()
+        if self.retrieval_ is None:  # the pool holds every FAQ
+            columns = np.broadcast_to(np.arange(n_faqs), (len(lengths), n_faqs))
+        else:
+            columns = self.retrieval_.pools(word, size, self._per_block(n_faqs))
+        if extra is not None:
+            columns = np.hstack([columns, np.where(extra >= 0, extra, columns[:, :1])])
+        shape = columns.shape
+        ptr, flat = np.arange(0, columns.size + 1, shape[1]), np.ascontiguousarray(columns).ravel()
+        w, c = self.word_.pair_rows, self.char_.pair_rows
 
-        A `_gap` or `_rank` column compares the pair's value with the whole row of its
-        similarity: the gap to the question's best FAQ, the count of FAQs above it."""
+        def dots(questions: sp.csr_matrix, matrix: sp.csr_matrix) -> np.ndarray:
+            return pairs.pair_dots(questions, matrix, ptr, flat).reshape(shape)
+
+        own = (np.zeros(shape, bool) if own_faq is None else columns == own_faq[:, None])
+        word_sq = np.broadcast_to(sim.self_sq(word)[:, None], shape)
+        char_sq = np.broadcast_to(sim.self_sq(char)[:, None], shape)
+        neighbours = self.word_.neighbours
+        weight = (None if own_faq is None else
+                  pairs.own_weights(neighbours, own_faq, ptr, flat).reshape(shape))
+        word_products = dots(word, w["centroids"])
+        values = {
+            "word_cosine": dots(word, w["faqs"]).astype(np.float32),
+            "char_cosine": dots(char, c["faqs"]).astype(np.float32),
+            "answer_cosine": dots(word, w["answers"]).astype(np.float32),
+            "word_overlap": (dots(sim.binary(word), w["binary_faqs"])
+                             / np.maximum(w["faq_sizes"][columns], 1)).astype(np.float32),
+            "word_centroid": sim.pair_centroid_cosine(
+                word_products, self.word_.centroid_sq_norms[columns], own, word_sq),
+            "char_centroid": sim.pair_centroid_cosine(
+                dots(char, c["centroids"]), self.char_.centroid_sq_norms[columns], own, char_sq),
+            "rarest_shared_idf": (np.log1p(dots(sim.binary(word), w["rarity"]))
+                                  / self.rarity_sharpness).astype(np.float32),
+            "question_length": np.broadcast_to(lengths[:, None], shape),
+            "neighbour_centroid": sim.pair_neighbour_cosine(
+                pairs.neighbourhood_dots(neighbours, ptr, flat, word_products).reshape(shape),
+                self.word_.neighbour_sq_norms[columns], weight, word_sq),
+        }
+        if embedded is not None:
+            values.update(self.embedded_.pair_similarities(embedded, columns, own))
+        return values, columns
+
+    def _pool_width(self) -> int:
+        """FAQs in each question's pool; 0 without a pool."""
+        pool = getattr(self, "pool", 0)  # a model pickled before pools: none
+        return min(pool, len(self.faqs_)) if pool else 0
+
+    def questions_per_block(self) -> int:
+        return self._per_block(self._pool_width() or len(self.faqs_))
+
+    def _gather(self, values: dict[str, np.ndarray], rows: np.ndarray | None = None,
+                faqs: np.ndarray | None = None, width: int | None = None) -> np.ndarray:
+        """(n_pairs, n_features) float32 rows of the pairs (rows[i], faqs[i]); all if None
+        (`faqs`: columns of `values`, the FAQs themselves unless pooled).
+
+        A `_gap` or `_rank` column compares the pair's value with the first `width` columns
+        of its row (all if None; a pool's FAQs without the extra ones): the gap to the
+        question's best FAQ, the count of FAQs above it."""
         n_rows, n_faqs = values["word_cosine"].shape
         if rows is None:
             rows, faqs = np.repeat(np.arange(n_rows), n_faqs), np.tile(np.arange(n_faqs), n_rows)
@@ -309,22 +408,25 @@ class FaqMatcher(PairRanker):
                 out[:, j] = values[name][rows, faqs]
                 continue
             if base not in relative:
-                best = sim.best_values(values[base], getattr(self, "rank_cap", 0))
+                best = sim.best_values(values[base][:, :width], getattr(self, "rank_cap", 0))
                 relative[base] = dict(zip(("gap", "rank"), sim.gap_and_rank(
                     best, rows, values[base][rows, faqs])))
             out[:, j] = relative[base][kind]
         return out
 
     def scored_per_question(self) -> int:
-        return min(self.rerank_top or len(self.faqs_), len(self.faqs_))
+        available = self._pool_width() or len(self.faqs_)
+        return min(self.rerank_top or available, available)
 
-    def _shortlist(self, values: dict[str, np.ndarray]) -> np.ndarray | None:
-        """The `rerank_top` FAQs per question by summed similarity (RETRIEVAL); None for all."""
-        n_faqs = values["word_cosine"].shape[1]
-        if not self.rerank_top or self.rerank_top >= n_faqs:
-            return None
-        return np.argpartition(-self._retrieval_scores(values), self.rerank_top - 1,
-                               axis=1)[:, : self.rerank_top]
+    def _shortlist(self, values: dict[str, np.ndarray], width: int) -> np.ndarray | None:
+        """The `rerank_top` of each row's first `width` columns by summed similarity
+        (RETRIEVAL), as columns of `values`; None for all of every FAQ."""
+        n_rows, n_columns = values["word_cosine"].shape
+        top = self.scored_per_question()
+        if top >= width:
+            return None if width == len(self.faqs_) else np.tile(np.arange(width), (n_rows, 1))
+        scores = self._retrieval_scores({k: v[:, :width] for k, v in values.items()})
+        return np.argpartition(-scores, top - 1, axis=1)[:, :top]
 
     def _retrieval_scores(self, values: dict[str, np.ndarray]) -> np.ndarray:
         """What the shortlist ranks by: the RETRIEVAL similarities summed, plus the rarest
@@ -334,9 +436,13 @@ class FaqMatcher(PairRanker):
 
     def _operands_ready(self) -> None:
         """Build the FAQ-side operands once, before block threads share them."""
-        for side in (self.word_, self.char_, getattr(self, "embedded_", None)):
-            if side is not None:
-                side.operands  # noqa: B018 (a cached property, built here)
+        for side in (self.word_, self.char_):
+            if self._pool_width():
+                side.pair_rows  # noqa: B018 (a cached property, built here)
+            else:
+                side.operands  # noqa: B018
+        if getattr(self, "embedded_", None) is not None:
+            self.embedded_.operands  # noqa: B018
 
     def _inputs(self, questions: Sequence[str]) -> _Inputs:
         texts = list(questions)
@@ -345,17 +451,24 @@ class FaqMatcher(PairRanker):
                        np.log1p([len(t) for t in texts]).astype(np.float32),
                        self._embedded_texts(texts))
 
-    def _map_blocks(self, inputs: _Inputs, block: int, then: Callable[[np.ndarray, dict], Result],
-                    unit: str = "questions", own_faq: np.ndarray | None = None) -> Iterator[Result]:
-        """`then(rows, similarities)` for each block of `block` questions, on `n_jobs`
-        threads, in order, with progress lines on a long run."""
+    def _map_blocks(self, inputs: _Inputs, block: int,
+                    then: Callable[[np.ndarray, dict, np.ndarray | None], Result],
+                    unit: str = "questions", own_faq: np.ndarray | None = None,
+                    extra: np.ndarray | None = None) -> Iterator[Result]:
+        """`then(rows, similarities, columns)` for each block of `block` questions, on
+        `n_jobs` threads, in order, with progress lines on a long run. `columns` is None when
+        the similarities hold every FAQ in catalogue order; with a pool, each row's FAQs: its
+        pool, then its `extra` FAQs (-1: none)."""
         self._operands_ready()
 
         def one(rows: np.ndarray) -> Result:
-            return then(rows, self._similarities(
-                inputs.word[rows], inputs.char[rows], inputs.lengths[rows],
-                None if own_faq is None else own_faq[rows],
-                None if inputs.embedded is None else inputs.embedded[rows]))
+            args = (inputs.word[rows], inputs.char[rows], inputs.lengths[rows],
+                    None if own_faq is None else own_faq[rows],
+                    None if inputs.embedded is None else inputs.embedded[rows])
+            if self._pool_width():
+                return then(rows, *self._pool_similarities(
+                    *args, None if extra is None else extra[rows]))
+            return then(rows, self._similarities(*args), None)
 
         total = len(inputs.lengths)
         blocks = [np.arange(start, min(start + block, total)) for start in range(0, total, block)]
@@ -365,12 +478,17 @@ class FaqMatcher(PairRanker):
             yield result
 
     def _candidate_blocks(self, questions: Sequence[str], block: int) -> Iterator:
-        def candidates(rows: np.ndarray, values: dict) -> tuple:
-            shortlist = self._shortlist(values)
+        width = self._pool_width() or len(self.faqs_)
+
+        def candidates(rows: np.ndarray, values: dict, columns: np.ndarray | None) -> tuple:
+            shortlist = self._shortlist(values, width)
             if shortlist is None:
                 return rows, self._gather(values), None
             local = np.repeat(np.arange(len(rows)), shortlist.shape[1])
-            return rows, self._gather(values, local, shortlist.ravel()), shortlist
+            features = self._gather(values, local, shortlist.ravel(), width)
+            if columns is not None:
+                shortlist = np.take_along_axis(columns, shortlist, axis=1)
+            return rows, features, shortlist
 
         return self._map_blocks(self._inputs(questions), block, candidates)
 
@@ -379,14 +497,22 @@ class FaqMatcher(PairRanker):
         faq_row = {text: i for i, text in enumerate(self.faqs_)}
         faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
         codes, questions = pd.factorize(X["Text_x"])
+        width = self._pool_width()
+        slot = pd.Series(codes).groupby(codes).cumcount().to_numpy()  # pair's place per question
+        extra = None
+        if width:  # a pool: each question's pairs are its extra FAQs
+            extra = np.full((len(questions), slot.max() + 1 if len(slot) else 1), -1, np.int64)
+            extra[codes, slot] = faqs
 
-        def pairs(rows: np.ndarray, values: dict) -> tuple[np.ndarray, np.ndarray]:
+        def pairs_of(rows: np.ndarray, values: dict, columns) -> tuple[np.ndarray, np.ndarray]:
             mask = (codes >= rows[0]) & (codes <= rows[-1])
-            return mask, self._gather(values, codes[mask] - rows[0], faqs[mask])
+            at = faqs[mask] if columns is None else width + slot[mask]
+            return mask, self._gather(values, codes[mask] - rows[0], at, width or None)
 
         out = np.empty((len(X), len(self.features)), np.float32)
         for mask, features in self._map_blocks(self._inputs(questions),
-                                               self.questions_per_block(), pairs):
+                                               self.questions_per_block(), pairs_of,
+                                               extra=extra):
             out[mask] = features
         return out
 
@@ -407,15 +533,23 @@ class FaqMatcher(PairRanker):
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, inputs.word, owner, per_question,
                                              faq_row)
-        block = self.questions_per_block()
+        width = self._pool_width()
+        extra = None
+        if width:  # a pool: the candidates are each question's extra FAQs
+            extra = np.full((len(candidates), max(map(len, candidates))), -1, np.int64)
+            for i, chosen in enumerate(candidates):
+                extra[i, :len(chosen)] = chosen
 
-        def featurize(rows: np.ndarray, values: dict) -> np.ndarray:
-            chosen = [candidates[row] for row in rows]
-            local = np.repeat(np.arange(len(rows)), [len(c) for c in chosen])
-            return self._gather(values, local, np.concatenate(chosen))
+        def featurize(rows: np.ndarray, values: dict, columns) -> np.ndarray:
+            sizes = [len(candidates[row]) for row in rows]
+            local = np.repeat(np.arange(len(rows)), sizes)
+            at = (np.concatenate([candidates[row] for row in rows]) if columns is None
+                  else width + np.concatenate([np.arange(n) for n in sizes]))
+            return self._gather(values, local, at, width or None)
 
-        features = np.vstack(list(self._map_blocks(inputs, block, featurize,
-                                                   "training questions", owner)))
+        features = np.vstack(list(self._map_blocks(inputs, self.questions_per_block(),
+                                                   featurize, "training questions", owner,
+                                                   extra)))
         labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
         groups = [len(c) for c in candidates]
         weights = (None if self.unweighted or self.objective == "lambdarank"
@@ -435,7 +569,7 @@ class FaqMatcher(PairRanker):
                                          q_index, owner)
         answer_texts = [a if isinstance(a, str) else "" for a in (answers or [""] * len(faqs))]
         self.word_.answers = self.word_.vectorizer.transform(answer_texts)
-        block = self.questions_per_block()
+        block = self._per_block(len(faqs))
         threads = threads_for(self.n_jobs)
         self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours, block,
                                                       threads)
@@ -445,6 +579,9 @@ class FaqMatcher(PairRanker):
         single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,
                                                 single_words, self.rarity_sharpness)
+        self.retrieval_ = (pairs.PoolRetrieval.fit(self.word_.faqs, self.word_.centroid_sums,
+                                                   self.word_.centroid_sq_norms)
+                           if 0 < self._pool_width() < len(faqs) else None)
         embedded = self._fit_encoder(faqs, questions, owner)
         return _Inputs(word_q, char_q, np.log1p([len(t) for t in questions]).astype(np.float32),
                        embedded)
@@ -473,20 +610,27 @@ class FaqMatcher(PairRanker):
             grouped = X.groupby("Text_x", sort=False)["Text_y"].apply(list)
             return [np.array([owner[i]] + [faq_row[t] for t in grouped[q] if faq_row[t] != owner[i]])
                     for i, q in enumerate(questions)]
-        w = self.word_.operands
         chosen = []
-        block = self.questions_per_block()
+        block = self._per_block(len(self.faqs_))
         for start in range(0, len(questions), block):  # one block of rows held at a time
             rows = np.arange(start, min(start + block, len(questions)))
-            hardness = sim.cosine(word_q[rows], w["faqs"]) + sim.centroid_cosine(
-                word_q[rows], sim.centroid_products(word_q[rows], w["centroids"]),
-                self.word_.centroid_sq_norms, owner[rows])
+            hardness = self._hardness(word_q[rows], owner[rows])
             hardness[np.arange(len(rows)), owner[rows]] = -np.inf
             for local, i in enumerate(rows):
                 k = max(1, min(int(per_question[questions[i]]) - 1, len(self.faqs_) - 1))
                 hardest = np.argpartition(-hardness[local], k - 1)[:k]
                 chosen.append(np.concatenate([[owner[i]], hardest]))
         return chosen
+
+    def _hardness(self, word_q: sp.csr_matrix, owner: np.ndarray) -> np.ndarray:
+        """How alike each question is to each FAQ, for hard negatives: word cosine plus
+        word centroid cosine (over the informative words only with a pool's retrieval)."""
+        if self.retrieval_ is not None:
+            return self.retrieval_.scores(word_q)
+        w = self.word_.operands
+        return sim.cosine(word_q, w["faqs"]) + sim.centroid_cosine(
+            word_q, sim.centroid_products(word_q, w["centroids"]),
+            self.word_.centroid_sq_norms, owner)
 
     def _prior(self, features: np.ndarray) -> np.ndarray:
         """Start boosting from plain text similarity, so that little data cannot do worse

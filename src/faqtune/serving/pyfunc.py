@@ -32,6 +32,7 @@ LIMITS_FILE = "limits.json"
 OUTPUT_COLUMNS = ["question_index", "rank", "faq_id", "score", "answer"]
 SERVING_PACKAGES = ("mlflow", "lightgbm", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow",
                     "joblib")
+POOL_PACKAGES = ("numba", "llvmlite")
 # for models logged before training.max_question_chars / training.max_questions_per_request
 MAX_QUESTION_CHARS = 20_000
 MAX_QUESTIONS = 1_000
@@ -133,6 +134,8 @@ def _requirements(estimator: PairRanker) -> list[str]:
     from faqtune.features.encoder import serving_packages
 
     names = SERVING_PACKAGES + serving_packages(getattr(estimator, "encoder_", None))
+    if getattr(estimator, "pool", 0):  # a pool's pair features run numba's compiled kernel
+        names += POOL_PACKAGES
     return [f"{name}=={metadata.version(name)}" for name in names]
 
 
