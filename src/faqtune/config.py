@@ -433,11 +433,11 @@ def validate_model(model: ModelConfig, prefix: str = "model") -> None:
     _int_range(f"{prefix}.rerank_top", model.rerank_top, 0)
     _int_range(f"{prefix}.rank_cap", model.rank_cap, 0)
     _int_range(f"{prefix}.pool", model.pool, 0)
-    _expect(not model.pool or importlib.util.find_spec("numba") is not None, f"{prefix}.pool",
-            model.pool, "0 here: a pool's features need numba (pip install 'faqtune[scale]')")
     _expect(not model.pool or 0 < model.rerank_top <= model.pool, f"{prefix}.rerank_top",
             model.rerank_top, f"a shortlist taken from the pool: 1 to model.pool "
             f"({model.pool}) when model.pool is set")
+    _expect(not model.pool or importlib.util.find_spec("numba") is not None, f"{prefix}.pool",
+            model.pool, "0 here: a pool's features need numba (pip install 'faqtune[scale]')")
     _int_range(f"{prefix}.neighbours", model.neighbours, 1)
     _expect(0.0 < model.learning_rate <= 1.0, f"{prefix}.learning_rate", model.learning_rate,
             "a number in (0, 1]")

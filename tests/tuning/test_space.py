@@ -74,10 +74,11 @@ def test_the_shipped_reference_space_has_the_published_grid_size(make_cfg):
 
 # Matcher settings that change speed or the training budget, not what the model learns to
 # rank: a sweep leaves them to the configuration.
-# The encoder is the user's choice, not the sweep's: an extra to install and a cost to embed
-# (experiment=semantic turns it on; a space may still search `encoder: {choice: [...]}`).
+# The encoder and the pool are the user's choice, not the sweep's: each an extra to install
+# (experiment=semantic turns the encoder on, model.pool the pool; a space may still search
+# either with `{choice: [...]}`).
 NOT_SEARCHED = {"estimators", "rerank_top", "rank_cap", "n_jobs", "encoder",
-                "encoder_max_tokens"}
+                "encoder_max_tokens", "pool"}
 
 
 @pytest.mark.parametrize("model", ["matcher", "reference"])

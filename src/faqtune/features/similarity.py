@@ -133,8 +133,14 @@ def neighbourhood_sq_norms(neighbours: sp.csr_matrix, sums: sp.csr_matrix,
         pooled = neighbours[start:start + block] @ sums
         return np.asarray(pooled.multiply(pooled).sum(axis=1)).ravel()
 
-    starts = range(0, neighbours.shape[0], block)
-    return np.concatenate(list(ordered_map(sq_norms, starts, threads)) or [np.empty(0)])
+    n = neighbours.shape[0]
+    starts = range(0, n, block)
+    advance = progress_lines("FAQ neighbourhood norms", n, "FAQs")
+    norms = []
+    for start, block_norms in zip(starts, ordered_map(sq_norms, starts, threads)):
+        norms.append(block_norms)
+        advance(min(start + block, n))
+    return np.concatenate(norms or [np.empty(0)])
 
 
 def neighbour_cosine(questions: sp.csr_matrix, products: np.ndarray, neighbours: sp.csr_matrix,

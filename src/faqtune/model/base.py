@@ -163,9 +163,12 @@ class PairRanker(ClassifierMixin, BaseEstimator):
     def _progress_callback(self):
         """A LightGBM callback that logs the boosting rounds with the time left, on a long
         fit (a 10,000-FAQ catalogue trains for minutes)."""
-        advance = progress_lines("training", self.estimators, "rounds")
+        advance = None  # the clock starts at the first round, after featurizing
 
         def callback(env: lgb.callback.CallbackEnv) -> None:
+            nonlocal advance
+            if advance is None:
+                advance = progress_lines("training", self.estimators, "rounds")
             advance(env.iteration + 1)
 
         return callback

@@ -15,6 +15,7 @@ question no longer grows with the catalogue.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Iterator, NamedTuple, Sequence, TypeVar
@@ -34,6 +35,9 @@ from faqtune.parallel import ordered_map, threads_for
 from faqtune.progress import progress_lines
 
 Result = TypeVar("Result")
+logger = logging.getLogger(__name__)
+# From this many FAQs on, a model without a pool says that one would train much faster.
+POOL_HINT_FAQS = 5_000
 
 FEATURES = (
     "word_cosine", "char_cosine", "answer_cosine", "word_overlap",
@@ -524,6 +528,12 @@ class FaqMatcher(PairRanker):
                                       callbacks=callbacks)
 
     def _training_set(self, X, y, faqs, answers) -> lgb.Dataset:
+        if not self.pool and len(faqs) >= POOL_HINT_FAQS:
+            logger.warning("%d FAQs, and model.pool=0 computes every FAQ's features for every "
+                           "question: time grows with the square of the catalogue. "
+                           "model.pool=128 (pip install 'faqtune[scale]') trained 20,358 FAQs "
+                           "14 times as fast with the same test gain@1 (docs/benchmarks.md, "
+                           "section 5).", len(faqs))
         faq_row = {text: i for i, text in enumerate(faqs)}
         positives = X[y == 1]
         questions = list(pd.unique(positives["Text_x"]))
@@ -573,8 +583,11 @@ class FaqMatcher(PairRanker):
         threads = threads_for(self.n_jobs)
         self.word_.neighbours = sim.neighbour_weights(self.word_.faqs, self.neighbours, block,
                                                       threads)
+        # a block's neighbourhood sums hold about `neighbours` centroids' terms per FAQ, not
+        # a row of every FAQ: blocks of FAQs by that (2 FAQs at a time took minutes at 50k)
         self.word_.neighbour_sq_norms = sim.neighbourhood_sq_norms(
-            self.word_.neighbours, self.word_.centroid_sums, block, threads)
+            self.word_.neighbours, self.word_.centroid_sums,
+            self._per_block(4 * self.neighbours), threads)
         vectorizer = self.word_.vectorizer
         single_words = np.char.find(vectorizer.get_feature_names_out().astype(str), " ") < 0
         self.word_.rarity = sim.rarity_weighted(sim.binary(self.word_.faqs), vectorizer.idf_,

@@ -81,15 +81,18 @@ def check_combination(conf: FaqtuneConfig, space: SearchSpace, sdk: str) -> None
 
 def job_conda(conda_file: Path, model: ModelConfig) -> dict:
     """conda.yaml as a job installs it: MLflow held where the plugin needs it, the plugin
-    added to the pip list, and the semantic extra (pyproject.toml's, beside conda.yaml) when
-    the model uses an encoder."""
+    added to the pip list, and the extras the model needs (pyproject.toml's, beside
+    conda.yaml): semantic with an encoder, scale with a pool."""
     conda = yaml.safe_load(conda_file.read_text())
     pip = next(d for d in conda["dependencies"] if isinstance(d, dict) and "pip" in d)
     pip["pip"] = [*(JOB_PIP["mlflow"] if re.match(r"mlflow\b(?!-)", p) else p
                     for p in pip["pip"]), JOB_PIP["azureml-mlflow"]]
-    if getattr(model, "encoder", "none") != "none":
+    extras = [name for name, needed in (("semantic", getattr(model, "encoder", "none") != "none"),
+                                        ("scale", bool(getattr(model, "pool", 0)))) if needed]
+    if extras:
         project = tomllib.loads(conda_file.with_name("pyproject.toml").read_text())["project"]
-        pip["pip"] += project["optional-dependencies"]["semantic"]
+        for extra in extras:
+            pip["pip"] += project["optional-dependencies"][extra]
     return conda
 
 
