@@ -425,7 +425,7 @@ class FaqMatcher(PairRanker):
     def _shortlist(self, values: dict[str, np.ndarray], width: int) -> np.ndarray | None:
         """The `rerank_top` of each row's first `width` columns by summed similarity
         (RETRIEVAL), as columns of `values`; None for all of every FAQ."""
-        n_rows, n_columns = values["word_cosine"].shape
+        n_rows = len(values["word_cosine"])
         top = self.scored_per_question()
         if top >= width:
             return None if width == len(self.faqs_) else np.tile(np.arange(width), (n_rows, 1))
