@@ -58,6 +58,15 @@ RETRIEVAL = ("word_cosine", "char_cosine", "word_centroid", "char_centroid",
              "semantic_cosine", "semantic_centroid")
 
 
+def _padded(codes: np.ndarray, faqs: np.ndarray, n_questions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (question `codes[i]`, FAQ `faqs[i]`) as each question's row of FAQs, padded with
+    -1 (a pool's `extra` columns), and each pair's place in its row."""
+    slot = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    extra = np.full((n_questions, slot.max() + 1 if len(slot) else 1), -1, np.int64)
+    extra[codes, slot] = faqs
+    return extra, slot
+
+
 def monotone_signs(features: Sequence[str]) -> list[int]:
     """A better similarity never makes a worse match: +1 (or -1 for ranks, where 0 is best)."""
     return [-1 if f.endswith("_rank") else 0 if f == "question_length" else 1 for f in features]
@@ -502,11 +511,7 @@ class FaqMatcher(PairRanker):
         faqs = np.array([faq_row[t] for t in X["Text_y"]], dtype=np.int64)
         codes, questions = pd.factorize(X["Text_x"])
         width = self._pool_width()
-        slot = pd.Series(codes).groupby(codes).cumcount().to_numpy()  # pair's place per question
-        extra = None
-        if width:  # a pool: each question's pairs are its extra FAQs
-            extra = np.full((len(questions), slot.max() + 1 if len(slot) else 1), -1, np.int64)
-            extra[codes, slot] = faqs
+        extra, slot = _padded(codes, faqs, len(questions))  # with a pool: its extra FAQs
 
         def pairs_of(rows: np.ndarray, values: dict, columns) -> tuple[np.ndarray, np.ndarray]:
             mask = (codes >= rows[0]) & (codes <= rows[-1])
@@ -516,7 +521,7 @@ class FaqMatcher(PairRanker):
         out = np.empty((len(X), len(self.features)), np.float32)
         for mask, features in self._map_blocks(self._inputs(questions),
                                                self.questions_per_block(), pairs_of,
-                                               extra=extra):
+                                               extra=extra if width else None):
             out[mask] = features
         return out
 
@@ -543,25 +548,21 @@ class FaqMatcher(PairRanker):
         per_question = X.groupby("Text_x", sort=False).size()
         candidates = self._choose_candidates(X, questions, inputs.word, owner, per_question,
                                              faq_row)
+        groups = [len(c) for c in candidates]
+        codes, chosen = np.repeat(np.arange(len(candidates)), groups), np.concatenate(candidates)
+        offsets = np.concatenate([[0], np.cumsum(groups)])
         width = self._pool_width()
-        extra = None
-        if width:  # a pool: the candidates are each question's extra FAQs
-            extra = np.full((len(candidates), max(map(len, candidates))), -1, np.int64)
-            for i, chosen in enumerate(candidates):
-                extra[i, :len(chosen)] = chosen
+        extra, slot = _padded(codes, chosen, len(candidates))  # with a pool: its extra FAQs
 
         def featurize(rows: np.ndarray, values: dict, columns) -> np.ndarray:
-            sizes = [len(candidates[row]) for row in rows]
-            local = np.repeat(np.arange(len(rows)), sizes)
-            at = (np.concatenate([candidates[row] for row in rows]) if columns is None
-                  else width + np.concatenate([np.arange(n) for n in sizes]))
-            return self._gather(values, local, at, width or None)
+            span = slice(offsets[rows[0]], offsets[rows[-1] + 1])  # the rows' pairs, in order
+            at = chosen[span] if columns is None else width + slot[span]
+            return self._gather(values, codes[span] - rows[0], at, width or None)
 
         features = np.vstack(list(self._map_blocks(inputs, self.questions_per_block(),
                                                    featurize, "training questions", owner,
-                                                   extra)))
-        labels = np.concatenate([(c == owner[i]).astype(int) for i, c in enumerate(candidates)])
-        groups = [len(c) for c in candidates]
+                                                   extra if width else None)))
+        labels = (chosen == owner[codes]).astype(int)
         weights = (None if self.unweighted or self.objective == "lambdarank"
                    else compute_sample_weight("balanced", labels))
         return lgb.Dataset(features, labels, weight=weights, init_score=self._prior(features),
