@@ -127,3 +127,33 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_process(process,
     assert proc.stdout.split() == ["interrupted"], proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, \
         proc.stderr
+
+
+_HELD = textwrap.dedent("""
+    import os, signal, time
+    from faqtune.interrupts import hold_interrupts, release_interrupts, stop_once_on_interrupt
+    stop_once_on_interrupt()
+    hold_interrupts()
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10 ** 6):  # the handler runs here: the interrupt is kept
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)  # a second signal: ignored, as ever
+    time.sleep(0.2)
+    print("held", flush=True)
+    try:
+        release_interrupts()
+    except KeyboardInterrupt as exc:
+        print("released", exc.signum == signal.SIGINT, flush=True)
+    release_interrupts()  # nothing is held twice
+    print("done", flush=True)
+""")
+
+
+def test_an_interrupt_held_by_a_worker_is_raised_once_when_it_releases_it():
+    """A worker holds its interrupt while it claims a trial and while Optuna records the
+    trial's end, so an interrupt cannot leave a trial RUNNING with no worker."""
+    proc = subprocess.run([sys.executable, "-c", _HELD], capture_output=True, text=True,
+                          timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["held", "released", "True", "done"]

@@ -31,24 +31,52 @@ def stop_on_sigterm() -> None:
 def _interrupt_once(signum, frame) -> None:
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.SIG_IGN)
+    if _HOLDING:
+        _HELD.append(signum)
+        return
     raise Interrupt(signum)
 
 
 RAISE_AGAIN_AFTER_SECONDS = 0.05
 _ONCE: set[int] = set()  # the signals stop_once_on_interrupt set to interrupt once
+_HOLDING = False  # between hold_interrupts and release_interrupts
+_HELD: list[int] = []  # the signal that came meanwhile
 
 
 def stop_once_on_interrupt() -> None:
     """For a sweep worker: the first SIGINT or SIGTERM interrupts it, later ones are
     ignored, so a second signal (Ctrl-C reaches it, then the driver's stop) never cuts its
     trial's release short. SIGINT stays ignored where the worker was started ignoring it."""
+    global _HOLDING
     _ONCE.clear()
+    _HOLDING = False
+    _HELD.clear()
     signal.signal(signal.SIGTERM, _interrupt_once)
     _ONCE.add(signal.SIGTERM)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
         _ONCE.add(signal.SIGINT)
     sys.unraisablehook = _raise_a_swallowed_interrupt_again
+
+
+def hold_interrupts() -> None:
+    """Keep the interrupt of a worker set up by `stop_once_on_interrupt` until
+    `release_interrupts`, instead of raising it where it lands. A worker holds it while it
+    claims a trial (Optuna creates the trial, then samples it) and while Optuna records the
+    trial's end: an interrupt there left a trial RUNNING that no worker ran any more, and a
+    sweep stopped by Ctrl-C said "running: 1"."""
+    global _HOLDING
+    _HOLDING = True
+
+
+def release_interrupts() -> None:
+    """Raise the interrupt held since `hold_interrupts`, if one came."""
+    global _HOLDING
+    _HOLDING = False
+    if _HELD:
+        signum = _HELD.pop()
+        _HELD.clear()
+        raise Interrupt(signum)
 
 
 def _raise_a_swallowed_interrupt_again(unraisable) -> None:

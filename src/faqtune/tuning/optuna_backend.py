@@ -35,7 +35,8 @@ from tqdm import tqdm
 from faqtune.config import FaqtuneConfig, SweepConfig
 from faqtune.data.dataset import PreparedData
 from faqtune.errors import ConfigError, ServiceUnavailable, database_errors, is_outage
-from faqtune.interrupts import interrupted, stop_once_on_interrupt
+from faqtune.interrupts import (hold_interrupts, interrupted, release_interrupts,
+                                stop_once_on_interrupt)
 from faqtune.tracking.locks import AdvisoryLock, FileLock, holding
 from faqtune.tracking.runs import (
     PARENT_TAG, ROLE_TAG, SWEEP_TAG, check_sqlite_file, check_store, find_runs,
@@ -438,6 +439,17 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
 
     def objective(trial: optuna.Trial) -> float:
         lock.release()  # the trial exists now: other workers may claim the next one
+        try:
+            release_interrupts()  # one that came while this worker claimed the trial
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)
+            raise
+        try:
+            return claimed(trial)
+        finally:
+            hold_interrupts()  # until Optuna has recorded how the trial ended
+
+    def claimed(trial: optuna.Trial) -> float:
         if beyond_budget(study, trial.number, conf.sweep.n_trials):
             trial.set_user_attr(SURPLUS_ATTR, True)
             raise BeyondBudget(f"trial {trial.number} was claimed past sweep.n_trials")
@@ -466,6 +478,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
                     check_store(tracking_uri)
                 fail_stale_trials(study, conf.backend.stale_after_seconds)
                 lock.acquire()
+                hold_interrupts()  # a claim, and the record of a trial's end, are whole
                 step = next_step(study, conf.sweep, grid_size, deadline, started)
                 if step == "run":
                     _claim_and_run(study, objective, worker)
@@ -476,6 +489,7 @@ def worker_main(conf: FaqtuneConfig, space: SearchSpace, data_path: str, trackin
                 step = "wait"
             finally:
                 lock.release()
+                release_interrupts()
             if away.too_long():
                 log.error("worker %d stops: %s", worker, away.describe())
                 sys.exit(OUTAGE_EXIT)
