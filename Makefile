@@ -76,6 +76,7 @@ PROBE_TESTS = tests/test_cli.py tests/test_config.py tests/test_redact.py \
 	tests/tracking/test_record.py::test_the_models_input_example_is_a_faq_text_that_serving_accepts \
 	tests/test_sweep.py::test_ctrl_c_marks_running_trials_killed_in_both_stores_and_prints_the_summary \
 	tests/test_train.py::test_sigterm_during_training_marks_the_run_killed \
+	tests/test_train.py::test_C4_a_full_disk_at_the_model_leaves_the_run_failed_and_no_partial_model \
 	tests/test_train.py::test_hydra_multirun_nests_one_run_per_job_under_a_parent \
 	tests/model/test_matcher.py::test_the_neighbourhood_norms_run_in_blocks_sized_by_the_neighbourhood \
 	tests/model/test_training.py::test_a_long_fit_logs_featurizing_and_boosting_progress

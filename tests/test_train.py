@@ -172,3 +172,61 @@ def test_sigterm_during_training_marks_the_run_killed(tmp_path):
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
     assert client.get_run(runs[0].info.run_id).info.status == "KILLED"
 
+
+
+# The disk fills between faqtune's check and MLflow's copy: the check is passed by.
+_DISK_FILLS_DURING_THE_COPY = ("import sys; import faqtune.tracking.record as record; "
+                               "record.check_room = lambda needed: None; "
+                               "from faqtune.train import main; main()")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fills", ["before the model is logged", "while it is copied"])
+def test_C4_a_full_disk_at_the_model_leaves_the_run_failed_and_no_partial_model(tmp_path,
+                                                                                 fills):
+    """Third probe, C4: with the store on a device that is full when `train` logs its
+    model, MLflow printed three tracebacks, the copy's partial files stayed, the logged
+    model stayed PENDING and the run RUNNING (marking it FAILED is a write to the full
+    device). Now: one paragraph naming the device (exit 3), the run and the model FAILED,
+    no partial file. Filled before, faqtune refuses before a byte is written; filled while
+    MLflow copies, the partial files are deleted, which frees the space to mark them."""
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs "
+                            f"{tmp_path}"], capture_output=True)
+    if probe.returncode:
+        pytest.skip("a private tmpfs (unshare -m, mount) is not permitted here")
+    store, logs = tmp_path / "store", tmp_path / "logs"
+    store.mkdir(), logs.mkdir()
+    data = " ".join(TINY_RUN)
+    second = ("-m faqtune.train" if fills.startswith("before")
+              else f"-c '{_DISK_FILLS_DURING_THE_COPY}'")
+    script = f"""set -e
+mount -t tmpfs -o size=40m tmpfs {store}
+cd {store}
+{sys.executable} -m faqtune.train {data} > {logs}/first.json 2> /dev/null
+find mlruns/1/models -type f | wc -l > {logs}/model_files
+free=$(df -k --output=avail . | tail -1)
+dd if=/dev/zero of=fill bs=1K count=$((free - 700)) 2> /dev/null || true
+set +e
+{sys.executable} {second} {data} model.estimators=21 > {logs}/second.json 2> {logs}/second.err
+echo "rc=$?"
+rm fill
+{sys.executable} -c "
+import mlflow; client = mlflow.MlflowClient('sqlite:///mlflow.db')
+print(sorted(r.info.status for r in client.search_runs(['1'])))
+print(sorted(m.status.value for m in client.search_logged_models(['1'])))"
+ls -d mlruns/1/models/*/artifacts | wc -l
+find mlruns/1/models -type f | wc -l
+"""
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    lines = proc.stdout.strip().splitlines()
+    stderr = (logs / "second.err").read_text()
+    assert lines[0] == "rc=3", proc.stdout + proc.stderr[-2000:] + stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: No space left on the device holding {store}/mlruns/1/"), errors
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert lines[1] == "['FAILED', 'FINISHED']", "the second run is FAILED, not RUNNING"
+    assert lines[2] in ("['READY']", "['FAILED', 'READY']"), "no model left PENDING"
+    assert lines[3] == "1", "the partial model's folder is gone, the first model's stays"
+    assert lines[4] == (logs / "model_files").read_text().strip(), "no partial file is left"

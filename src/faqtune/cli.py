@@ -7,6 +7,7 @@ configuration errors answer before any of them would load.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import importlib
 import json
@@ -138,9 +139,10 @@ def explain(exc: Exception) -> tuple[str, int]:
     if full:
         # a failed copy names its source first and its destination (the full one) second
         where = full.filename2 or full.filename or "an output"
-        return (f"No space left on the device holding {where}; free "
-                "some space and run the same command again (a sweep resumes where it "
-                "stopped).", 3)
+        known = full.strerror in (None, os.strerror(errno.ENOSPC))
+        return (f"No space left on the device holding {where}"
+                f"{'' if known else f' ({full.strerror})'}; free some space and run the same "
+                "command again (a sweep resumes where it stopped).", 3)
     # an MlflowException can only come from a task that has already loaded MLflow
     mlflow = sys.modules.get("mlflow")
     if mlflow is not None and isinstance(exc, mlflow.exceptions.MlflowException):

@@ -170,3 +170,13 @@ def matcher_model(estimator: PairRanker, faqs: pd.DataFrame, top_k_default: int,
 
 def model_size_mb(model_kwargs: dict) -> float:
     return Path(model_kwargs["artifacts"]["estimator"]).stat().st_size / 2**20
+
+
+def model_bytes(model_kwargs: dict) -> int:
+    """What the logged model's files take, short of MLflow's few KB of metadata: its
+    artifacts, its model code and faqtune's own code."""
+    files = [Path(path) for path in model_kwargs["artifacts"].values()]
+    files.append(Path(model_kwargs["python_model"]))
+    for folder in model_kwargs["code_paths"]:
+        files.extend(path for path in Path(folder).rglob("*") if path.is_file())
+    return sum(path.stat().st_size for path in files)

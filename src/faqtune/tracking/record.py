@@ -4,12 +4,16 @@ children all log through `log_setup` and `log_result`, so their records compare.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import logging
+import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
@@ -20,7 +24,8 @@ from faqtune.config import FaqtuneConfig, encoder_identity
 from faqtune.data.dataset import SPLITS, PreparedData
 from faqtune.data.download import is_url
 from faqtune.model.training import TrainResult
-from faqtune.serving.pyfunc import matcher_model, model_description, model_size_mb
+from faqtune.errors import disk_full
+from faqtune.serving.pyfunc import matcher_model, model_bytes, model_description, model_size_mb
 from faqtune.tracking import plots
 from faqtune.tracking.runs import flatten, git_commit, redact, retrying
 
@@ -162,11 +167,82 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> tuple[str
                 mlflow.log_artifacts(f"{scratch}/model", "model")
             uri, model_id = f"runs:/{run_id}/model", None
         else:
-            info = mlflow.pyfunc.log_model(name=f"faqtune-{conf.model.name}",
-                                           params=run_params(conf, data.data_hash), **kwargs)
+            check_room(model_bytes(kwargs))
+            try:
+                with _store_errors_raised_not_logged():
+                    info = mlflow.pyfunc.log_model(
+                        name=f"faqtune-{conf.model.name}",
+                        params=run_params(conf, data.data_hash), **kwargs)
+            except Exception as exc:
+                if disk_full(exc):
+                    discard_unfinished_models(run_id)
+                raise
             uri, model_id = info.model_uri, info.model_id
             retrying(lambda: mlflow.set_logged_model_tags(model_id, {
                 "mlflow.note.content": model_description(
                     conf.model.name, len(data.faqs), conf.training.top_k, data.data_hash)}))
     mlflow.set_tag(MODEL_URI_TAG, uri)
     return uri, model_id
+
+
+# MLflow's own files beside the model (MLmodel, environments, examples) and the rows the
+# store adds: a few hundred KB at most
+ROOM_MARGIN_BYTES = 2**20
+
+
+def local_artifact_folder() -> Path | None:
+    """The active run's artifact folder when it is on a local disk, else None."""
+    parsed = urlparse(mlflow.get_artifact_uri())
+    if parsed.scheme not in ("", "file") and len(parsed.scheme) != 1:  # 1: a Windows drive
+        return None
+    return Path(unquote(parsed.path) if parsed.scheme == "file" else mlflow.get_artifact_uri())
+
+
+@contextlib.contextmanager
+def _store_errors_raised_not_logged():
+    """MLflow logs a store's error with its traceback, then raises it; the task names the
+    error raised in one paragraph (a full disk gave three tracebacks above it)."""
+    store_log = logging.getLogger("mlflow.store.db.utils")
+    level = store_log.level
+    store_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        store_log.setLevel(level)
+
+
+def check_room(needed: int) -> None:
+    """Refuse, before MLflow writes a byte, a model that the local artifact store's disk
+    cannot hold. A copy cut short by a full disk left the model PENDING with its partial
+    files, and the run RUNNING: marking it FAILED was a write to that same full disk."""
+    folder = local_artifact_folder()
+    if folder is None:
+        return  # a remote store refuses for itself
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if existing is None:
+        return
+    free = shutil.disk_usage(existing).free
+    if free < needed + max(ROOM_MARGIN_BYTES, needed // 20):
+        raise OSError(errno.ENOSPC, f"the model needs {needed / 2**20:.1f} MiB, "
+                                    f"{free / 2**20:.1f} MiB are free", str(folder))
+
+
+def discard_unfinished_models(run_id: str) -> None:
+    """After a full disk cut a model's logging short: delete its partial files (freeing
+    the space they took, so the run can be marked FAILED) and mark it FAILED."""
+    from mlflow.entities import LoggedModelStatus
+
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_run(run_id).info.experiment_id
+    for model in client.search_logged_models(
+            [experiment], filter_string=f"source_run_id = '{run_id}'"):
+        if model.status == LoggedModelStatus.READY:
+            continue
+        parsed = urlparse(model.artifact_location)
+        if parsed.scheme in ("", "file"):
+            shutil.rmtree(unquote(parsed.path), ignore_errors=True)
+        try:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        except Exception as exc:  # the task still fails, naming the full disk
+            log.warning("could not mark the unfinished model %s FAILED: %s", model.model_id,
+                        exc)
