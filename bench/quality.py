@@ -205,7 +205,7 @@ def _sweep_in(folder: Path, set_name: str, data_path: str, seed: int,
 
 QUICK_SWEEP = ["model.estimators=50", "training.period=10"]  # --quick: trials of seconds
 VERDICT_KEYS = ("complete", "pruned", "best_trial", "final_trial", "gain_over_start",
-                "gain_error", "within_noise", "best_params")
+                "gain_error", "within_noise", "held_out_interval", "best_params")
 
 
 # -- sweep efficiency on a realistic set ---------------------------------------------------
@@ -337,8 +337,9 @@ def report(result: dict) -> str:
 def verdict_lines(cells: list[dict], labels: list[str]) -> list[str]:
     """Per sweep and seed: trials pruned, the verdict (the best trial's tune MRR gain over
     trial 0 ± its standard error), the trial finalized, and the test MRR difference it
-    predicts. Where the best trial was finalized, does its 95 % interval cover the test
-    difference between the final model and the matcher?"""
+    predicts. Where the best trial was finalized, does its 95 % interval, and its held-out
+    interval (the same plus a test split's own noise), cover the test difference between
+    the final model and the matcher?"""
     lines = ["### The sweeps' verdicts", "",
              "Per seed: trials pruned of those run, the best trial's tune MRR gain over trial 0 "
              "(the configured model) ± its standard error, the trial finalized "
@@ -349,7 +350,7 @@ def verdict_lines(cells: list[dict], labels: list[str]) -> list[str]:
     notes = []
     for label in labels:
         rows = [c for c in cells if c.get(label, {}).get("complete") is not None]
-        covered, judged, pruned, run = 0, 0, 0, 0
+        covered, covered_held_out, judged, pruned, run = 0, 0, 0, 0, 0
         for c in rows:
             sweep = c[label]
             test = sweep["test_mrr"] - c["matcher"]["test_mrr"]
@@ -361,6 +362,8 @@ def verdict_lines(cells: list[dict], labels: list[str]) -> list[str]:
             if gain is not None and sweep["final_trial"] == sweep["best_trial"] != 0:
                 judged += 1
                 covered += abs(test - gain) <= 1.96 * error
+                low, high = sweep.get("held_out_interval") or (gain, gain)
+                covered_held_out += low <= test <= high
             lines.append(
                 f"| {c['data']} | {label} | {c['seed']} | {sweep['pruned']}/"
                 f"{sweep['pruned'] + sweep['complete']} | "
@@ -370,7 +373,8 @@ def verdict_lines(cells: list[dict], labels: list[str]) -> list[str]:
         if rows:
             notes.append(f"{label}: {pruned} of {run} trials pruned ({pruned / run:.0%}); "
                          f"the best trial was finalized in {judged} of {len(rows)} sweeps, and "
-                         f"its 95 % interval covered the test difference in {covered} of them.")
+                         f"its 95 % interval covered the test difference in {covered} of "
+                         f"them, its held-out interval in {covered_held_out}.")
     return [*lines, "", *notes, ""]
 
 

@@ -78,6 +78,7 @@ def test_the_verdict_table_counts_pruned_trials_and_intervals_that_cover_the_tes
     def sweep(pruned, gain, error, final, test_mrr):
         return {"complete": 16 - pruned, "pruned": pruned, "best_trial": 7, "final_trial": final,
                 "gain_over_start": gain, "gain_error": error, "within_noise": final == 0,
+                "held_out_interval": [gain - 3.2 * error, gain + 3.2 * error],
                 "test_mrr": test_mrr, "seconds": 40.0}
     cells = [{"data": "d", "seed": 1, "matcher": {"test_mrr": 0.90},
               "sweep": sweep(8, 0.03, 0.01, 7, 0.92), "sweep before": sweep(0, 0.0, 0.0, 7, 0.9)},
@@ -89,7 +90,8 @@ def test_the_verdict_table_counts_pruned_trials_and_intervals_that_cover_the_tes
     assert "| d | sweep | 1 | 8/16 | +0.0300 ± 0.0100 | beyond noise | trial 7 | +0.0200 |" in text
     assert "| d | sweep | 2 | 4/16 | +0.0100 ± 0.0200 | within noise | trial 0 | +0.0000 |" in text
     assert ("sweep: 16 of 48 trials pruned (33%); the best trial was finalized in 2 of 3 "
-            "sweeps, and its 95 % interval covered the test difference in 1 of them.") in text
+            "sweeps, and its 95 % interval covered the test difference in 1 of them, its "
+            "held-out interval in 2.") in text
     assert "sweep before: 0 of 48 trials pruned (0%)" in text
 
 

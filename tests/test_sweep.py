@@ -173,9 +173,12 @@ def test_a_default_settings_sweep_prunes_and_states_its_verdict(make_cfg, store,
         steps = [m.step for m in client.get_metric_history(run.info.run_id, conf.sweep.metric)]
         assert conf.sweep.delay_evaluation <= len(steps) < reports
     assert isinstance(summary["gain_over_start"], float) and summary["gain_error"] >= 0
+    low, high = summary["held_out_interval"]  # on new questions as many as the test split's
+    assert low <= summary["gain_interval"][0] <= summary["gain_interval"][1] <= high
     assert summary["final_trial"] in (0, summary["best_trial"])
     parent = client.get_run(summary["run_id"]).data
     assert parent.metrics["gain_over_start"] == pytest.approx(summary["gain_over_start"])
+    assert parent.metrics["held_out_interval_high"] == pytest.approx(high)
     assert parent.tags["faqtune.verdict"] == ("within noise" if summary["within_noise"]
                                               else "beyond noise")
     assert "**Verdict:**" in parent.tags["mlflow.note.content"]

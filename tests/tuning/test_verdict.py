@@ -36,7 +36,8 @@ def test_a_tie_is_within_noise():
     verdict = judge(START, START.copy(), "tune_mrr", 0, 5)
     assert verdict.gain == 0 and not verdict.beyond_noise
     assert verdict.summary() == {"gain_over_start": 0.0, "gain_error": 0.0,
-                                 "gain_interval": [0.0, 0.0], "within_noise": True}
+                                 "gain_interval": [0.0, 0.0], "within_noise": True,
+                                 "held_out_interval": None}
     assert verdict.label == "within noise"
 
 
@@ -48,6 +49,22 @@ def test_a_clear_gain_is_beyond_noise_with_its_interval_as_the_parents_metrics()
     assert metrics["gain_over_start"] == verdict.gain > 3 * verdict.error > 0
     assert metrics["gain_interval_low"] == pytest.approx(verdict.gain - 1.96 * verdict.error)
     assert metrics["gain_interval_high"] == pytest.approx(verdict.gain + 1.96 * verdict.error)
+
+
+def test_the_held_out_interval_adds_the_noise_of_a_split_of_new_questions():
+    """The gain's interval is for the tune questions; a test split of `held_out` new
+    questions adds its own sampling noise: the per-question spread over sqrt(held_out)."""
+    better = np.where(RNG.random(START.size) < 0.3, np.maximum(START - 1, 0), START)
+    verdict = judge(START, better, "tune_mrr", 0, 5, held_out=35)  # a quarter of 140
+    low, high = verdict.held_out_interval
+    assert (high - low) / 2 == pytest.approx(1.96 * verdict.error * np.sqrt(1 + 140 / 35))
+    assert (low + high) / 2 == pytest.approx(verdict.gain)
+    assert verdict.summary()["held_out_interval"] == [low, high]
+    assert verdict.metrics()["held_out_interval_low"] == low
+    assert f"on 35 new questions (the test split's size) expect {low:+.4f} to {high:+.4f}" \
+        in verdict.sentence("tune_mrr")
+    same_size = judge(START, better, "tune_mrr", 0, 5, held_out=140).held_out_interval
+    assert same_size[1] - same_size[0] == pytest.approx(np.sqrt(2) * 2 * 1.96 * verdict.error)
 
 
 @pytest.mark.parametrize("select, better, final", [

@@ -831,7 +831,8 @@ def run_sweep(conf: FaqtuneConfig, space: SearchSpace, data: PreparedData,
         log_study(study, parent, conf.sweep.metric)
     outcome = SweepOutcome(parent, complete=counts.complete, pruned=counts.pruned,
                            failed=counts.failed, running=counts.running,
-                           interrupted=counts.interrupted, data_hash=data.data_hash)
+                           interrupted=counts.interrupted, data_hash=data.data_hash,
+                           test_questions=len(data.split("test")))
     if counts.complete:
         best = study.best_trial
         outcome.best_trial, outcome.best_value, outcome.best_params = \

@@ -19,10 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def judge(start_ranks: np.ndarray, best_ranks: np.ndarray, metric: str, start_trial: int,
-          best_trial: int, folds: int = 1) -> Verdict:
-    """The verdict from both trials' 0-based tune ranks (the same questions, in order)."""
+          best_trial: int, folds: int = 1, held_out: int | None = None) -> Verdict:
+    """The verdict from both trials' 0-based tune ranks (the same questions, in order);
+    `held_out`: the test split's size."""
     gain, error = paired_gain(start_ranks, best_ranks, metric)
-    return Verdict(start_trial, best_trial, gain, error, len(best_ranks), folds)
+    return Verdict(start_trial, best_trial, gain, error, len(best_ranks), folds, held_out)
 
 
 def tune_ranks(run_id: str) -> np.ndarray:
@@ -57,7 +58,7 @@ def settle(conf: FaqtuneConfig, outcome: SweepOutcome) -> None:
                     outcome.best_trial)
         return
     outcome.verdict = judge(start, best, conf.sweep.metric, outcome.start_trial,
-                            outcome.best_trial, conf.sweep.folds)
+                            outcome.best_trial, conf.sweep.folds, outcome.test_questions)
     outcome.keep_start = conf.sweep.select == "beyond_noise" and not outcome.verdict.beyond_noise
     log.info("%s; finalize takes trial %d (sweep.select=%s)",
              outcome.verdict.sentence(conf.sweep.metric), outcome.final_trial, conf.sweep.select)
