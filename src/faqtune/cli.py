@@ -34,7 +34,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from faqtune.config import MOVED_SETTINGS, register_configs, unknown_key_message
 from faqtune.errors import ConfigError, FaqtuneError, ServiceUnavailable, disk_full
-from faqtune.interrupts import stop_on_sigterm
+from faqtune.interrupts import stop_on_interrupt
 from faqtune.redact import redact
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -294,7 +294,7 @@ def task(run: Callable[[DictConfig], dict]) -> Callable[[], None]:
     @functools.wraps(run)
     def main(cfg: DictConfig) -> dict:
         quiet_mlflow()
-        stop_on_sigterm()
+        stop_on_interrupt()
         try:
             check_choices()
             summary = run(cfg)

@@ -1,8 +1,10 @@
 """SIGTERM (`kill`, `timeout`, CI, Kubernetes) stops faqtune the way Ctrl-C does: as a
-KeyboardInterrupt, so runs are marked KILLED, trials are released and a summary is printed."""
+KeyboardInterrupt, so runs are marked KILLED, trials are released and a summary is printed.
+An interrupt is held while a write to a store is in progress, and raised once it is done."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -20,11 +22,19 @@ class Interrupt(KeyboardInterrupt):
 
 
 def _interrupt(signum, frame) -> None:
+    if _HOLDING and not _HELD:
+        _HELD.append(signum)
+        return
+    _HELD.clear()  # a second one while held: the user insists
     raise Interrupt(signum)
 
 
-def stop_on_sigterm() -> None:
+def stop_on_interrupt() -> None:
+    """For a task: SIGINT (where not ignored) and SIGTERM raise an `Interrupt`, held while a
+    write to a store is in progress (`interrupts_held`); a second one is raised at once."""
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     sys.unraisablehook = _raise_a_swallowed_interrupt_again
 
 
@@ -77,6 +87,22 @@ def release_interrupts() -> None:
         signum = _HELD.pop()
         _HELD.clear()
         raise Interrupt(signum)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold an interrupt for the block, a write to a store: one landing inside SQLAlchemy
+    left the write's transaction open, and the SQLite store stayed locked for the write
+    that marks the run KILLED ("database is locked", exit 3, the run left RUNNING). Inside
+    a block that holds already, the outer block releases."""
+    if _HOLDING:
+        yield
+        return
+    hold_interrupts()
+    try:
+        yield
+    finally:
+        release_interrupts()
 
 
 def _raise_a_swallowed_interrupt_again(unraisable) -> None:

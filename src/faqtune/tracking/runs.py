@@ -25,6 +25,7 @@ from mlflow.tracking.context.registry import resolve_tags
 
 from faqtune.config import AzureConfig, TrackingConfig
 from faqtune.errors import ConfigError, ServiceUnavailable, database_errors
+from faqtune.interrupts import interrupts_held
 from faqtune.tracking.locks import FileLock, NoLock, holding
 from faqtune.redact import redact
 
@@ -47,7 +48,8 @@ def retrying(call: Callable[[], T], attempts: int = 8, first_wait: float = 0.1) 
     """
     for attempt in range(attempts):
         try:
-            return call()
+            with interrupts_held():  # a write cut short by Ctrl-C could lock the store
+                return call()
         except Exception as exc:  # MLflow wraps the driver's error in several types
             if attempt == attempts - 1 or not any(b in str(exc) for b in BUSY):
                 raise
