@@ -213,8 +213,10 @@ def probe_table(rows: list[tuple[str, str, float]]) -> list[str]:
     by_case: dict[str, dict[str, list[str]]] = {}
     for name, outcome, _ in rows:
         test = name.split("[")[0]
-        cases = cases_named(name) | {case for case, tests in TESTS_BY_CASE.items()
+        # an id the third probe lists the test under is that probe's (ids are reused)
+        named = cases_named(name) - {case for case, (_, tests) in THIRD_PROBE.items()
                                      if test in tests}
+        cases = named | {case for case, tests in TESTS_BY_CASE.items() if test in tests}
         for case in cases:
             by_case.setdefault(case, {}).setdefault(test, []).append(outcome)
     out = ["## The probe's cases", "",
