@@ -70,11 +70,11 @@ def stop_once_on_interrupt() -> None:
 
 
 def hold_interrupts() -> None:
-    """Keep the interrupt of a worker set up by `stop_once_on_interrupt` until
-    `release_interrupts`, instead of raising it where it lands. A worker holds it while it
-    claims a trial (Optuna creates the trial, then samples it) and while Optuna records the
-    trial's end: an interrupt there left a trial RUNNING that no worker ran any more, and a
-    sweep stopped by Ctrl-C said "running: 1"."""
+    """Keep an interrupt (of the handlers this module sets) until `release_interrupts`,
+    instead of raising it where it lands. A sweep worker holds it while it claims a trial
+    (Optuna creates the trial, then samples it) and while Optuna records the trial's end:
+    an interrupt there left a trial RUNNING that no worker ran any more, and a sweep
+    stopped by Ctrl-C said "running: 1"."""
     global _HOLDING
     _HOLDING = True
 
