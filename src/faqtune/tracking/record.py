@@ -190,12 +190,15 @@ def log_matcher(estimator, data: PreparedData, conf: FaqtuneConfig) -> tuple[str
 ROOM_MARGIN_BYTES = 2**20
 
 
-def local_artifact_folder() -> Path | None:
-    """The active run's artifact folder when it is on a local disk, else None."""
-    parsed = urlparse(mlflow.get_artifact_uri())
-    if parsed.scheme not in ("", "file") and len(parsed.scheme) != 1:  # 1: a Windows drive
-        return None
-    return Path(unquote(parsed.path) if parsed.scheme == "file" else mlflow.get_artifact_uri())
+def local_path(uri: str) -> Path | None:
+    """The folder an artifact URI names when it is on a local disk (a path, `file://`),
+    else None (a remote store)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # 1: a Windows drive letter
+        return Path(uri)
+    return None
 
 
 @contextlib.contextmanager
@@ -215,7 +218,7 @@ def check_room(needed: int) -> None:
     """Refuse, before MLflow writes a byte, a model that the local artifact store's disk
     cannot hold. A copy cut short by a full disk left the model PENDING with its partial
     files, and the run RUNNING: marking it FAILED was a write to that same full disk."""
-    folder = local_artifact_folder()
+    folder = local_path(mlflow.get_artifact_uri())
     if folder is None:
         return  # a remote store refuses for itself
     existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
@@ -238,9 +241,9 @@ def discard_unfinished_models(run_id: str) -> None:
             [experiment], filter_string=f"source_run_id = '{run_id}'"):
         if model.status == LoggedModelStatus.READY:
             continue
-        parsed = urlparse(model.artifact_location)
-        if parsed.scheme in ("", "file"):
-            shutil.rmtree(unquote(parsed.path), ignore_errors=True)
+        folder = local_path(model.artifact_location)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         try:
             client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
         except Exception as exc:  # the task still fails, naming the full disk
